@@ -1,0 +1,257 @@
+"""Data: standardised trajectories of the benchmark systems, the paper's data sets, delay
+embedding, train/test split, an on-disk cache, and the loader for the authors' files.
+
+Generated arrays are cached in ``data/cache/`` under a hash of every argument that shapes
+them, written atomically; the authors' files are never copied into the project.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+from .systems import get_system, integrate
+
+Array = np.ndarray
+CACHE_VERSION = 1  # bump when the generator changes what it writes
+SOURCE_URL = "https://github.com/DurstewitzLab/ChaosRNN/tree/main/datasets"
+
+
+# ----------------------------------------------------------------------------- basics
+
+
+def check_series(x: Array, *, name: str = "series") -> Array:
+    """Return ``x`` as float64 of shape (n, d), raising a clear error on bad input."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"{name} must have shape (n, d) with n >= 2, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.sum(~np.isfinite(x)))
+        raise ValueError(f"{name} has {bad} NaN or inf entries")
+    return x
+
+
+def standardize(x: Array, mode: str = "global") -> Array:
+    """z-score: ``"global"`` subtracts one mean and divides by one std over the whole array
+    (the authors' convention: per-dimension means are then not 0), ``"per_dim"`` per column,
+    ``"none"`` returns ``x``."""
+    x = check_series(x)
+    if mode == "global":
+        return (x - x.mean()) / x.std()
+    if mode == "per_dim":
+        return (x - x.mean(0)) / x.std(0)
+    if mode == "none":
+        return x
+    raise ValueError(f"unknown standardisation {mode!r}: use 'global', 'per_dim' or 'none'")
+
+
+def delay_embed(x: Array, dim: int, lag: int) -> Array:
+    """Delay vectors (x_t, x_{t+lag}, …, x_{t+(dim−1)lag}) of a scalar series, shape
+    (n − (dim−1)·lag, dim); for a multivariate series (n, c) the lagged copies are
+    concatenated, (n − (dim−1)·lag, dim·c)."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"series must be (n,) or (n, c), got shape {x.shape}")
+    if dim < 1 or lag < 1:
+        raise ValueError(f"dim and lag must be >= 1, got dim={dim}, lag={lag}")
+    n = x.shape[0] - (dim - 1) * lag
+    if n < 2:
+        raise ValueError(f"series of length {x.shape[0]} too short for dim={dim}, lag={lag}")
+    return np.concatenate([x[i * lag : i * lag + n] for i in range(dim)], axis=1)
+
+
+def train_test_split(x: Array, test_fraction: float = 0.2) -> tuple[Array, Array]:
+    """Contiguous split: the first (1 − f)·n steps for training, the rest for testing."""
+    x = check_series(x)
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    cut = int(round(x.shape[0] * (1.0 - test_fraction)))
+    if cut < 1 or cut >= x.shape[0]:
+        raise ValueError(f"series of length {x.shape[0]} too short to split at {test_fraction}")
+    return x[:cut], x[cut:]
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def _cache_path(kind: str, key: dict) -> Path:
+    blob = json.dumps({"v": CACHE_VERSION, **key}, sort_keys=True, default=str)
+    return paths.CACHE_DIR / f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npy"
+
+
+def _atomic_save(path: Path, array: Array) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def generate(
+    system: str,
+    n_steps: int,
+    *,
+    dt: float | None = None,
+    transient: float | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    standardize_mode: str | None = None,
+    observed: tuple[int, ...] | None = None,
+    cache: bool = True,
+    **params: float,
+) -> Array:
+    """A trajectory of a table system, shape (n_steps, d_obs).
+
+    The initial condition is the table's plus 1e-3·N(0, 1) noise drawn from ``seed`` (so
+    seeds give different orbits on the same attractor); after ``transient`` time units,
+    ``n_steps`` samples spaced ``dt`` are observed (Duffing: (x, ẋ, cos φ)), Gaussian
+    observation noise of std ``noise`` × (std of the clean series) is added, then the
+    series is standardised (default: the table's convention) and ``observed`` columns kept.
+    """
+    if noise < 0 or not np.isfinite(noise):
+        raise ValueError(f"noise must be a non-negative number, got {noise}")
+    sys_ = get_system(system, **params)
+    mode = sys_.standardize if standardize_mode is None else standardize_mode
+    key = dict(system=system, n_steps=int(n_steps), dt=dt, transient=transient, noise=noise,
+               seed=int(seed), mode=mode, observed=observed, params=sys_.params)
+    path = _cache_path(system, key)
+    if cache and path.exists():
+        return np.load(path)
+    rng = np.random.default_rng(seed)
+    x0 = sys_.initial_state() + 1e-3 * rng.standard_normal(sys_.dim)
+    x = sys_.observe(integrate(sys_, n_steps, dt=dt, transient=transient, x0=x0))
+    if noise > 0:
+        x = x + noise * x.std() * rng.standard_normal(x.shape)
+    x = standardize(x, mode)
+    if observed is not None:
+        x = x[:, list(observed)]
+    if cache:
+        _atomic_save(path, x)
+    return x
+
+
+# The paper's data sets, as its authors' files are (../shared/PAPER.md §4). Mackey-Glass is
+# our own choice, stated in systems.json: sampled every 2 time units, embedded in 6-D, lag 4.
+MACKEY_GLASS_EMBEDDING = dict(dim=6, lag=4)
+PAPER_DATASETS = {
+    "lorenz": dict(system="lorenz_paper"),
+    "lorenz2d": dict(system="lorenz_paper", observed=(1, 2)),
+    "roessler": dict(system="roessler_paper"),
+    "duffing": dict(system="duffing_paper"),
+    "mackey_glass": dict(system="mackey_glass"),
+    "eeg": dict(empirical="eeg"),
+    "temperature": dict(empirical="temperature"),
+}
+
+
+def paper_dataset(name: str, n_steps: int = 100_000, *, seed: int = 0) -> Array:
+    """One of the paper's data sets by its short name (``PAPER_DATASETS``): simulated sets are
+    generated (``n_steps`` samples), empirical ones loaded with :func:`load_empirical`."""
+    if name not in PAPER_DATASETS:
+        raise KeyError(f"unknown data set {name!r}; known: {', '.join(PAPER_DATASETS)}")
+    spec = PAPER_DATASETS[name]
+    if "empirical" in spec:
+        return load_empirical(spec["empirical"])
+    if name == "mackey_glass":
+        extra = (MACKEY_GLASS_EMBEDDING["dim"] - 1) * MACKEY_GLASS_EMBEDDING["lag"]
+        x = generate("mackey_glass", n_steps + extra, seed=seed)
+        return delay_embed(x[:, 0], **MACKEY_GLASS_EMBEDDING)
+    return generate(spec["system"], n_steps, seed=seed, observed=spec.get("observed"))
+
+
+# ----------------------------------------------------------------------------- empirical
+
+
+@dataclass(frozen=True)
+class EmpiricalFile:
+    """An authors' data file: its name, shape and SHA-256."""
+
+    filename: str
+    shape: tuple[int, int]
+    sha256: str
+    description: str
+
+
+EMPIRICAL = {
+    "eeg": EmpiricalFile("tde_eegf.npy", (9259, 10),
+                         "8fd6fb64a1f6720cfcf0b7d5ef5beeb6c26e835978304048f0c77945f0334f13",
+                         "EEG, delay-embedded (lag 50)"),
+    "temperature": EmpiricalFile(
+        "tde_temperature_MoreSmoothedNoYearShort.npy", (5900, 5),
+        "e24324e14ca79360a07d65074736edec4741d9b02ef084b796df2c3506047cfe",
+        "daily temperature, smoothed, yearly cycle removed, delay-embedded (lag 500)"),
+    "lorenz": EmpiricalFile("lorenz_data_chaos.npy", (100000, 3),
+                            "45abf9717bd60cb230a27166489fc841086d7938d20b2e61de9624915fd3b7fc",
+                            "Lorenz-63 (sigma=10, rho=38, beta=8/3), global z-score"),
+    "lorenz2d": EmpiricalFile("lorenz_2d_chaos.npy", (100000, 2),
+                              "581f6656ceb81bc2a69c0d0e3a67c4187cf945b3809392c662d462530f06cb72",
+                              "columns (y, z) of lorenz_data_chaos.npy"),
+    "roessler": EmpiricalFile("Roessler_chaos_rosenstein.npy", (100000, 3),
+                              "4312a95cc05398ac2fbfe6d2279a6307319696f199f1e31d5a0bf654885b43c1",
+                              "Roessler (a=0.15, b=0.2, c=10), global z-score"),
+    "duffing": EmpiricalFile("duffing_data_chaos.npy", (100000, 3),
+                             "4a471c963b43c93ae895913d48107d4b9192051cae61998918564dacc51e655f",
+                             "forced Duffing (x, x', cos phase), not standardised"),
+}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def find_empirical(name: str, path: str | Path | None = None) -> Path | None:
+    """Path of an authors' file if it can be found (``path`` may be the file or its folder)."""
+    if name not in EMPIRICAL:
+        raise KeyError(f"unknown empirical data set {name!r}; known: {', '.join(EMPIRICAL)}")
+    fname = EMPIRICAL[name].filename
+    candidates = [Path(path)] if path is not None else paths.empirical_data_dirs()
+    for c in candidates:
+        p = c / fname if c.is_dir() else c
+        if p.is_file():
+            return p
+    return None
+
+
+def load_empirical(name: str, path: str | Path | None = None, *, verify: bool = True) -> Array:
+    """Load one of the authors' data files (``EMPIRICAL``), checking shape, finiteness and
+    (``verify``) SHA-256. A missing or wrong file raises an error that says where to get it."""
+    spec = EMPIRICAL.get(name)
+    if spec is None:
+        raise KeyError(f"unknown empirical data set {name!r}; known: {', '.join(EMPIRICAL)}")
+    found = find_empirical(name, path)
+    where = f"{spec.filename} (SHA-256 {spec.sha256}) from {SOURCE_URL}"
+    if found is None:
+        dirs = [path] if path is not None else paths.empirical_data_dirs()
+        searched = [str(d) for d in dirs]
+        raise FileNotFoundError(
+            f"{name} data not found (looked in: {', '.join(searched)}). Download {where} "
+            "into data/external/ or set CHAOSRNN_DATA_DIR to its folder."
+        )
+    if verify and (digest := _sha256(found)) != spec.sha256:
+        raise ValueError(f"{found} has SHA-256 {digest}; expected {where}")
+    x = np.load(found)
+    if x.shape != spec.shape:
+        raise ValueError(f"{found} has shape {x.shape}; expected {spec.shape} for {where}")
+    return check_series(x, name=str(found))

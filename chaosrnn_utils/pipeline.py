@@ -1,0 +1,204 @@
+"""The notebook pipeline: profiles, the summary table, and the papermill runner.
+
+``python -m chaosrnn_utils reproduce --profile quick`` executes every notebook in
+``notebooks/`` with papermill into ``build/notebooks/`` (git-ignored); each notebook records
+its key numbers with :func:`record_summary`, and the runner prints them as one table
+(quantity, paper value, reproduced value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+PROFILES = ("quick", "paper")
+SUMMARY_DIR = paths.BUILD_DIR / "summary"
+
+
+def select_profile(profile: str, **settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``profile`` among ``settings`` (one dict per profile name).
+
+    >>> select_profile("quick", quick={"n": 1}, paper={"n": 10})
+    {'n': 1}
+    """
+    if set(settings) != set(PROFILES):
+        raise ValueError(
+            f"give settings for exactly the profiles {PROFILES}, got {sorted(settings)}"
+        )
+    if profile not in settings:
+        raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    return dict(settings[profile])
+
+
+def record_summary(notebook: str, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write a notebook's key numbers for the summary table, atomically, to
+    ``build/summary/<notebook>.json``. Each row: ``quantity``, ``paper``, ``reproduced``
+    and optionally ``note``."""
+    for row in rows:
+        missing = {"quantity", "paper", "reproduced"} - set(row)
+        if missing:
+            raise ValueError(f"summary row {row} lacks {sorted(missing)}")
+    SUMMARY_DIR.mkdir(parents=True, exist_ok=True)
+    target = SUMMARY_DIR / f"{notebook}.json"
+    fd, tmp = tempfile.mkstemp(dir=SUMMARY_DIR, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump([{k: _plain(v) for k, v in r.items()} for r in rows], fh, indent=1)
+    os.replace(tmp, target)
+    return target
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    return v
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def summary_table(summary_dir: Path = SUMMARY_DIR) -> str:
+    """All recorded rows as a fixed-width text table, notebook by notebook."""
+    lines = []
+    header = ("notebook", "quantity", "paper", "reproduced", "note")
+    rows = []
+    for f in sorted(summary_dir.glob("*.json")):
+        for r in json.loads(f.read_text()):
+            rows.append((f.stem[:2], r["quantity"], _fmt(r["paper"]), _fmt(r["reproduced"]),
+                         r.get("note", "")))
+    if not rows:
+        return "(no summary recorded)"
+    widths = [max(len(str(x[i])) for x in rows + [header]) for i in range(4)]
+    fmt = "  ".join(f"{{:{w}}}" for w in widths) + "  {}"
+    lines.append(fmt.format(*header))
+    lines.append("-" * (sum(widths) + 2 * 4 + 4))
+    lines.extend(fmt.format(*r) for r in rows)
+    return "\n".join(lines)
+
+
+def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
+    """The pipeline's notebooks, in order."""
+    return sorted(paths.NOTEBOOKS_DIR.glob(pattern))
+
+
+def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
+    """Raise a clear error when a parameter is not in the notebook's ``parameters`` cell, or
+    the profile is unknown (papermill itself only warns)."""
+    import papermill
+
+    known = papermill.inspect_notebook(str(notebook))
+    if not known:
+        raise ValueError(f"{notebook.name} has no cell tagged 'parameters'")
+    for name in parameters:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"{notebook.name}: unknown parameter {name!r}{hint} "
+                f"(parameters: {', '.join(known)})"
+            )
+    if parameters.get("profile", "quick") not in PROFILES:
+        raise ValueError(f"unknown profile {parameters['profile']!r}: use one of {PROFILES}")
+
+
+def run_notebook(notebook: Path, parameters: dict[str, Any], out_dir: Path) -> Path:
+    """Execute one notebook with papermill (kernel ``python3``, cwd ``notebooks/``) into
+    ``out_dir``; the paired source notebook is never written."""
+    import papermill
+
+    check_parameters(notebook, parameters)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    papermill.execute_notebook(
+        str(notebook), str(output), parameters=parameters, kernel_name="python3",
+        cwd=str(notebook.parent), progress_bar=True,
+    )
+    return output
+
+
+def refresh_notebook(notebook: Path) -> None:
+    """Re-execute a paired notebook with its default parameters (the ``quick`` profile) and
+    store the outputs in the committed ``.ipynb``, without papermill's metadata, so that
+    nbval validates the current code. The ``.py`` source is not touched."""
+    import nbformat
+    import papermill
+    from nbstripout import strip_output
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / notebook.name
+        papermill.execute_notebook(str(notebook), str(out), kernel_name="python3",
+                                   cwd=str(notebook.parent), progress_bar=True)
+        nb = nbformat.read(out, as_version=4)
+    nb = strip_output(nb, keep_output=True, keep_count=True, keep_id=True,
+                      extra_keys=["metadata.papermill", "cell.metadata.papermill",
+                                  "cell.metadata.execution"])
+    nbformat.write(nb, notebook)
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``chaosrnn`` or ``python -m chaosrnn_utils``)."""
+    parser = argparse.ArgumentParser(prog="chaosrnn", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="run the notebooks with papermill, print the summary")
+    rep.add_argument("--profile", default="quick", choices=PROFILES)
+    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="extra notebook parameter (JSON value)")
+    sub.add_parser("summary", help="print the summary table of the last run")
+    ref = sub.add_parser("refresh", help="re-execute notebooks (defaults) into their .ipynb")
+    ref.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    args = parser.parse_args(argv)
+
+    if args.command == "summary":
+        print(summary_table())
+        return 0
+    if args.command == "refresh":
+        for nb in notebooks():
+            if not args.only or any(nb.name.startswith(p) for p in args.only):
+                print(f"== refreshing {nb.name}", flush=True)
+                refresh_notebook(nb)
+        return 0
+    selected = [
+        nb for nb in notebooks()
+        if not args.only or any(nb.name.startswith(p) for p in args.only)
+    ]
+    if not selected:
+        parser.error(f"no notebook matches {args.only}")
+    params = {"profile": args.profile, "seed": args.seed}
+    params.update({k: _parse_value(v) for k, v in args.parameter})
+    for nb in selected:  # fail fast, before any notebook runs
+        check_parameters(nb, params)
+    out_dir = paths.BUILD_DIR / "notebooks" / args.profile
+    for f in SUMMARY_DIR.glob("*.json"):
+        f.unlink()
+    for nb in selected:
+        print(f"== {nb.name} (profile {args.profile})", flush=True)
+        run_notebook(nb, params, out_dir)
+    print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")
+    print(summary_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

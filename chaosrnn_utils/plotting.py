@@ -1,0 +1,120 @@
+"""Figures: one function per panel, and a saver that writes reproducible files.
+
+PNG and PDF go to ``figures/<stem>.png|pdf``; the PDF carries no creation date, so reruns
+give the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+from . import paths
+from .lyapunov import RosensteinResult
+
+Array = np.ndarray
+
+
+def use_style() -> None:
+    """The companion's plot style (seaborn whitegrid, compact fonts)."""
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+    mpl.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight"})
+
+
+def save_figure(fig: plt.Figure, stem: str, directory: Path | None = None) -> Path:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` in ``figures/``; returns the PNG."""
+    directory = paths.FIGURES_DIR if directory is None else Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    png = directory / f"{stem}.png"
+    fig.savefig(png, metadata={"Software": None})
+    fig.savefig(directory / f"{stem}.pdf", metadata={"CreationDate": None, "Producer": None})
+    return png
+
+
+def plot_attractor(ax: plt.Axes, x: Array, *, title: str = "", max_points: int = 20_000,
+                   labels: Sequence[str] | None = None, color: str = "C0") -> plt.Axes:
+    """Trajectory ``x`` (n, d): a 3-D line when ``ax`` is 3-D and d ≥ 3, else the first two
+    coordinates (a 1-D series is drawn against its lag-1 copy)."""
+    x = np.asarray(x)
+    x = x[:, None] if x.ndim == 1 else x
+    x = x[:max_points]
+    if x.shape[1] == 1:
+        x = np.column_stack([x[:-1, 0], x[1:, 0]])
+        labels = labels or ("$x_t$", "$x_{t+1}$")
+    labels = labels or [f"$x_{i + 1}$" for i in range(x.shape[1])]
+    style = dict(lw=0.3, color=color) if x.shape[0] > 2_000 else dict(lw=0.6, color=color)
+    if getattr(ax, "name", "") == "3d" and x.shape[1] >= 3:
+        ax.plot(x[:, 0], x[:, 1], x[:, 2], **style)
+        ax.set_zlabel(labels[2])
+    else:
+        ax.plot(x[:, 0], x[:, 1], **style)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(title)
+    return ax
+
+
+def plot_map_attractor(ax: plt.Axes, x: Array, *, title: str = "",
+                       labels: Sequence[str] = ("$x_t$", "$x_{t+1}$")) -> plt.Axes:
+    """Points of a map's orbit: (x_t, x_{t+1}) for 1-D maps, (x, y) otherwise."""
+    x = np.asarray(x)
+    x = x[:, None] if x.ndim == 1 else x
+    pts = np.column_stack([x[:-1, 0], x[1:, 0]]) if x.shape[1] == 1 else x[:, :2]
+    ax.scatter(pts[:, 0], pts[:, 1], s=0.2, color="C0", rasterized=True)
+    ax.set_xlabel(labels[0] if x.shape[1] == 1 else "$x$")
+    ax.set_ylabel(labels[1] if x.shape[1] == 1 else "$y$")
+    ax.set_title(title)
+    return ax
+
+
+def plot_rosenstein(ax: plt.Axes, results: Sequence[RosensteinResult], *, title: str = "",
+                    dt_label: str = "steps") -> plt.Axes:
+    """Mean log divergence ⟨ln d(i)⟩ against i for each embedding dimension, with the fitted
+    line over its fit range and λ_max in the legend (the paper's empirical-data figure)."""
+    palette = sns.color_palette("viridis", len(results))
+    for r, c in zip(results, palette, strict=True):
+        i = np.arange(r.divergence.size)
+        ax.plot(i, r.divergence, color=c, lw=1.2, label=f"m = {r.dim}: λ = {r.slope:.4f}")
+        lo, hi = r.fit_range
+        ax.plot(i[lo : hi + 1], r.intercept + r.slope * i[lo : hi + 1], "--", color="k", lw=0.8)
+    ax.set_xlabel(f"i ({dt_label})")
+    ax.set_ylabel(r"$\langle \ln d_j(i) \rangle$")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="lower right")
+    return ax
+
+
+def plot_convergence(ax: plt.Axes, history: Array, *, dt: float, reference: Sequence[float] | None
+                     = None, title: str = "") -> plt.Axes:
+    """Running QR estimates of the exponents against time, with reference values dashed."""
+    t = dt * np.arange(1, history.shape[0] + 1)
+    for i in range(history.shape[1]):
+        ax.plot(t, history[:, i], lw=1.0, color=f"C{i}", label=f"$\\lambda_{i + 1}$")
+    for i, v in enumerate(reference or []):
+        ax.axhline(v, ls="--", lw=0.8, color=f"C{i}")
+    ax.set_xscale("log")
+    ax.set_xlabel("time")
+    ax.set_ylabel("running estimate")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_tau_pred(ax: plt.Axes, table: Mapping[str, Mapping[str, float]]) -> plt.Axes:
+    """Grouped bars of τ_pred per data set: one bar per source (paper, QR, Rosenstein)."""
+    names = list(table)
+    sources = sorted({k for row in table.values() for k in row})
+    width = 0.8 / max(1, len(sources))
+    for j, s in enumerate(sources):
+        vals = [table[n].get(s, np.nan) for n in names]
+        ax.bar(np.arange(len(names)) + (j - (len(sources) - 1) / 2) * width, vals, width,
+               label=s)
+    ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel(r"$\tau_{pred}$ (steps)")
+    ax.legend(fontsize="small")
+    return ax

@@ -1,0 +1,154 @@
+"""Data generation, embedding, cache and the authors' files; the project's generated paper
+data sets against the authors' files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import welch
+from scipy.stats import wasserstein_distance
+
+from chaosrnn_utils import data, paths
+from chaosrnn_utils.data import (
+    EMPIRICAL,
+    check_series,
+    delay_embed,
+    generate,
+    load_empirical,
+    paper_dataset,
+    standardize,
+    train_test_split,
+)
+
+
+def test_standardize_modes():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 3)) + [0, 5, -5]
+    g = standardize(x, "global")
+    assert g.mean() == pytest.approx(0, abs=1e-12) and g.std() == pytest.approx(1)
+    assert abs(g.mean(0)[1] - g.mean(0)[2]) > 1  # per-dimension means are not 0
+    p = standardize(x, "per_dim")
+    np.testing.assert_allclose(p.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(p.std(0), 1)
+    with pytest.raises(ValueError, match="unknown standardisation"):
+        standardize(x, "minmax")
+
+
+def test_delay_embedding_closed_form():
+    x = np.arange(10.0)
+    e = delay_embed(x, 3, 2)
+    np.testing.assert_array_equal(e[0], [0, 2, 4])
+    np.testing.assert_array_equal(e[-1], [5, 7, 9])
+    assert e.shape == (6, 3)
+    assert delay_embed(np.ones((10, 2)), 2, 3).shape == (7, 4)
+    with pytest.raises(ValueError, match="too short"):
+        delay_embed(x, 6, 3)
+
+
+def test_train_test_split_is_contiguous():
+    x = np.arange(100.0)[:, None]
+    train, test = train_test_split(x, 0.25)
+    assert train.shape == (75, 1) and test.shape == (25, 1) and test[0, 0] == 75
+    with pytest.raises(ValueError, match="test_fraction"):
+        train_test_split(x, 1.5)
+
+
+def test_check_series_rejects_nan_and_bad_shapes():
+    with pytest.raises(ValueError, match="NaN or inf"):
+        check_series(np.array([[1.0], [np.inf]]))
+    with pytest.raises(ValueError, match="shape"):
+        check_series(np.zeros((2, 2, 2)))
+
+
+def test_generate_is_deterministic_cached_and_seeded(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path)
+    a = generate("lorenz_standard", 500)
+    assert len(list(tmp_path.glob("lorenz_standard-*.npy"))) == 1
+    b = generate("lorenz_standard", 500)  # from the cache
+    c = generate("lorenz_standard", 500, cache=False)  # recomputed
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, c)
+    assert not np.allclose(a, generate("lorenz_standard", 500, seed=1))
+    noisy = generate("lorenz_standard", 500, noise=0.1)
+    resid = standardize(noisy, "none") - a
+    assert 0.03 < resid.std() < 0.2
+    assert generate("lorenz_standard", 500, observed=(1, 2)).shape == (500, 2)
+    with pytest.raises(ValueError, match="noise"):
+        generate("lorenz_standard", 10, noise=-1)
+
+
+def test_mackey_glass_dataset_is_embedded():
+    x = paper_dataset("mackey_glass", 2000)
+    assert x.shape == (2000, 6)
+    lag = data.MACKEY_GLASS_EMBEDDING["lag"]
+    np.testing.assert_array_equal(x[lag:, 0], x[:-lag, 1])
+    with pytest.raises(KeyError, match="unknown data set"):
+        paper_dataset("lorenz63")
+
+
+def test_missing_file_says_where_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        load_empirical("eeg", tmp_path)
+    msg = str(err.value)
+    assert EMPIRICAL["eeg"].sha256 in msg and "github.com/DurstewitzLab/ChaosRNN" in msg
+
+
+def test_wrong_checksum_and_shape_are_refused(tmp_path):
+    f = tmp_path / EMPIRICAL["temperature"].filename
+    np.save(f, np.zeros((10, 5)))
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_empirical("temperature", tmp_path)
+    with pytest.raises(ValueError, match="expected \\(5900, 5\\)"):
+        load_empirical("temperature", f, verify=False)
+    with pytest.raises(KeyError, match="unknown empirical"):
+        load_empirical("ecg")
+
+
+@pytest.mark.parametrize("name", ["eeg", "temperature"])
+def test_authors_empirical_files_load(name, authors_file):
+    authors_file(name)
+    x = load_empirical(name)
+    assert x.shape == EMPIRICAL[name].shape
+    assert abs(x.mean()) < 0.05 and abs(x.std() - 1) < 0.1  # standardised
+
+
+NPERSEG = 1024  # Welch segments: frequency resolution 1/1024 per step
+
+
+def _spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f, p = welch(x, nperseg=NPERSEG)
+    return f, p / p.sum()
+
+
+def _peak_frequency(x: np.ndarray, f_min: float = 0.01) -> float:
+    f, p = _spectrum(x)
+    keep = f > f_min  # above Lorenz's broad lobe-switching band
+    return float(f[keep][np.argmax(p[keep])])
+
+
+@pytest.mark.parametrize("name", ["lorenz", "roessler", "duffing"])
+def test_generated_paper_data_match_authors_files(name, authors_file):
+    """Per dimension: mean, std, 1 % and 99 % quantiles, extremes, distribution
+    (Wasserstein-1), dominant spectral peak and whole spectrum (Hellinger distance) of our
+    generated set equal those of the authors' file."""
+    authors_file(name)
+    ours, theirs = paper_dataset(name), load_empirical(name)
+    assert ours.shape == theirs.shape
+    for d in range(ours.shape[1]):
+        a, b = ours[:, d], theirs[:, d]
+        assert abs(a.mean() - b.mean()) < 0.02, (d, a.mean(), b.mean())
+        assert abs(a.std() / b.std() - 1) < 0.03, (d, a.std(), b.std())
+        qa, qb = np.quantile(a, [0.01, 0.99]), np.quantile(b, [0.01, 0.99])
+        np.testing.assert_allclose(qa, qb, atol=0.08)
+        np.testing.assert_allclose([a.min(), a.max()], [b.min(), b.max()], atol=0.25)
+        assert wasserstein_distance(a, b) < 0.03
+        assert abs(_peak_frequency(a) - _peak_frequency(b)) <= 1.5 / NPERSEG
+        (_, pa), (_, pb) = _spectrum(a), _spectrum(b)
+        assert np.sqrt(max(0.0, 1 - np.sum(np.sqrt(pa * pb)))) < 0.06
+
+
+def test_lorenz2d_is_columns_y_z(authors_file):
+    authors_file("lorenz2d")
+    authors_file("lorenz")
+    np.testing.assert_array_equal(load_empirical("lorenz2d"), load_empirical("lorenz")[:, 1:])
+    np.testing.assert_array_equal(paper_dataset("lorenz2d", 500),
+                                  paper_dataset("lorenz", 500)[:, 1:])
