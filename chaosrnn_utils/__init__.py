@@ -3,8 +3,11 @@ Durstewitz, *On the difficulty of learning chaotic dynamics with RNNs* (NeurIPS 
 
 Modules: ``systems`` (vector fields, Jacobians, parameter table), ``data`` (trajectories,
 the paper's data sets, embedding, cache, the authors' files), ``lyapunov`` (QR spectra,
-Rosenstein, τ_pred), ``plotting`` (one function per panel), ``pipeline`` (profiles,
-summary table, papermill runner).
+Rosenstein, τ_pred), ``models`` (ensemble RNNs with analytic Jacobians), ``jacobians``
+(Jacobian products, RNN spectra, gradient diagnostics), ``regimes`` (PLRNNs with known
+dynamics), ``forcing`` (sparse teacher forcing), ``metrics`` (D_stsp, D_H, PE),
+``plotting`` (one function per panel), ``pipeline`` (profiles, summary table, papermill
+runner).
 """
 
 from .data import (
@@ -18,6 +21,15 @@ from .data import (
     standardize,
     train_test_split,
 )
+from .forcing import check_tau, forced_rollout, forcing_mask
+from .jacobians import (
+    gradient_terms,
+    loss_gradient_norms,
+    orbit,
+    orbit_jacobians,
+    product_log_norms,
+    rnn_lyapunov_spectrum,
+)
 from .lyapunov import (
     RosensteinResult,
     flow_jacobians,
@@ -29,12 +41,49 @@ from .lyapunov import (
     rosenstein,
     rosenstein_dims,
 )
+from .metrics import (
+    evaluate,
+    generate_free_run,
+    power_spectrum_distance,
+    prediction_error,
+    state_space_divergence_binned,
+    state_space_divergence_gmm,
+)
+from .models import LSTM, MODELS, PLRNN, DendPLRNN, ShallowPLRNN, TanhRNN, make_model
 from .pipeline import PROFILES, record_summary, select_profile
+from .regimes import REGIMES, chaotic_plrnn, fixed_point_plrnn, quasiperiodic_plrnn, two_cycle_plrnn
 from .systems import System, get_system, integrate, system_names
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "check_tau",
+    "evaluate",
+    "forced_rollout",
+    "forcing_mask",
+    "generate_free_run",
+    "power_spectrum_distance",
+    "prediction_error",
+    "state_space_divergence_binned",
+    "state_space_divergence_gmm",
+    "LSTM",
+    "MODELS",
+    "PLRNN",
+    "REGIMES",
+    "DendPLRNN",
+    "ShallowPLRNN",
+    "TanhRNN",
+    "chaotic_plrnn",
+    "fixed_point_plrnn",
+    "gradient_terms",
+    "loss_gradient_norms",
+    "make_model",
+    "orbit",
+    "orbit_jacobians",
+    "product_log_norms",
+    "quasiperiodic_plrnn",
+    "rnn_lyapunov_spectrum",
+    "two_cycle_plrnn",
     "EMPIRICAL",
     "PAPER_DATASETS",
     "PROFILES",

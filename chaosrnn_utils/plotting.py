@@ -118,3 +118,49 @@ def plot_tau_pred(ax: plt.Axes, table: Mapping[str, Mapping[str, float]]) -> plt
     ax.set_ylabel(r"$\tau_{pred}$ (steps)")
     ax.legend(fontsize="small")
     return ax
+
+
+def plot_product_norms(ax: plt.Axes, log_norms: Array, *, label: str, color: str = "C0",
+                       fit: tuple[float, float, tuple[int, int]] | None = None,
+                       loglog: bool = False) -> plt.Axes:
+    """||∂z_T/∂z_1||₂ against T (log y) from natural-log norms, with an optional fitted line
+    ``fit = (slope, intercept, (T_lo, T_hi))`` of log-norm against T, dashed."""
+    T = np.arange(1, log_norms.size + 1)
+    ax.plot(T, log_norms / np.log(10), color=color, lw=1.2, label=label)
+    if fit is not None:
+        slope, intercept, (lo, hi) = fit
+        t = np.arange(lo, hi + 1)
+        ax.plot(t, (intercept + slope * t) / np.log(10), "--", color="k", lw=0.9,
+                label=f"fit: slope {slope:+.4f}/step")
+    ax.set_xlabel("T")
+    ax.set_ylabel(r"$\log_{10}\,\|\partial z_T / \partial z_1\|_2$")
+    if loglog:
+        ax.set_xscale("log")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_gradient_norms(ax: plt.Axes, lengths: Sequence[int], norms: Array, *, label: str,
+                        color: str = "C0", marker: str = "o") -> plt.Axes:
+    """||∂L_T/∂θ||₂ against the sequence length T, log-log."""
+    ax.loglog(lengths, norms, marker=marker, ms=3, lw=1.0, color=color, label=label)
+    ax.set_xlabel("sequence length T")
+    ax.set_ylabel(r"$\|\partial L_T / \partial \theta\|_2$")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_slope_vs_lambda(ax: plt.Axes, lambdas: Mapping[str, float],
+                         slopes: Mapping[str, float]) -> plt.Axes:
+    """Fitted growth rate of log||∂z_T/∂z_1|| against λ_max (QR) per regime, identity dashed."""
+    names = list(lambdas)
+    x = np.array([lambdas[n] for n in names])
+    y = np.array([slopes[n] for n in names])
+    lim = 1.15 * max(np.abs(x).max(), np.abs(y).max())
+    ax.plot([-lim, lim], [-lim, lim], "--", color="0.5", lw=0.8)
+    for i, n in enumerate(names):
+        ax.scatter(x[i], y[i], color=f"C{i}", zorder=3, label=n)
+    ax.set_xlabel(r"$\lambda_{max}$ (QR)")
+    ax.set_ylabel("fitted slope of log-norm")
+    ax.legend(fontsize="small")
+    return ax

@@ -1,8 +1,9 @@
-"""Shared fixtures: the authors' data folder (../shared/data) when present."""
+"""Shared fixtures: one torch thread, and the authors' data folder (../shared/data)."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from chaosrnn_utils.data import find_empirical
 
@@ -18,3 +19,13 @@ def authors_file():
         return path
 
     return need
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _single_thread():
+    """The tensors in the tests are tiny: intra-op threading only adds overhead and makes the
+    last bits depend on the thread count."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,0 +1,813 @@
+"""Ensemble-ready RNNs: E independent models with stacked parameters, evaluated in one batch.
+
+Every model maps a state s_{t-1} to s_t = F(s_{t-1}) and reads observations linearly,
+x̂_t = B z_t (no bias). Shapes throughout:
+
+* parameters carry a leading ensemble dimension E (``n_models``);
+* states are (E, B, S): E members, B sequences, S = ``state_dim`` (the latent dimension M,
+  or 2M for the LSTM, whose state is s = (h, c));
+* observations are (E, B, N), or (B, N) broadcast over all members.
+
+Models (``MODELS``): :class:`PLRNN`, :class:`DendPLRNN`, :class:`ShallowPLRNN`,
+:class:`TanhRNN`, :class:`LSTM`. Each has an analytic :meth:`~EnsembleRNN.jacobian`
+(no autograd inside), the data-inferred state of teacher forcing
+(:meth:`~EnsembleRNN.inferred_state`, z = B⁺ x with B⁺ = Bᵀ(BBᵀ)⁻¹ via ``linalg.solve``) and
+a rollout with per-member forcing schedules (:meth:`~EnsembleRNN.rollout`).
+
+Member e is initialised from ``torch.Generator().manual_seed(seeds[e])`` (draws in float64,
+then cast), so it holds exactly the parameters of a one-member model built with
+``seeds=[seeds[e]]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "MODELS",
+    "DendPLRNN",
+    "EnsembleRNN",
+    "LSTM",
+    "PLRNN",
+    "ShallowPLRNN",
+    "TanhRNN",
+    "make_model",
+]
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+    if n <= 0:
+        raise ValueError(f"{name} must be positive, got {n}")
+    return n
+
+
+def _uniform(g: torch.Generator, shape: Sequence[int], lo: float, hi: float) -> Tensor:
+    """U(lo, hi) samples in float64 on the CPU from generator ``g``."""
+    return lo + (hi - lo) * torch.rand(tuple(shape), generator=g, dtype=torch.float64)
+
+
+def _as_column(v: Tensor) -> Tensor:
+    """(..., M) → (..., M, 1), so that ``_as_column(v) * X`` is diag(v) X."""
+    return v[..., :, None]
+
+
+def _symmetric(g: torch.Generator, shape: Sequence[int], bound: float) -> Tensor:
+    return _uniform(g, shape, -bound, bound)
+
+
+class EnsembleRNN(nn.Module):
+    """Base class: E independent RNNs with stacked parameters and a linear observation x̂ = B z.
+
+    Subclasses define ``step``, ``jacobian`` and ``_draw`` (one member's initial parameters).
+    The observation matrix ``B`` has shape (E, N, M) and is initialised U(±1/√M).
+    """
+
+    #: number of dims of each parameter for a single member (without the ensemble dim)
+    _member_ndim: ClassVar[dict[str, int]] = {"B": 2}
+    #: state_dim = _state_factor * latent_dim
+    _state_factor: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        latent_dim: int,
+        obs_dim: int,
+        *,
+        n_models: int = 1,
+        seeds: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = _positive_int(latent_dim, "latent_dim")
+        self.obs_dim = _positive_int(obs_dim, "obs_dim")
+        self.n_models = _positive_int(n_models, "n_models")
+        self.state_dim = self._state_factor * self.latent_dim
+        if seeds is None:
+            seeds = range(self.n_models)
+        seeds = tuple(operator.index(s) for s in seeds)
+        if len(seeds) != self.n_models:
+            raise ValueError(f"len(seeds) = {len(seeds)} must equal n_models = {self.n_models}")
+        self.seeds: tuple[int, ...] = seeds
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating point dtype, got {dtype}")
+        self._factory = {"dtype": dtype, "device": device}
+        self.B = self._param(self.obs_dim, self.latent_dim)
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _param(self, *member_shape: int) -> nn.Parameter:
+        return nn.Parameter(torch.empty(self.n_models, *member_shape, **self._factory))
+
+    def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
+        """One member's initial parameters (float64, CPU), drawn from ``g`` in a fixed order."""
+        raise NotImplementedError
+
+    def _extra_config(self) -> dict[str, Any]:
+        """Model-specific constructor options (e.g. ``n_bases``)."""
+        return {}
+
+    def reset_parameters(self) -> None:
+        """Re-draw every member's parameters from its seed (see the class docstrings)."""
+        with torch.no_grad():
+            for e, seed in enumerate(self.seeds):
+                g = torch.Generator().manual_seed(seed)
+                for name, value in self._draw(g).items():
+                    getattr(self, name)[e].copy_(value)
+
+    @classmethod
+    def _from_tensors(
+        cls,
+        tensors: dict[str, Any],
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        **config: tuple[str, int] | Any,
+    ) -> Self:
+        """Build a model holding copies of ``tensors``; each is one member's parameter or an
+        ensemble's (leading dim E); single-member tensors are shared by all members.
+
+        ``config`` holds constructor options; a value (name, axis) is read from the shape of
+        tensor ``name`` (e.g. ``latent_dim=("A", -1)``)."""
+        ts = {name: torch.as_tensor(t, dtype=dtype) for name, t in tensors.items()}
+        sizes = set()
+        for name, t in ts.items():
+            nd = cls._member_ndim[name]
+            if t.ndim == nd + 1:
+                sizes.add(t.shape[0])
+            elif t.ndim != nd:
+                raise ValueError(
+                    f"{cls.__name__}.from_parameters: {name} must have {nd} dims (one model) "
+                    f"or {nd + 1} (ensemble), got shape {tuple(t.shape)}"
+                )
+        if len(sizes) > 1:
+            raise ValueError(
+                f"{cls.__name__}.from_parameters: inconsistent ensemble sizes {sorted(sizes)}"
+            )
+        floats = [t.dtype for t in ts.values() if t.is_floating_point()]
+        if dtype is None and floats:
+            dtype = functools.reduce(torch.promote_types, floats)
+        elif dtype is None:
+            dtype = torch.get_default_dtype()
+        if device is None:
+            device = next(iter(ts.values())).device
+        config = {
+            k: ts[v[0]].shape[v[1]] if isinstance(v, tuple) else v for k, v in config.items()
+        }
+        model = cls(n_models=sizes.pop() if sizes else 1, dtype=dtype, device=device, **config)
+        with torch.no_grad():
+            for name, t in ts.items():
+                p = getattr(model, name)
+                nd = cls._member_ndim[name]
+                if tuple(t.shape[t.ndim - nd :]) != tuple(p.shape[1:]):
+                    raise ValueError(
+                        f"{cls.__name__}.from_parameters: {name} must have member shape "
+                        f"{tuple(p.shape[1:])}, got {tuple(t.shape)}"
+                    )
+                p.copy_(t)
+        return model
+
+    def member(self, e: int) -> Self:
+        """A one-member model of the same class holding copies of member e's parameters."""
+        e = operator.index(e)
+        if not -self.n_models <= e < self.n_models:
+            raise IndexError(f"member {e} out of range for n_models = {self.n_models}")
+        e %= self.n_models
+        new = type(self)(
+            self.latent_dim,
+            self.obs_dim,
+            n_models=1,
+            seeds=[self.seeds[e]],
+            dtype=self.dtype,
+            device=self.device,
+            **self._extra_config(),
+        )
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                getattr(new, name).copy_(p[e : e + 1])
+        return new
+
+    def replicate(self, n_models: int, e: int = 0) -> Self:
+        """An ensemble of ``n_models`` identical copies of member e: one backward pass then
+        gives one gradient per member, e.g. one per sequence."""
+        n_models = _positive_int(n_models, "n_models")
+        src = self.member(e)
+        new = type(self)(
+            self.latent_dim,
+            self.obs_dim,
+            n_models=n_models,
+            seeds=[src.seeds[0]] * n_models,
+            dtype=self.dtype,
+            device=self.device,
+            **self._extra_config(),
+        )
+        with torch.no_grad():
+            for name, p in src.named_parameters():
+                getattr(new, name).copy_(p.expand_as(getattr(new, name)))
+        return new
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.B.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.B.device
+
+    def extra_repr(self) -> str:
+        extra = "".join(f", {k}={v}" for k, v in self._extra_config().items())
+        return (
+            f"latent_dim={self.latent_dim}, obs_dim={self.obs_dim}{extra}, "
+            f"n_models={self.n_models}"
+        )
+
+    # ------------------------------------------------------------------ input checks
+
+    def _check_state(self, s: Any, name: str = "state", ndims: tuple[int, ...] = (3,)) -> Tensor:
+        if not isinstance(s, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(s).__name__}")
+        if s.ndim not in ndims:
+            want = " or ".join(f"{n}-D" for n in ndims)
+            raise ValueError(
+                f"{name} must be {want} (E, B, [T,] S) with E = {self.n_models}, "
+                f"S = {self.state_dim}; got shape {tuple(s.shape)}"
+            )
+        if s.shape[0] != self.n_models:
+            raise ValueError(
+                f"{name} has leading (ensemble) dim {s.shape[0]} but the model has "
+                f"n_models = {self.n_models}; got shape {tuple(s.shape)}"
+            )
+        if s.shape[-1] != self.state_dim:
+            raise ValueError(
+                f"{name} last dim must be state_dim = {self.state_dim}, got shape "
+                f"{tuple(s.shape)}"
+            )
+        if s.dtype != self.dtype:
+            raise TypeError(f"{name} has dtype {s.dtype} but the model has dtype {self.dtype}")
+        return s
+
+    # ------------------------------------------------------------------ dynamics
+
+    def step(self, s: Tensor) -> Tensor:
+        """One step s_t = F(s_{t-1}): (E, B, S) → (E, B, S)."""
+        raise NotImplementedError
+
+    def jacobian(self, s: Tensor) -> Tensor:
+        """Analytic Jacobian ∂F(s)/∂s: (E, B, S) → (E, B, S, S), J[..., i, j] = ∂F_i/∂s_j."""
+        raise NotImplementedError
+
+    def observe(self, s: Tensor) -> Tensor:
+        """x̂ = B z: (E, B, S) → (E, B, N), or (E, B, T, S) → (E, B, T, N).
+
+        Reads the first M entries of the state (the LSTM's h)."""
+        s = self._check_state(s, ndims=(3, 4))
+        B = self.B if s.ndim == 3 else self.B[:, None]
+        return s[..., : self.latent_dim] @ B.mT
+
+    def _state_from_latent(self, z: Tensor) -> Tensor:
+        return z
+
+    def inferred_state(self, x: Tensor) -> Tensor:
+        """Data-inferred state z = B⁺ x, B⁺ = Bᵀ(BBᵀ)⁻¹ (so B z = x), differentiable in B.
+
+        x: (B, N) broadcast over members, or (E | 1, *batch, N) → (E, *batch, S). Requires
+        latent_dim ≥ obs_dim (BBᵀ is singular otherwise). LSTM: h = B⁺ x and c = 0.
+        """
+        if self.latent_dim < self.obs_dim:
+            raise ValueError(
+                f"inferred_state needs latent_dim >= obs_dim (B Bᵀ is singular otherwise); "
+                f"got latent_dim = {self.latent_dim} < obs_dim = {self.obs_dim}"
+            )
+        x = torch.as_tensor(x, dtype=self.dtype, device=self.device)
+        if x.ndim < 2:
+            raise ValueError(f"x must be (B, N) or (E, *batch, N), got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.obs_dim:
+            raise ValueError(
+                f"x last dim must be obs_dim = {self.obs_dim}, got shape {tuple(x.shape)}"
+            )
+        if x.ndim == 2:
+            x = x[None]
+        if x.shape[0] not in (1, self.n_models):
+            raise ValueError(
+                f"x has leading (ensemble) dim {x.shape[0]} but the model has n_models = "
+                f"{self.n_models}; pass (B, N) or (E, *batch, N)"
+            )
+        batch = x.shape[1:-1]
+        flat = x.reshape(x.shape[0], -1, self.obs_dim)  # (E|1, L, N)
+        gram = self.B @ self.B.mT  # (E, N, N), symmetric
+        # row form: zᵀ = xᵀ (BBᵀ)⁻¹ B, i.e. solve Y (BBᵀ) = xᵀ, then zᵀ = Y B
+        y = torch.linalg.solve(gram, flat, left=False)  # (E, L, N)
+        z = (y @ self.B).reshape(self.n_models, *batch, self.latent_dim)
+        return self._state_from_latent(z)
+
+    def rollout(
+        self,
+        s0: Tensor,
+        n_steps: int,
+        *,
+        replace: Tensor | None = None,
+        replace_mask: Tensor | None = None,
+    ) -> Tensor:
+        """States s_1..s_T, (E, B, T, S), with optional forcing.
+
+        For t = 1..T: s̃ = where(replace_mask[..., t-1], replace[..., t-1, :], s_{t-1}),
+        s_t = step(s̃). ``replace`` broadcasts to (E, B, T, S) (e.g. (B, T, S)),
+        ``replace_mask`` (bool) to (E, B, T) (e.g. (E, 1, T) for per-member schedules, or
+        (T,)). A forced step cuts the dependence (and gradient) on earlier states. Without
+        ``replace`` it is a free run.
+        """
+        s = self._check_state(s0, "s0")
+        if isinstance(n_steps, bool):
+            raise TypeError(f"n_steps must be an int, got {n_steps!r}")
+        T = operator.index(n_steps)
+        if T < 0:
+            raise ValueError(f"n_steps must be non-negative, got {T}")
+        E, nb, S = s.shape
+        if (replace is None) != (replace_mask is None):
+            raise ValueError("replace and replace_mask must be given together (or neither)")
+        if replace is not None:
+            if not isinstance(replace, Tensor) or not isinstance(replace_mask, Tensor):
+                raise TypeError("replace and replace_mask must be torch.Tensors")
+            if replace_mask.dtype != torch.bool:
+                raise TypeError(f"replace_mask must be a bool tensor, got {replace_mask.dtype}")
+            if replace.dtype != self.dtype:
+                raise TypeError(
+                    f"replace has dtype {replace.dtype} but the model has dtype {self.dtype}"
+                )
+            try:
+                replace = torch.broadcast_to(replace, (E, nb, T, S))
+            except RuntimeError:
+                raise ValueError(
+                    f"replace of shape {tuple(replace.shape)} does not broadcast to "
+                    f"(E, B, T, S) = {(E, nb, T, S)}"
+                ) from None
+            try:
+                replace_mask = torch.broadcast_to(replace_mask, (E, nb, T))[..., None]
+            except RuntimeError:
+                raise ValueError(
+                    f"replace_mask of shape {tuple(replace_mask.shape)} does not broadcast to "
+                    f"(E, B, T) = {(E, nb, T)}"
+                ) from None
+        out = []
+        for t in range(T):
+            if replace is not None:
+                s = torch.where(replace_mask[:, :, t], replace[:, :, t], s)
+            s = self.step(s)
+            out.append(s)
+        if not out:
+            return s.new_empty((E, nb, 0, S))
+        return torch.stack(out, dim=2)
+
+    def forward(self, s0: Tensor, n_steps: int, **kwargs: Any) -> Tensor:
+        """Alias of :meth:`rollout`."""
+        return self.rollout(s0, n_steps, **kwargs)
+
+
+# ------------------------------------------------------------------------------ PLRNN family
+
+
+class PLRNN(EnsembleRNN):
+    """Piecewise-linear RNN: z_t = A z_{t-1} + W relu(z_{t-1}) + h.
+
+    Parameters: ``A`` (E, M) the diagonal of A; ``W`` (E, M, M), its diagonal masked to zero
+    in the forward pass (the stored diagonal is ignored; zero at init); ``h`` (E, M);
+    ``B`` (E, N, M). Jacobian J = diag(A) + W D, D = diag(1[z > 0]).
+    Init: A ~ U(0.5, 0.9), W, h, B ~ U(±1/√M).
+    """
+
+    _member_ndim: ClassVar[dict[str, int]] = {"A": 1, "W": 2, "h": 1, "B": 2}
+
+    def __init__(
+        self,
+        latent_dim: int,
+        obs_dim: int,
+        *,
+        n_models: int = 1,
+        seeds: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(
+            latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
+        )
+        self._init_plrnn_params()
+        self.reset_parameters()
+
+    def _init_plrnn_params(self) -> None:
+        M = self.latent_dim
+        self.A = self._param(M)
+        self.W = self._param(M, M)
+        self.h = self._param(M)
+        offdiag = 1.0 - torch.eye(M, **self._factory)
+        self.register_buffer("_offdiag", offdiag, persistent=False)
+
+    def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
+        M, N = self.latent_dim, self.obs_dim
+        r = M**-0.5
+        W = _symmetric(g, (M, M), r)
+        W.fill_diagonal_(0.0)
+        return {
+            "A": _uniform(g, (M,), 0.5, 0.9),
+            "W": W,
+            "h": _symmetric(g, (M,), r),
+            "B": _symmetric(g, (N, M), r),
+        }
+
+    @property
+    def W_offdiag(self) -> Tensor:
+        """W with its diagonal masked to zero, (E, M, M)."""
+        return self.W * self._offdiag
+
+    @classmethod
+    def from_parameters(
+        cls,
+        *,
+        A: Any,
+        W: Any,
+        h: Any,
+        B: Any,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> Self:
+        """PLRNN holding copies of A (M,), W (M, M), h (M,), B (N, M) — or with a leading
+        ensemble dim E; unbatched tensors are shared by all members."""
+        return cls._from_tensors(
+            {"A": A, "W": W, "h": h, "B": B},
+            latent_dim=("A", -1),
+            obs_dim=("B", -2),
+            dtype=dtype,
+            device=device,
+        )
+
+    def _phi(self, z: Tensor) -> Tensor:
+        """Nonlinearity fed through W: relu(z)."""
+        return torch.relu(z)
+
+    def _phi_prime(self, z: Tensor) -> Tensor:
+        return (z > 0).to(z.dtype)
+
+    def step(self, s: Tensor) -> Tensor:
+        z = self._check_state(s)
+        return self.A[:, None] * z + self._phi(z) @ self.W_offdiag.mT + self.h[:, None]
+
+    def jacobian(self, s: Tensor) -> Tensor:
+        z = self._check_state(s)
+        d = self._phi_prime(z)  # (E, B, M)
+        J = self.W_offdiag[:, None] * d[..., None, :]  # column scaling W D: (E, B, M, M)
+        return J + torch.diag_embed(self.A)[:, None]
+
+
+class DendPLRNN(PLRNN):
+    """Dendritic PLRNN (Brenner et al. 2022): z_t = A z + W Σ_b α_b relu(z − θ_b) + h.
+
+    Parameters as :class:`PLRNN` (W off-diagonal) plus ``alpha`` (E, n_bases) and ``theta``
+    (E, n_bases, M). Jacobian diag(A) + W diag(Σ_b α_b 1[z > θ_b]).
+    Init: A ~ U(0.5, 0.9), W, h, B ~ U(±1/√M), α ~ U(0, 1/n_bases) (so Σ_b α_b ≤ 1),
+    θ ~ U(−1, 1).
+    """
+
+    _member_ndim: ClassVar[dict[str, int]] = {
+        "A": 1, "W": 2, "h": 1, "alpha": 1, "theta": 2, "B": 2
+    }
+
+    def __init__(
+        self,
+        latent_dim: int,
+        obs_dim: int,
+        *,
+        n_bases: int = 10,
+        n_models: int = 1,
+        seeds: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        EnsembleRNN.__init__(
+            self, latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
+        )
+        self.n_bases = _positive_int(n_bases, "n_bases")
+        self._init_plrnn_params()
+        self.alpha = self._param(self.n_bases)
+        self.theta = self._param(self.n_bases, self.latent_dim)
+        self.reset_parameters()
+
+    def _extra_config(self) -> dict[str, Any]:
+        return {"n_bases": self.n_bases}
+
+    def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
+        p = super()._draw(g)
+        p["alpha"] = _uniform(g, (self.n_bases,), 0.0, 1.0 / self.n_bases)
+        p["theta"] = _symmetric(g, (self.n_bases, self.latent_dim), 1.0)
+        return p
+
+    @classmethod
+    def from_parameters(
+        cls,
+        *,
+        A: Any,
+        W: Any,
+        h: Any,
+        alpha: Any,
+        theta: Any,
+        B: Any,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> Self:
+        """DendPLRNN from A (M,), W (M, M), h (M,), alpha (n_bases,), theta (n_bases, M),
+        B (N, M) — or with a leading ensemble dim E."""
+        return cls._from_tensors(
+            {"A": A, "W": W, "h": h, "alpha": alpha, "theta": theta, "B": B},
+            latent_dim=("A", -1),
+            obs_dim=("B", -2),
+            n_bases=("alpha", -1),
+            dtype=dtype,
+            device=device,
+        )
+
+    def _phi(self, z: Tensor) -> Tensor:
+        u = torch.relu(z[:, :, None, :] - self.theta[:, None])  # (E, B, n_bases, M)
+        return (self.alpha[:, None, :, None] * u).sum(dim=2)
+
+    def _phi_prime(self, z: Tensor) -> Tensor:
+        on = (z[:, :, None, :] > self.theta[:, None]).to(z.dtype)
+        return (self.alpha[:, None, :, None] * on).sum(dim=2)
+
+
+class ShallowPLRNN(EnsembleRNN):
+    """Shallow PLRNN: z_t = A z + W1 relu(W2 z + h2) + h1.
+
+    Parameters: ``A`` (E, M) diagonal, ``W1`` (E, M, H), ``W2`` (E, H, M), ``h1`` (E, M),
+    ``h2`` (E, H), ``B`` (E, N, M). Jacobian diag(A) + W1 diag(1[W2 z + h2 > 0]) W2.
+    Init (fan-in bounds): A ~ U(0.5, 0.9), W1 ~ U(±1/√H), W2, h1, h2, B ~ U(±1/√M).
+    """
+
+    _member_ndim: ClassVar[dict[str, int]] = {
+        "A": 1, "W1": 2, "W2": 2, "h1": 1, "h2": 1, "B": 2
+    }
+
+    def __init__(
+        self,
+        latent_dim: int,
+        obs_dim: int,
+        *,
+        hidden_dim: int = 50,
+        n_models: int = 1,
+        seeds: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(
+            latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
+        )
+        self.hidden_dim = H = _positive_int(hidden_dim, "hidden_dim")
+        M = self.latent_dim
+        self.A = self._param(M)
+        self.W1 = self._param(M, H)
+        self.W2 = self._param(H, M)
+        self.h1 = self._param(M)
+        self.h2 = self._param(H)
+        self.reset_parameters()
+
+    def _extra_config(self) -> dict[str, Any]:
+        return {"hidden_dim": self.hidden_dim}
+
+    def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
+        M, N, H = self.latent_dim, self.obs_dim, self.hidden_dim
+        r = M**-0.5
+        return {
+            "A": _uniform(g, (M,), 0.5, 0.9),
+            "W1": _symmetric(g, (M, H), H**-0.5),
+            "W2": _symmetric(g, (H, M), r),
+            "h1": _symmetric(g, (M,), r),
+            "h2": _symmetric(g, (H,), r),
+            "B": _symmetric(g, (N, M), r),
+        }
+
+    @classmethod
+    def from_parameters(
+        cls,
+        *,
+        A: Any,
+        W1: Any,
+        W2: Any,
+        h1: Any,
+        h2: Any,
+        B: Any,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> Self:
+        """ShallowPLRNN from A (M,), W1 (M, H), W2 (H, M), h1 (M,), h2 (H,), B (N, M) — or
+        with a leading ensemble dim E."""
+        return cls._from_tensors(
+            {"A": A, "W1": W1, "W2": W2, "h1": h1, "h2": h2, "B": B},
+            latent_dim=("A", -1),
+            obs_dim=("B", -2),
+            hidden_dim=("h2", -1),
+            dtype=dtype,
+            device=device,
+        )
+
+    def _hidden(self, z: Tensor) -> Tensor:
+        """Pre-activation W2 z + h2, (E, B, H)."""
+        return z @ self.W2.mT + self.h2[:, None]
+
+    def step(self, s: Tensor) -> Tensor:
+        z = self._check_state(s)
+        u = torch.relu(self._hidden(z))
+        return self.A[:, None] * z + u @ self.W1.mT + self.h1[:, None]
+
+    def jacobian(self, s: Tensor) -> Tensor:
+        z = self._check_state(s)
+        d = (self._hidden(z) > 0).to(z.dtype)  # (E, B, H)
+        J = self.W1[:, None] @ (d[..., :, None] * self.W2[:, None])  # (E, B, M, M)
+        return J + torch.diag_embed(self.A)[:, None]
+
+
+# ------------------------------------------------------------------------------ tanh RNN, LSTM
+
+
+class TanhRNN(EnsembleRNN):
+    """Vanilla RNN: z_t = tanh(W z_{t-1} + h).
+
+    Parameters ``W`` (E, M, M), ``h`` (E, M), ``B`` (E, N, M); Jacobian diag(1 − z_t²) W.
+    Init like ``torch.nn.RNN``: W, h ~ U(±1/√M); B ~ U(±1/√M).
+    """
+
+    _member_ndim: ClassVar[dict[str, int]] = {"W": 2, "h": 1, "B": 2}
+
+    def __init__(
+        self,
+        latent_dim: int,
+        obs_dim: int,
+        *,
+        n_models: int = 1,
+        seeds: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(
+            latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
+        )
+        M = self.latent_dim
+        self.W = self._param(M, M)
+        self.h = self._param(M)
+        self.reset_parameters()
+
+    def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
+        M, N = self.latent_dim, self.obs_dim
+        r = M**-0.5
+        return {
+            "W": _symmetric(g, (M, M), r),
+            "h": _symmetric(g, (M,), r),
+            "B": _symmetric(g, (N, M), r),
+        }
+
+    @classmethod
+    def from_parameters(
+        cls,
+        *,
+        W: Any,
+        h: Any,
+        B: Any,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> Self:
+        """TanhRNN from W (M, M), h (M,), B (N, M) — or with a leading ensemble dim E."""
+        return cls._from_tensors(
+            {"W": W, "h": h, "B": B},
+            latent_dim=("h", -1),
+            obs_dim=("B", -2),
+            dtype=dtype,
+            device=device,
+        )
+
+    def step(self, s: Tensor) -> Tensor:
+        z = self._check_state(s)
+        return torch.tanh(z @ self.W.mT + self.h[:, None])
+
+    def jacobian(self, s: Tensor) -> Tensor:
+        z1 = self.step(s)
+        return (1.0 - z1 * z1)[..., :, None] * self.W[:, None]
+
+
+class LSTM(EnsembleRNN):
+    """LSTM without external input; state s = (h, c), S = 2M.
+
+    a = W h + b split into gates (i, f, g, o) (PyTorch's order): i, f, o = σ(·), g = tanh(·);
+    c' = f⊙c + i⊙g, h' = o⊙tanh(c'). Parameters ``W`` (E, 4M, M) (rows W_i, W_f, W_g, W_o, like
+    ``nn.LSTM.weight_hh``), ``b`` (E, 4M), ``B`` (E, N, M); x̂ = B h reads h only.
+    Init like ``torch.nn.LSTM``: W, b ~ U(±1/√M); B ~ U(±1/√M).
+    """
+
+    _member_ndim: ClassVar[dict[str, int]] = {"W": 2, "b": 1, "B": 2}
+    _state_factor: ClassVar[int] = 2
+
+    def __init__(
+        self,
+        latent_dim: int,
+        obs_dim: int,
+        *,
+        n_models: int = 1,
+        seeds: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(
+            latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
+        )
+        M = self.latent_dim
+        self.W = self._param(4 * M, M)
+        self.b = self._param(4 * M)
+        self.reset_parameters()
+
+    def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
+        M, N = self.latent_dim, self.obs_dim
+        r = M**-0.5
+        return {
+            "W": _symmetric(g, (4 * M, M), r),
+            "b": _symmetric(g, (4 * M,), r),
+            "B": _symmetric(g, (N, M), r),
+        }
+
+    @classmethod
+    def from_parameters(
+        cls,
+        *,
+        W: Any,
+        b: Any,
+        B: Any,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> Self:
+        """LSTM from W (4M, M), b (4M,), B (N, M) — or with a leading ensemble dim E."""
+        return cls._from_tensors(
+            {"W": W, "b": b, "B": B},
+            latent_dim=("W", -1),
+            obs_dim=("B", -2),
+            dtype=dtype,
+            device=device,
+        )
+
+    def _state_from_latent(self, z: Tensor) -> Tensor:
+        return torch.cat([z, torch.zeros_like(z)], dim=-1)
+
+    def _gates(self, s: Tensor) -> tuple[Tensor, ...]:
+        M = self.latent_dim
+        h, c = s[..., :M], s[..., M:]
+        a = h @ self.W.mT + self.b[:, None]
+        ai, af, ag, ao = a.chunk(4, dim=-1)
+        i, f, o = torch.sigmoid(ai), torch.sigmoid(af), torch.sigmoid(ao)
+        g = torch.tanh(ag)
+        c1 = f * c + i * g
+        return c, i, f, g, o, c1
+
+    def step(self, s: Tensor) -> Tensor:
+        s = self._check_state(s)
+        _, _, _, _, o, c1 = self._gates(s)
+        return torch.cat([o * torch.tanh(c1), c1], dim=-1)
+
+    def jacobian(self, s: Tensor) -> Tensor:
+        """[[∂h'/∂h, ∂h'/∂c], [∂c'/∂h, ∂c'/∂c]], (E, B, 2M, 2M)."""
+        s = self._check_state(s)
+        c, i, f, g, o, c1 = self._gates(s)
+        Wi, Wf, Wg, Wo = (w[:, None] for w in self.W.chunk(4, dim=-2))  # (E, 1, M, M)
+        col = _as_column  # diag(v) X == col(v) * X (row scaling)
+        dc_dh = col(c * f * (1 - f)) * Wf + col(g * i * (1 - i)) * Wi + col(i * (1 - g * g)) * Wg
+        dc_dc = torch.diag_embed(f)
+        tc = torch.tanh(c1)
+        dtc = o * (1 - tc * tc)
+        dh_dh = col(tc * o * (1 - o)) * Wo + col(dtc) * dc_dh
+        dh_dc = torch.diag_embed(dtc * f)
+        top = torch.cat([dh_dh, dh_dc], dim=-1)
+        bottom = torch.cat([dc_dh, dc_dc], dim=-1)
+        return torch.cat([top, bottom], dim=-2)
+
+
+# ------------------------------------------------------------------------------ registry
+
+MODELS: dict[str, type[EnsembleRNN]] = {
+    "plrnn": PLRNN,
+    "dendplrnn": DendPLRNN,
+    "shplrnn": ShallowPLRNN,
+    "rnn": TanhRNN,
+    "lstm": LSTM,
+}
+
+
+def make_model(name: str, latent_dim: int, obs_dim: int, **kwargs: Any) -> EnsembleRNN:
+    """Build ``MODELS[name](latent_dim, obs_dim, **kwargs)``; KeyError lists the known names."""
+    try:
+        cls = MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+    return cls(latent_dim, obs_dim, **kwargs)

@@ -1,0 +1,397 @@
+"""Evaluation measures against independent references: closed-form KL divergences of
+Gaussians, np.histogramdd, the normal CDF, a loop-based power spectrum, exact linear maps
+iterated in numpy, and direct model rollouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter1d
+from scipy.stats import norm
+
+from chaosrnn_utils.metrics import (
+    evaluate,
+    generate_free_run,
+    power_spectrum_distance,
+    prediction_error,
+    state_space_divergence_binned,
+    state_space_divergence_gmm,
+    state_space_histogram,
+)
+from chaosrnn_utils.models import PLRNN
+from chaosrnn_utils.systems import get_system, integrate
+
+F64 = torch.float64
+
+
+@pytest.fixture(scope="module")
+def gauss3() -> np.ndarray:
+    """Correlated 3-D Gaussian sample with nonzero mean."""
+    rng = np.random.default_rng(1)
+    L = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [-0.3, 0.2, 0.5]])
+    return rng.standard_normal((50_000, 3)) @ L.T + np.array([1.0, -2.0, 0.5])
+
+
+@pytest.fixture(scope="module")
+def henon() -> np.ndarray:
+    return integrate(get_system("henon"), 20_000)
+
+
+def kl_gauss_1d(m0: float, s0: float, m1: float, s1: float) -> float:
+    """KL(N(m0, s0²) ‖ N(m1, s1²))."""
+    return np.log(s1 / s0) + (s0**2 + (m0 - m1) ** 2) / (2 * s1**2) - 0.5
+
+
+# ----------------------------------------------------------------------------- binned D_stsp
+
+
+@pytest.mark.parametrize("name", ["gauss3", "henon"])
+def test_binned_identical_is_zero(name, request):
+    x = request.getfixturevalue(name)
+    for kw in ({}, {"centre": "zero"}, {"drop_first_bin": True}, {"n_bins": 30}):
+        d, frac = state_space_divergence_binned(x, x.copy(), **kw)
+        assert d == 0.0
+        assert 0.2 < frac <= 1.0
+
+
+@pytest.mark.parametrize("name", ["gauss3", "henon"])
+def test_binned_grows_with_shift_and_scale(name, request):
+    x = request.getfixturevalue(name)
+    mu, sd = x.mean(0), x.std(0)
+    shifted = [state_space_divergence_binned(x, x + k * sd)[0] for k in (0.1, 0.3, 0.6)]
+    scaled = [state_space_divergence_binned(x, mu + k * (x - mu))[0] for k in (1.2, 1.5, 2.0)]
+    for ds in (shifted, scaled):
+        assert 0 < ds[0] < ds[1] < ds[2]
+
+
+def test_binned_matches_gaussian_kl_1d():
+    rng = np.random.default_rng(2)
+    n = 1_000_000
+    m1, s1 = 0.5, 1.2
+    x = rng.standard_normal((n, 1))
+    y = m1 + s1 * rng.standard_normal((n, 1))
+    exact = kl_gauss_1d(0.0, 1.0, m1, s1)
+    err = {
+        nb: abs(state_space_divergence_binned(x, y, n_bins=nb, box_std=5.0)[0] - exact) / exact
+        for nb in (10, 200)
+    }
+    assert err[200] < 0.05
+    assert err[200] < err[10]
+
+
+def test_binned_matches_gaussian_kl_2d():
+    rng = np.random.default_rng(3)
+    n = 1_000_000
+    m, s = np.array([0.4, -0.3]), np.array([1.2, 0.9])
+    x = rng.standard_normal((n, 2))
+    y = m + s * rng.standard_normal((n, 2))
+    exact = sum(kl_gauss_1d(0.0, 1.0, m[i], s[i]) for i in range(2))
+    # 30² cells: finer grids leave many sparsely populated tail cells at 10⁶ samples, whose
+    # plug-in log-ratios bias the estimate upwards (≈ +6 % at 60 bins)
+    err = {
+        nb: abs(state_space_divergence_binned(x, y, n_bins=nb, box_std=5.0)[0] - exact) / exact
+        for nb in (8, 30)
+    }
+    assert err[30] < 0.05
+    assert err[30] < err[8]
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_histogram_matches_histogramdd(drop):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((20_000, 3)) * [1.0, 2.0, 0.5]
+    lo, hi = np.array([-2.0, -3.0, -1.0]), np.array([2.0, 4.0, 1.0])
+    nb, alpha = 7, 0.3
+    p, n_counted = state_space_histogram(x, lo, hi, n_bins=nb, alpha=alpha, drop_first_bin=drop)
+    edges = [np.linspace(lo[i], hi[i], nb + 1) for i in range(3)]
+    ref, _ = np.histogramdd(x, bins=edges)
+    if drop:
+        ref = ref[1:, 1:, 1:]
+    assert p.shape == ((nb - 1,) * 3 if drop else (nb,) * 3)
+    assert n_counted == ref.sum()
+    np.testing.assert_allclose(p, (ref + alpha) / (ref.sum() + alpha * ref.size), rtol=1e-12)
+    assert p.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def test_drop_first_bin_only_first_bin_differs():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20_000, 1))
+    lo = x.mean() - 2.0 * x.std()
+    width = 4.0 * x.std() / 10
+    y = x.copy()
+    first = (y[:, 0] >= lo) & (y[:, 0] < lo + width)
+    assert first.sum() > 50
+    y[first] = lo - 1.0  # move the first bin's points out of the box
+    d_keep, f_keep = state_space_divergence_binned(x, y)
+    d_drop, f_drop = state_space_divergence_binned(x, y, drop_first_bin=True)
+    assert d_keep > 0.0
+    assert d_drop == 0.0
+    inside = np.abs(x[:, 0] - x.mean()) <= 2.0 * x.std()
+    assert f_keep == pytest.approx((inside.sum() - first.sum()) / len(y), abs=1e-12)
+    assert f_drop == pytest.approx(f_keep, abs=1e-12)
+
+
+def test_drop_first_bin_cell_count_in_smoothing():
+    """True data in one kept cell, generated data in another: KL depends on K cells."""
+    n, alpha = 1000, 1e-3
+    # two clusters: the box (mean ± 2 std = [-2, 2] for clusters at ±1) has 4 bins of width
+    # 1; the clusters sit in bins 0 and 3 (true) and bins 0 and 2 (generated)
+    x = np.repeat([[-1.5], [1.5]], n, axis=0)
+    y = np.repeat([[-1.5], [0.5]], n, axis=0)
+    assert x.std() == 1.5
+    d, _ = state_space_divergence_binned(
+        x, y, n_bins=4, box_std=4 / 3, alpha=alpha, drop_first_bin=True
+    )
+    # kept cells: bins 1, 2, 3 (K = 3), each series has n points there (in bins 3 and 2)
+    K, Z = 3, n + 3 * alpha
+    p = np.array([alpha, alpha, n + alpha]) / Z
+    q = np.array([alpha, n + alpha, alpha]) / Z
+    assert d == pytest.approx(np.sum(p * np.log(p / q)), rel=1e-12)
+    assert p.size == K
+
+
+def test_centre_zero_vs_mean_and_fraction():
+    rng = np.random.default_rng(6)
+    x = 3.0 + rng.standard_normal((200_000, 1))
+    y = 0.5 + rng.standard_normal((200_000, 1))
+    m, s = x.mean(), x.std()
+    tol = 4 * np.sqrt(0.25 / len(y))
+    d_zero, f_zero = state_space_divergence_binned(x, y, centre="zero", box_std=2.0)
+    d_mean, f_mean = state_space_divergence_binned(x, y, centre="mean", box_std=2.0)
+    assert f_zero == pytest.approx(norm.cdf(2 * s - 0.5) - norm.cdf(-2 * s - 0.5), abs=tol)
+    assert f_mean == pytest.approx(norm.cdf(m + 2 * s - 0.5) - norm.cdf(m - 2 * s - 0.5), abs=tol)
+    assert f_zero > 0.8 > 0.4 > f_mean
+    assert d_zero != pytest.approx(d_mean, rel=0.1)
+
+
+def test_binned_bad_inputs(gauss3):
+    y = gauss3.copy()
+    y[10, 1] = np.nan
+    assert np.isnan(state_space_divergence_binned(gauss3, y)[0])
+    assert state_space_divergence_binned(gauss3, y)[1] == 0.0
+    y = gauss3.copy()
+    y[10, 1] = np.inf
+    assert np.isnan(state_space_divergence_binned(gauss3, y)[0])
+    far = gauss3 + 1e6
+    d, frac = state_space_divergence_binned(gauss3, far)
+    assert np.isnan(d) and frac == 0.0
+    bad = gauss3.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        state_space_divergence_binned(bad, gauss3)
+    with pytest.raises(ValueError, match="d <= 5"):
+        x6 = np.random.default_rng(0).standard_normal((100, 6))
+        state_space_divergence_binned(x6, x6)
+    with pytest.raises(ValueError, match="centre"):
+        state_space_divergence_binned(gauss3, gauss3, centre="median")
+    with pytest.raises(ValueError, match="shape"):
+        state_space_divergence_binned(gauss3, gauss3[:, :2])
+
+
+# ----------------------------------------------------------------------------- GMM D_stsp
+
+
+def test_gmm_identical_zero_and_shift():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3000, 8))
+    assert abs(state_space_divergence_gmm(x, x.copy())) < 1e-9
+    # the mixture of a series with every point doubled is the same mixture (T differs)
+    assert abs(state_space_divergence_gmm(np.repeat(x, 2, axis=0), x, n_points=6000)) < 1e-9
+    ds = [state_space_divergence_gmm(x, x + k, n_points=1000) for k in (0.1, 0.3, 0.6)]
+    assert 0 < ds[0] < ds[1] < ds[2]
+    # deterministic for a seed, different for another one
+    a = state_space_divergence_gmm(x, x + 0.3, n_points=1000)
+    assert a == ds[1]
+    assert a != state_space_divergence_gmm(x, x + 0.3, n_points=1000, seed=1)
+
+
+def test_gmm_single_point_closed_form():
+    a = np.array([[0.0, 1.0, -0.5]])
+    b = np.array([[0.3, 0.6, 0.0]])
+    sigma2, n = 0.1, 200_000
+    # single-point mixtures: KL(N(b, σ²I) ‖ N(a, σ²I)) = ‖a − b‖² / (2σ²); per-sample std
+    # of the estimator is ‖a − b‖ / σ
+    exact = np.sum((a - b) ** 2) / (2 * sigma2)
+    se = np.sqrt(np.sum((a - b) ** 2) / sigma2 / n)
+    d = state_space_divergence_gmm(
+        np.repeat(a, 2, 0), np.repeat(b, 2, 0), n_points=1, sigma2=sigma2, n_samples=n
+    )
+    assert d == pytest.approx(exact, abs=4 * se)
+
+
+def test_gmm_nan():
+    x = np.random.default_rng(8).standard_normal((500, 6))
+    y = x.copy()
+    y[4, 4] = np.nan
+    assert np.isnan(state_space_divergence_gmm(x, y))
+    with pytest.raises(ValueError):
+        state_space_divergence_gmm(y, x)
+
+
+# ----------------------------------------------------------------------------- D_H
+
+
+def reference_dh(x, y, n_chunks, sigma, n_freqs):
+    """Loop-based D_H with the Bhattacharyya form H = sqrt(1 − Σ sqrt(pq))."""
+    L = len(x) // n_chunks
+    hs = []
+    for j in range(x.shape[1]):
+        specs = []
+        for s in (x[:, j], y[:, j]):
+            acc = 0.0
+            for c in range(n_chunks):
+                u = s[c * L : (c + 1) * L]
+                u = (u - u.mean()) / u.std()
+                acc = acc + np.abs(np.fft.fft(u)[: L // 2 + 1] / np.sqrt(L)) ** 2
+            sp = gaussian_filter1d(acc / n_chunks, sigma)[:n_freqs]
+            specs.append(sp / sp.sum())
+        hs.append(np.sqrt(max(0.0, 1.0 - np.sum(np.sqrt(specs[0] * specs[1])))))
+    return np.mean(hs)
+
+
+def test_dh_matches_reference():
+    rng = np.random.default_rng(9)
+    t = np.arange(10_037)
+    x = np.stack([np.sin(2 * np.pi * t / 13), np.cos(2 * np.pi * t / 31)], 1)
+    x = x + 0.5 * rng.standard_normal(x.shape)
+    y = np.cumsum(rng.standard_normal(x.shape), axis=0) * 0.1 + x
+    for kw in (
+        {"n_chunks": 50, "smoothing_sigma": 2.0, "n_freqs": 500},
+        {"n_chunks": 20, "smoothing_sigma": 1.0, "n_freqs": 60},
+    ):
+        d = power_spectrum_distance(x, y, **kw)
+        ref = reference_dh(x, y, kw["n_chunks"], kw["smoothing_sigma"], kw["n_freqs"])
+        assert 0.01 < d < 1
+        assert d == pytest.approx(ref, rel=1e-6)
+
+
+def test_dh_sinusoids():
+    rng = np.random.default_rng(10)
+    t = np.arange(50_000)[:, None]
+    s20, s7 = np.sin(2 * np.pi * t / 20), np.sin(2 * np.pi * t / 7)
+    assert power_spectrum_distance(s20, s20.copy()) < 1e-9
+    assert power_spectrum_distance(s20, s7) > 0.9
+    noisy = s20 + 0.3 * rng.standard_normal(s20.shape)
+    d = power_spectrum_distance(s20, noisy)
+    assert 0.0 < d < 0.3
+    assert power_spectrum_distance(s20, s20 + 0.6 * rng.standard_normal(s20.shape)) > d
+
+
+def test_dh_nan_and_constant():
+    t = np.arange(5000)[:, None]
+    x = np.sin(2 * np.pi * t / 20)
+    y = x.copy()
+    y[100] = np.nan
+    assert np.isnan(power_spectrum_distance(x, y))
+    assert power_spectrum_distance(x, np.zeros_like(x)) == 1.0
+    with pytest.raises(ValueError):
+        power_spectrum_distance(y, x)
+
+
+# ----------------------------------------------------------------------------- model runs
+
+
+def linear_data(a: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    x = np.empty((n, a.size))
+    x[0] = np.random.default_rng(seed).uniform(1.0, 2.0, a.size)
+    for t in range(n - 1):
+        x[t + 1] = a * x[t]
+    return x
+
+
+def linear_plrnn(A_rows: np.ndarray) -> PLRNN:
+    E, M = A_rows.shape
+    return PLRNN.from_parameters(
+        A=A_rows, W=np.zeros((E, M, M)), h=np.zeros((E, M)), B=np.tile(np.eye(M), (E, 1, 1))
+    )
+
+
+def test_prediction_error_exact_and_wrong_model():
+    a = np.array([0.99, -0.97, 1.01])
+    delta = 0.01
+    x = linear_data(a, 80)
+    model = linear_plrnn(np.stack([a, a + delta]))
+    n_steps = 25
+    pe = prediction_error(model, x, n_steps=n_steps)
+    assert pe.shape == (2, n_steps)
+    assert np.all(pe[0] < 1e-20)
+    # reference for the wrong member: x̂_{t+n} = (a + δ)^n x_t, from all t < T − n_steps
+    starts = np.arange(len(x) - n_steps)
+    ref = np.empty(n_steps)
+    pred = x[starts].copy()
+    for n in range(1, n_steps + 1):
+        pred = pred * (a + delta)
+        ref[n - 1] = np.mean((x[starts + n] - pred) ** 2)
+    np.testing.assert_allclose(pe[1], ref, rtol=1e-10)
+    assert np.all(np.diff(pe[1]) > 0)
+    # batching and subsampling
+    np.testing.assert_allclose(
+        prediction_error(model, x, n_steps=n_steps, batch_size=7), pe, rtol=1e-13, atol=1e-30
+    )
+    np.testing.assert_array_equal(
+        prediction_error(model, x, n_steps=n_steps, max_points=10_000), pe
+    )
+    sub = prediction_error(model, x, n_steps=n_steps, max_points=10)
+    assert sub.shape == pe.shape and np.all(sub[0] < 1e-20) and not np.allclose(sub[1], pe[1])
+    with pytest.raises(ValueError, match="too short"):
+        prediction_error(model, x[:20], n_steps=n_steps)
+
+
+def random_plrnn(dtype=F64) -> PLRNN:
+    model = PLRNN(5, 3, n_models=2, seeds=[3, 4], dtype=dtype)
+    with torch.no_grad():
+        model.A.copy_(torch.full_like(model.A, 0.9))
+    return model
+
+
+@pytest.mark.parametrize("n_transient", [0, 5])
+def test_generate_free_run_matches_rollout(n_transient):
+    model = random_plrnn()
+    x = np.random.default_rng(11).standard_normal((4, 3))
+    n = 53
+    with torch.no_grad():
+        s0 = model.inferred_state(torch.as_tensor(x[:1]))
+        ref = model.observe(model.rollout(s0, n + n_transient))[:, 0, n_transient:].numpy()
+    for chunk in (7, 10, 53, 10_000):
+        out = generate_free_run(model, x, n, n_transient=n_transient, chunk_size=chunk)
+        assert out.shape == (2, n, 3) and out.dtype == np.float64
+        np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_generate_free_run_float32():
+    model = random_plrnn(torch.float32)
+    x = np.random.default_rng(12).standard_normal((4, 3))
+    out = generate_free_run(model, x, 30, chunk_size=4)
+    with torch.no_grad():
+        s0 = model.inferred_state(torch.as_tensor(x[:1], dtype=torch.float32))
+        ref = model.observe(model.rollout(s0, 30))[:, 0].numpy()
+    np.testing.assert_array_equal(out, ref.astype(np.float64))
+
+
+def test_evaluate_matches_components():
+    model = random_plrnn()
+    rng = np.random.default_rng(14)
+    t = np.arange(3000)[:, None]
+    x = np.sin(2 * np.pi * t / [17, 23, 40]) + 0.1 * rng.standard_normal((3000, 3))
+    res = evaluate(model, x, n_generate=2000, n_transient=10, n_chunks=10, n_freqs=100)
+    assert len(res) == 2
+    keys = {"member", "D_stsp", "D_stsp_method", "frac_in_box", "D_H", "PE1", "PE5", "PE25"}
+    runs = generate_free_run(model, x, 2000, n_transient=10)
+    pe = prediction_error(model, x, n_steps=25)
+    for e, r in enumerate(res):
+        assert set(r) == keys and r["member"] == e and r["D_stsp_method"] == "binned"
+        d, f = state_space_divergence_binned(x, runs[e])
+        np.testing.assert_equal([r["D_stsp"], r["frac_in_box"]], [d, f])
+        dh = power_spectrum_distance(x, runs[e], n_chunks=10, n_freqs=100)
+        np.testing.assert_equal(r["D_H"], dh)
+        np.testing.assert_equal([r["PE1"], r["PE5"], r["PE25"]], pe[e, [0, 4, 24]])
+        assert np.isfinite(r["PE25"]) and r["PE25"] > 0
+
+
+def test_evaluate_gmm_branch():
+    model = PLRNN(7, 6, n_models=1, seeds=[5], dtype=F64)
+    x = np.random.default_rng(13).standard_normal((400, 6))
+    (r,) = evaluate(model, x, n_generate=400, n_chunks=4, n_freqs=50)
+    assert r["D_stsp_method"] == "gmm"
+    assert np.isnan(r["frac_in_box"]) and np.isfinite(r["D_stsp"]) and np.isfinite(r["D_H"])
