@@ -359,10 +359,14 @@ class EnsembleRNN(nn.Module):
                     f"replace_mask of shape {tuple(replace_mask.shape)} does not broadcast to "
                     f"(E, B, T) = {(E, nb, T)}"
                 ) from None
+        if replace is not None:
+            # unbind once: slicing inside the loop makes the backward pass scatter each step's
+            # gradient into a full-size zero tensor (O(T²) memory traffic)
+            replace, replace_mask = replace.unbind(2), replace_mask.unbind(2)
         out = []
         for t in range(T):
             if replace is not None:
-                s = torch.where(replace_mask[:, :, t], replace[:, :, t], s)
+                s = torch.where(replace_mask[t], replace[t], s)
             s = self.step(s)
             out.append(s)
         if not out:

@@ -1,0 +1,378 @@
+"""One training loop for every mode, run on whole ensembles at once.
+
+Each member of an ensemble has its own seed (initialisation and batch draws), training mode,
+learning interval, clipping thresholds and Adam state; the members share architecture, data,
+sequence length, batch size, epochs and learning rate. One forward and one backward per update
+serve all members: the latent update at step t is, per member e,
+
+    s̃_t = where(force[e,t], B⁺x_t, s_t)          sparse forcing (τ), classic TF (τ = 1)
+    s̃_t = where(zero[e,t], 0, s̃_t)              windowing: restart from zeros every window
+    s̃_t = α_e B⁺x_t + (1 − α_e) s̃_t              generalised teacher forcing (t ≥ 1)
+    s̃_t = where(cut[e,t], detach(s̃_t), s̃_t)     truncated BPTT: no gradient through t
+    s_{t+1} = F_θ(s̃_t),  L_e = mean_{b,t,n} (x_{t+1} − B s_{t+1})²
+
+so member e ends with the same parameters as the same configuration trained alone. Adam is
+elementwise, so one Adam over stacked parameters is one Adam per member. A member whose loss or
+gradient turns NaN/inf is marked diverged (epoch recorded) and frozen; the others go on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .data import check_series
+from .models import EnsembleRNN, make_model
+
+MODES = ("sparse", "teacher", "bptt", "tbptt", "window", "gtf")
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    """What may differ between the members of one ensemble.
+
+    mode: ``sparse`` (force every ``tau`` steps), ``teacher`` (τ = 1), ``bptt`` (free run from
+    the inferred first state), ``tbptt`` (free run, gradient cut every ``truncation`` steps),
+    ``window`` (restart from zeros every ``window`` steps, no forcing) or ``gtf``
+    (state α B⁺x + (1 − α) z at every step). ``tau_spread`` draws τ uniformly from
+    [τ − spread, τ + spread] per batch; ``tau_start`` anneals τ linearly from ``tau_start``
+    (first epoch) to ``tau`` (last epoch). ``clip_norm``/``clip_value`` clip this member's
+    gradient by its total norm / elementwise (None: no clipping).
+    """
+
+    seed: int = 0
+    mode: str = "sparse"
+    tau: int | None = 30
+    tau_spread: int = 0
+    tau_start: int | None = None
+    truncation: int | None = None
+    window: int | None = None
+    alpha: float = 0.0
+    clip_norm: float | None = None
+    clip_value: float | None = None
+
+    def validate(self, seq_len: int) -> MemberConfig:
+        """Raise a clear error for an inconsistent configuration (before any training)."""
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; modes: {', '.join(MODES)}")
+
+        def interval(value: Any, name: str) -> None:
+            if value is None or isinstance(value, bool) or int(value) != value \
+                    or not 1 <= value <= seq_len:
+                raise ValueError(f"{self.mode}: {name} must be an integer in 1..{seq_len} "
+                                 f"(the sequence length), got {value!r}")
+
+        if self.mode == "sparse":
+            interval(self.tau, "tau")
+            if self.tau_spread:
+                interval(self.tau - self.tau_spread, "tau - tau_spread")
+                interval(self.tau + self.tau_spread, "tau + tau_spread")
+            if self.tau_start is not None:
+                interval(self.tau_start, "tau_start")
+        elif self.mode == "tbptt":
+            interval(self.truncation, "truncation")
+        elif self.mode == "window":
+            interval(self.window, "window")
+        elif self.mode == "gtf" and not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"gtf: alpha must be in [0, 1], got {self.alpha}")
+        for name in ("clip_norm", "clip_value"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive or None, got {v}")
+        return self
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What all members of one ensemble share (the paper's defaults are the ``paper`` profile
+    of :data:`SETTINGS`)."""
+
+    model: str = "plrnn"
+    latent_dim: int = 30
+    seq_len: int = 200
+    batch_size: int = 32
+    batches_per_epoch: int = 10
+    epochs: int = 3000
+    lr: float = 1e-3
+    dtype: str = "float32"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, n_data: int) -> TrainSettings:
+        for name in ("latent_dim", "seq_len", "batch_size", "batches_per_epoch", "epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or int(v) != v or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.seq_len + 1 > n_data:
+            raise ValueError(f"seq_len {self.seq_len} + 1 exceeds the {n_data} data points")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        return self
+
+
+SETTINGS = {
+    "paper": TrainSettings(),
+    "quick": TrainSettings(latent_dim=20, seq_len=200, batch_size=16, batches_per_epoch=10,
+                           epochs=150),
+}
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training exactly where it stopped."""
+
+    model: EnsembleRNN
+    optimizer: torch.optim.Optimizer
+    generators: list[torch.Generator]
+    epoch: int = 0
+    alive: Tensor | None = None  # (E,) bool, on the model's device
+    diverged_epoch: Tensor | None = None  # (E,) long, −1 while alive
+    history: list[np.ndarray] = field(default_factory=list)  # per epoch: (E,) mean loss
+    wall_time: float = 0.0
+
+
+def _member_generators(members: Sequence[MemberConfig]) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(int(m.seed)) for m in members]
+
+
+def _tau_now(m: MemberConfig, epoch: int, epochs: int, g: torch.Generator) -> int:
+    tau = m.tau
+    if m.tau_start is not None:
+        frac = epoch / max(1, epochs - 1)
+        tau = int(round(m.tau_start + (m.tau - m.tau_start) * frac))
+    if m.tau_spread:
+        tau = int(torch.randint(tau - m.tau_spread, tau + m.tau_spread + 1, (1,), generator=g))
+    return tau
+
+
+def schedule_masks(members: Sequence[MemberConfig], seq_len: int, epoch: int, epochs: int,
+                   generators: Sequence[torch.Generator]) -> dict[str, Tensor]:
+    """Per-member step masks for one batch: ``force``, ``zero``, ``cut`` (E, T) bool and
+    ``alpha`` (E,). Draws the random τ (if any) from each member's generator."""
+    E, T = len(members), seq_len
+    force = torch.zeros(E, T, dtype=torch.bool)
+    zero = torch.zeros(E, T, dtype=torch.bool)
+    cut = torch.zeros(E, T, dtype=torch.bool)
+    alpha = torch.zeros(E)
+    for e, (m, g) in enumerate(zip(members, generators, strict=True)):
+        if m.mode in ("sparse", "teacher"):
+            tau = 1 if m.mode == "teacher" else _tau_now(m, epoch, epochs, g)
+            force[e, ::tau] = True
+        elif m.mode == "window":
+            zero[e, :: m.window] = True
+        elif m.mode == "tbptt":
+            cut[e, m.truncation :: m.truncation] = True
+        elif m.mode == "gtf":
+            alpha[e] = m.alpha
+    return dict(force=force, zero=zero, cut=cut, alpha=alpha)
+
+
+def training_rollout(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) -> Tensor:
+    """States s_1..s_T (E, B, T, S) on windows x (E, B, T+1, N) under per-member masks
+    (see the module docstring); s_0 = B⁺x_0 (zeros for members whose ``zero`` mask is set at
+    t = 0)."""
+    E, nb, T1, _ = x.shape
+    T = T1 - 1
+    inferred = model.inferred_state(x[:, :, :T])  # (E, B, T, S), gradients reach B
+    dev, dt = inferred.device, inferred.dtype
+    force = masks["force"].to(dev)[:, None, :, None]
+    zero = masks["zero"].to(dev)[:, None, :, None]
+    cut = masks["cut"].to(dev)[:, None, :, None]
+    alpha = masks["alpha"].to(device=dev, dtype=dt)[:, None, None]
+    use_alpha = bool((masks["alpha"] > 0).any())
+    use_cut = bool(masks["cut"].any())
+    # unbind once: slicing inferred[:, :, t] inside the loop would make the backward pass
+    # scatter every step's gradient into a full-size zero tensor (O(T²) memory traffic)
+    steps = inferred.unbind(2)
+    force, zero, cut = force.unbind(2), zero.unbind(2), cut.unbind(2)
+    s = steps[0]
+    out = []
+    for t in range(T):
+        if t > 0:
+            s = torch.where(force[t], steps[t], s)
+            if use_alpha:
+                s = alpha * steps[t] + (1 - alpha) * s
+        s = torch.where(zero[t], torch.zeros_like(s), s)
+        if use_cut:
+            s = torch.where(cut[t], s.detach(), s)
+        s = model.step(s)
+        out.append(s)
+    return torch.stack(out, dim=2)
+
+
+def _clip_(grads: list[Tensor], clip_norm: Tensor, clip_value: Tensor) -> Tensor:
+    """Per-member clipping in place (by total norm, then by value); returns the norms (E,)
+    before clipping."""
+    sq = sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads)
+    norm = torch.sqrt(sq)
+    factor = torch.clamp(clip_norm / (norm + 1e-6), max=1.0)
+    for g in grads:
+        shape = (-1,) + (1,) * (g.ndim - 1)
+        g.mul_(factor.view(shape))
+        v = clip_value.view(shape)
+        g.copy_(torch.maximum(torch.minimum(g, v), -v))
+    return norm
+
+
+def new_state(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim: int, *,
+              device: torch.device | str | None = None) -> TrainState:
+    """A freshly initialised ensemble (member e from seed e), its Adam and generators."""
+    dtype = getattr(torch, settings.dtype)
+    model = make_model(settings.model, settings.latent_dim, obs_dim, n_models=len(members),
+                       seeds=[int(m.seed) for m in members], dtype=dtype, device=device,
+                       **settings.model_kwargs)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    E = len(members)
+    dev = model.B.device
+    return TrainState(model, opt, _member_generators(members), 0,
+                      torch.ones(E, dtype=torch.bool, device=dev),
+                      torch.full((E,), -1, dtype=torch.long, device=dev))
+
+
+def save_checkpoint(state: TrainState, path: str | Path) -> None:
+    """Write the whole training state atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = dict(model=state.model.state_dict(), optimizer=state.optimizer.state_dict(),
+                generators=[g.get_state() for g in state.generators], epoch=state.epoch,
+                alive=state.alive.cpu(), diverged_epoch=state.diverged_epoch.cpu(),
+                history=np.array(state.history), wall_time=state.wall_time)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
+    """Restore a state written by :func:`save_checkpoint` into ``state`` (same configuration)."""
+    blob = torch.load(path, map_location=state.model.B.device, weights_only=False)
+    state.model.load_state_dict(blob["model"])
+    state.optimizer.load_state_dict(blob["optimizer"])
+    for g, s in zip(state.generators, blob["generators"], strict=True):
+        g.set_state(s)
+    dev = state.model.B.device
+    state.epoch = int(blob["epoch"])
+    state.alive = blob["alive"].to(dev)
+    state.diverged_epoch = blob["diverged_epoch"].to(dev)
+    state.history = list(blob["history"])
+    state.wall_time = float(blob["wall_time"])
+    return state
+
+
+def train(
+    data: np.ndarray,
+    members: Sequence[MemberConfig],
+    settings: TrainSettings,
+    *,
+    device: torch.device | str | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 50,
+    time_limit: float | None = None,
+    progress: bool = True,
+) -> TrainState:
+    """Train one ensemble (one member per entry of ``members``) on ``data`` (n, N).
+
+    Every epoch draws ``batches_per_epoch`` batches of ``batch_size`` windows of length
+    ``seq_len + 1`` per member (from the member's own generator). With ``checkpoint`` the full
+    state is saved atomically every ``checkpoint_every`` epochs and at the end, and an existing
+    checkpoint is resumed; ``time_limit`` (seconds) stops after the epoch that exceeds it
+    (then ``state.epoch < settings.epochs``). Device: CUDA when available unless given.
+    """
+    x_all = check_series(data, name="data")
+    settings.validate(x_all.shape[0])
+    members = [m.validate(settings.seq_len) for m in members]
+    if not members:
+        raise ValueError("need at least one member")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    state = new_state(members, settings, x_all.shape[1], device=device)
+    if checkpoint is not None and Path(checkpoint).exists():
+        load_checkpoint(state, checkpoint)
+    model, opt = state.model, state.optimizer
+    dev, dtype = model.B.device, model.B.dtype
+    x_dev = torch.as_tensor(x_all, dtype=dtype, device=dev)
+    params = list(model.parameters())
+    E, T, nb = len(members), settings.seq_len, settings.batch_size
+    inf = torch.tensor(math.inf, dtype=dtype, device=dev)
+    clip_norm = torch.stack([inf if m.clip_norm is None else torch.tensor(m.clip_norm, dtype=dtype,
+                             device=dev) for m in members])
+    clip_value = torch.stack([inf if m.clip_value is None else torch.tensor(
+        m.clip_value, dtype=dtype, device=dev) for m in members])
+    offsets = torch.arange(T + 1)
+    start_time = time.perf_counter() - state.wall_time
+    bar = tqdm(range(state.epoch, settings.epochs), initial=state.epoch,
+               total=settings.epochs, disable=not progress, desc=f"{settings.model} ×{E}",
+               leave=False)
+    for epoch in bar:
+        epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
+        for _ in range(settings.batches_per_epoch):
+            starts = torch.stack([torch.randint(0, x_all.shape[0] - T, (nb,), generator=g)
+                                  for g in state.generators])  # (E, B)
+            masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
+            x = x_dev[(starts[..., None] + offsets).to(dev)]  # (E, B, T+1, N)
+            states = training_rollout(model, x, masks)
+            loss = ((x[:, :, 1:] - model.observe(states)) ** 2).mean(dim=(1, 2, 3))  # (E,)
+            alive = state.alive
+            opt.zero_grad(set_to_none=False)
+            torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
+            grads = [p.grad for p in params]
+            norm = _clip_(grads, clip_norm, clip_value)
+            ok = torch.isfinite(loss) & torch.isfinite(norm)
+            newly = alive & ~ok
+            state.diverged_epoch = torch.where(newly, epoch, state.diverged_epoch)
+            alive = alive & ok
+            state.alive = alive
+            keep = [p.detach().clone() for p in params]
+            for g in grads:
+                g.copy_(torch.where(alive.view((-1,) + (1,) * (g.ndim - 1)), g,
+                                    torch.zeros_like(g)))
+            opt.step()
+            with torch.no_grad():
+                for p, k in zip(params, keep, strict=True):
+                    p.copy_(torch.where(alive.view((-1,) + (1,) * (p.ndim - 1)), p, k))
+            epoch_loss += torch.where(alive, loss.detach(), torch.full_like(loss, math.nan))
+        state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
+        state.epoch = epoch + 1
+        state.wall_time = time.perf_counter() - start_time
+        if progress:
+            alive_n = int(state.alive.sum())
+            bar.set_postfix(loss=f"{np.nanmean(state.history[-1]):.4g}", alive=f"{alive_n}/{E}")
+        last = state.epoch == settings.epochs
+        out_of_time = time_limit is not None and state.wall_time > time_limit
+        if checkpoint is not None and (state.epoch % checkpoint_every == 0 or last
+                                       or out_of_time):
+            save_checkpoint(state, checkpoint)
+        if out_of_time:
+            break
+    bar.close()
+    return state
+
+
+def member_summary(state: TrainState, members: Sequence[MemberConfig]) -> list[dict[str, Any]]:
+    """One row per member: its configuration, final loss, divergence status and epoch."""
+    last = state.history[-1] if state.history else np.full(len(members), np.nan)
+    div = state.diverged_epoch.cpu().numpy()
+    return [dict(asdict(m), final_loss=float(last[e]), diverged=bool(div[e] >= 0),
+                 diverged_epoch=int(div[e]) if div[e] >= 0 else None,
+                 epochs_done=state.epoch) for e, m in enumerate(members)]
+
+
+def with_seed(member: MemberConfig, seed: int) -> MemberConfig:
+    """A copy of ``member`` with another seed."""
+    return replace(member, seed=int(seed))
