@@ -192,7 +192,10 @@ def training_rollout(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) ->
     cut = masks["cut"].to(dev)[:, None, :, None]
     alpha = masks["alpha"].to(device=dev, dtype=dt)[:, None, None]
     use_alpha = bool((masks["alpha"] > 0).any())
-    use_cut = bool(masks["cut"].any())
+    # which steps need a forcing/reset/cut at all (decided on the host masks: no device sync)
+    any_force = masks["force"].any(0).tolist()
+    any_zero = masks["zero"].any(0).tolist()
+    any_cut = masks["cut"].any(0).tolist()
     # unbind once: slicing inferred[:, :, t] inside the loop would make the backward pass
     # scatter every step's gradient into a full-size zero tensor (O(T²) memory traffic)
     steps = inferred.unbind(2)
@@ -201,11 +204,13 @@ def training_rollout(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) ->
     out = []
     for t in range(T):
         if t > 0:
-            s = torch.where(force[t], steps[t], s)
+            if any_force[t]:
+                s = torch.where(force[t], steps[t], s)
             if use_alpha:
                 s = alpha * steps[t] + (1 - alpha) * s
-        s = torch.where(zero[t], torch.zeros_like(s), s)
-        if use_cut:
+        if any_zero[t]:
+            s = torch.where(zero[t], torch.zeros_like(s), s)
+        if any_cut[t]:
             s = torch.where(cut[t], s.detach(), s)
         s = model.step(s)
         out.append(s)
