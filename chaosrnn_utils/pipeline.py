@@ -168,7 +168,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("summary", help="print the summary table of the last run")
     ref = sub.add_parser("refresh", help="re-execute notebooks (defaults) into their .ipynb")
     ref.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    swp = sub.add_parser("sweep", help="train and evaluate a grid of configurations "
+                         "(resumable; exit status 3 when a time limit left it incomplete)")
+    swp.add_argument("spec", nargs="?", help="sweep spec JSON (or build one with the flags)")
+    swp.add_argument("--out", required=True, help="output folder (rerun to resume)")
+    swp.add_argument("--time-limit", type=float, help="seconds for this call")
+    swp.add_argument("--device", help="torch device (default: cuda if available)")
+    swp.add_argument("--name", help="sweep name (flags only)")
+    swp.add_argument("--dataset", help="paper data set name or .npy path")
+    swp.add_argument("--arch", nargs="+", help="architectures, e.g. plrnn lstm")
+    swp.add_argument("--mode", nargs="+", help="training modes (grid)")
+    swp.add_argument("--tau", nargs="+", type=int, help="forcing intervals (grid)")
+    swp.add_argument("--seeds", nargs="+", type=int, help="seeds (grid; default 0)")
+    swp.add_argument("--profile", help="training settings profile (default quick)")
+    swp.add_argument("--epochs", type=int)
+    swp.add_argument("--n-data", type=int)
+    swp.add_argument("--n-generate", type=int)
+    swp.add_argument("--checkpoint-every", type=int)
     args = parser.parse_args(argv)
+
+    if args.command == "sweep":
+        from . import sweeps
+
+        return sweeps.sweep_main(args)
 
     if args.command == "summary":
         print(summary_table())

@@ -1,0 +1,258 @@
+"""Sweeps: the results table, exact continuation after SIGKILL and after a time limit, spec
+validation before training, and the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from chaosrnn_utils import paths, pipeline, sweeps, training
+from chaosrnn_utils.sweeps import SweepSpec, run_sweep
+
+EPOCHS = 20
+SPEC = dict(
+    name="tiny",
+    dataset="lorenz",
+    n_data=3000,
+    settings=dict(latent_dim=6, seq_len=30, batch_size=4, batches_per_epoch=2, epochs=EPOCHS,
+                  lr=1e-2, dtype="float64"),
+    architectures=["plrnn", "lstm"],
+    grid={"tau": [5, 10], "seed": [0, 1]},
+    n_generate=2000,
+    checkpoint_every=1,
+)
+METRICS = ["D_stsp", "D_H", "PE1", "PE5", "PE25"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """Generated data goes to a temporary cache, not into the repository."""
+    d = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paths, "CACHE_DIR", d)
+        yield d
+
+
+@pytest.fixture(autouse=True)
+def _cache(cache_dir, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE_DIR", cache_dir)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache_dir):
+    """The tiny sweep run without interruption: (out_dir, results.csv as read back)."""
+    out = tmp_path_factory.mktemp("reference")
+    df = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False)
+    assert df.attrs["complete"]
+    return out, df
+
+
+def same_table(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal up to wall_time, and git_commit (others commit to this repository concurrently, so
+    HEAD may move between two runs; the column is checked in the first test)."""
+    drop = ["wall_time", "git_commit"]
+    pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop), check_exact=True)
+
+
+def read(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "results.csv")
+
+
+def test_tiny_sweep_writes_one_row_per_member_and_architecture(reference):
+    out, df = reference
+    table = read(out)
+    assert len(table) == 8
+    expected = {"sweep", "dataset", "architecture", "member", "seed", "mode", "tau",
+                "final_loss", "diverged", "diverged_epoch", "epochs_done", "wall_time",
+                "git_commit", "settings", "D_stsp_method", "frac_in_box", *METRICS}
+    assert expected <= set(table.columns), expected - set(table.columns)
+    assert list(table["architecture"]) == ["plrnn"] * 4 + ["lstm"] * 4
+    assert list(table["tau"]) == [5, 5, 10, 10] * 2 and list(table["seed"]) == [0, 1] * 4
+    assert np.isfinite(table[METRICS + ["final_loss"]].to_numpy()).all()
+    assert (table["epochs_done"] == EPOCHS).all() and not table["diverged"].any()
+    assert json.loads(table["settings"][5])["model"] == "lstm"
+    assert table["sweep"].eq("tiny").all()
+    assert table["git_commit"].str.fullmatch("[0-9a-f]{40}|unknown").all()
+    assert table["git_commit"].nunique() == 1
+    same_table(df, table)
+    assert sorted(p.name for p in (out / "parts").iterdir()) == ["lstm.csv", "plrnn.csv"]
+    assert (out / "checkpoints" / "plrnn.pt").exists() and (out / "spec.json").exists()
+    assert SweepSpec.from_json(out / "spec.json") == SweepSpec(**SPEC)
+    # a rerun of a finished sweep trains nothing and returns the same table
+    again = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False)
+    assert again.attrs["complete"]
+    pd.testing.assert_frame_equal(again, table, check_exact=True)
+    # another spec cannot reuse the folder (its checkpoints belong to this one)
+    with pytest.raises(ValueError, match="holds another sweep"):
+        run_sweep(SweepSpec(**{**SPEC, "name": "other"}), out, progress=False)
+
+
+def test_diverged_member_is_scored_nan(tmp_path, monkeypatch):
+    real_train = training.train
+
+    def train_then_diverge(*args, **kwargs):
+        state = real_train(*args, **kwargs)
+        with torch.no_grad():
+            for p in state.model.parameters():
+                p[1] = float("nan")
+        state.alive[1], state.diverged_epoch[1] = False, 1
+        state.history[-1][1] = np.nan
+        return state
+
+    monkeypatch.setattr(training, "train", train_then_diverge)
+    spec = SweepSpec(**{**SPEC, "architectures": ["plrnn"], "grid": {"seed": [0, 1]},
+                        "settings": {**SPEC["settings"], "epochs": 2}})
+    df = run_sweep(spec, tmp_path, progress=False)
+    assert df.attrs["complete"] and list(df["diverged"]) == [False, True]
+    assert df["diverged_epoch"].iloc[1] == 1 and np.isnan(df["diverged_epoch"].iloc[0])
+    assert np.isfinite(df.loc[0, METRICS + ["final_loss"]].to_numpy(float)).all()
+    assert np.isnan(df.loc[1, METRICS + ["final_loss"]].to_numpy(float)).all()
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_table(reference, tmp_path, cache_dir,
+                                                            monkeypatch):
+    spec_path = SweepSpec(**SPEC).to_json(tmp_path / "spec.json")
+    out = tmp_path / "out"
+    env = dict(os.environ, CHAOSRNN_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1")
+    ckpt = out / "checkpoints" / "plrnn.pt"
+    with open(tmp_path / "log.txt", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chaosrnn_utils", "sweep", str(spec_path), "--out", str(out),
+             "--device", "cpu"], env=env, cwd=paths.ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert proc.poll() is None, (tmp_path / "log.txt").read_text()
+            proc.kill()  # SIGKILL
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -9
+    assert not (out / "results.csv").exists()
+    epoch = torch.load(ckpt, weights_only=False)["epoch"]
+    assert 1 <= epoch < EPOCHS
+    loaded = []
+    real_load = training.load_checkpoint
+
+    def spy(state, path):
+        loaded.append((Path(path).name, real_load(state, path).epoch))
+        return state
+
+    monkeypatch.setattr(training, "load_checkpoint", spy)
+    df = run_sweep(SweepSpec.from_json(spec_path), out, device="cpu", progress=False)
+    assert df.attrs["complete"]
+    assert loaded == [("plrnn.pt", epoch)]  # resumed, not retrained from scratch
+    same_table(read(out), read(reference[0]))
+
+
+def test_time_limit_returns_incomplete_then_continues(reference, tmp_path):
+    out = tmp_path / "out"
+    calls = []
+    while True:
+        df = run_sweep(SweepSpec(**SPEC), out, device="cpu", time_limit=0.2, progress=False)
+        calls.append(df.attrs["complete"])
+        if df.attrs["complete"] or len(calls) > 50:
+            break
+        assert not (out / "results.csv").exists()
+    assert calls[0] is False and calls[-1] is True and len(calls) >= 3
+    same_table(read(out), read(reference[0]))
+    same_table(df, read(reference[0]))
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(training, "train", fail)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(grid={"tua": [5]}), "unknown MemberConfig field in grid 'tua'; did you mean 'tau'"),
+    (dict(members=[{"mode": "bptt", "clipnorm": 1.0}]), "did you mean 'clip_norm'"),
+    (dict(grid={"tau": [5, 31]}), r"tau must be an integer in 1\.\.30"),
+    (dict(grid={"tau": []}), "non-empty list"),
+    (dict(grid={}), "empty grid"),
+    (dict(dataset="lorentz"), "unknown dataset 'lorentz'; did you mean 'lorenz'"),
+    (dict(dataset="missing.npy"), "does not exist"),
+    (dict(architectures=["gru"]), "unknown architecture 'gru'"),
+    (dict(settings={"epoch": 3}), "did you mean 'epochs'"),
+    (dict(settings={"profile": "fast"}), "unknown settings profile 'fast'"),
+    (dict(settings={"model": "lstm"}), "architectures"),
+    (dict(grid={"seed": [0, 0]}), "appears twice"),
+    (dict(n_generate=10), "n_generate"),
+])
+def test_bad_spec_raises_before_training(change, message, tmp_path, no_training):
+    spec = SweepSpec(**{**SPEC, **change})
+    with pytest.raises(ValueError, match=message):
+        run_sweep(spec, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_dependent_errors_raise_before_training(tmp_path, no_training):
+    x = np.random.default_rng(0).standard_normal((200, 3))
+    np.save(tmp_path / "x.npy", x)
+    spec = SweepSpec(**{**SPEC, "dataset": str(tmp_path / "x.npy"), "n_generate": 100})
+    with pytest.raises(ValueError, match="seq_len"):  # 160 training steps < seq_len 300
+        run_sweep(replace_settings(spec, seq_len=300), tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match="latent_dim 2 < data dimension 3"):
+        run_sweep(replace_settings(spec, latent_dim=2), tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match="test set of 40 steps"):
+        run_sweep(spec, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def replace_settings(spec: SweepSpec, **kw) -> SweepSpec:
+    return SweepSpec(**{**spec.to_dict(), "settings": {**spec.settings, **kw}})
+
+
+def test_spec_json_roundtrip_and_unknown_key(tmp_path):
+    spec = SweepSpec(**{**SPEC, "members": [{"mode": "bptt", "clip_norm": 1.0}]})
+    assert SweepSpec.from_json(spec.to_json(tmp_path / "s.json")) == spec
+    members = spec.member_configs()
+    assert len(members) == 5 and members[-1] == training.MemberConfig(mode="bptt",
+                                                                       clip_norm=1.0)
+    assert spec.train_settings("lstm").model == "lstm"
+    assert SweepSpec("a", "lorenz", settings="quick").train_settings("rnn") \
+        == dataclasses.replace(training.SETTINGS["quick"], model="rnn")
+    (tmp_path / "bad.json").write_text(json.dumps({**SPEC, "n_dta": 5}))
+    with pytest.raises(ValueError, match="unknown sweep spec key 'n_dta'"):
+        SweepSpec.from_json(tmp_path / "bad.json")
+
+
+def test_command_line_builds_the_spec_from_flags(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(spec, out, *, device=None, time_limit=None, progress=True):
+        seen.update(spec=spec, out=out, time_limit=time_limit)
+        df = pd.DataFrame()
+        df.attrs.update(complete=False, pending=["lstm"])
+        return df
+
+    monkeypatch.setattr(sweeps, "run_sweep", fake_run)
+    rc = pipeline.main(["sweep", "--out", str(tmp_path), "--dataset", "lorenz", "--arch",
+                        "lstm", "plrnn", "--tau", "5", "30", "--seeds", "0", "1", "--profile",
+                        "quick", "--epochs", "5", "--time-limit", "60"])
+    assert rc == sweeps.EXIT_INCOMPLETE
+    spec = seen["spec"]
+    assert spec.architectures == ["lstm", "plrnn"] and spec.grid == {"tau": [5, 30],
+                                                                     "seed": [0, 1]}
+    assert spec.train_settings("lstm").epochs == 5 and seen["time_limit"] == 60.0
+    spec_file = SweepSpec(**SPEC).to_json(tmp_path / "s.json")
+    assert pipeline.main(["sweep", str(spec_file), "--out", str(tmp_path)]) == 3
+    assert seen["spec"] == SweepSpec(**SPEC)
+    # a spec file and flags together, or a bad spec: an error message, status 2
+    assert pipeline.main(["sweep", str(spec_file), "--out", str(tmp_path), "--epochs", "3"]) == 2
+    assert pipeline.main(["sweep", "--out", str(tmp_path), "--dataset", "nope"]) == 2
