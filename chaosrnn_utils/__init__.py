@@ -6,8 +6,9 @@ the paper's data sets, embedding, cache, the authors' files), ``lyapunov`` (QR s
 Rosenstein, τ_pred), ``models`` (ensemble RNNs with analytic Jacobians), ``jacobians``
 (Jacobian products, RNN spectra, gradient diagnostics), ``regimes`` (PLRNNs with known
 dynamics), ``forcing`` (sparse teacher forcing), ``metrics`` (D_stsp, D_H, PE),
-``plotting`` (one function per panel), ``pipeline`` (profiles, summary table, papermill
-runner).
+``training`` (one training loop for every mode, on ensembles), ``sweeps`` (grids, resumable
+results tables), ``plotting`` (one function per panel), ``pipeline`` (profiles, summary
+table, papermill runner).
 """
 
 from .data import (
@@ -52,11 +53,20 @@ from .metrics import (
 from .models import LSTM, MODELS, PLRNN, DendPLRNN, ShallowPLRNN, TanhRNN, make_model
 from .pipeline import PROFILES, record_summary, select_profile
 from .regimes import REGIMES, chaotic_plrnn, fixed_point_plrnn, quasiperiodic_plrnn, two_cycle_plrnn
+from .sweeps import SweepSpec, run_sweep
 from .systems import System, get_system, integrate, system_names
+from .training import MODES, MemberConfig, TrainSettings, member_summary, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MODES",
+    "MemberConfig",
+    "SweepSpec",
+    "TrainSettings",
+    "member_summary",
+    "run_sweep",
+    "train",
     "check_tau",
     "evaluate",
     "forced_rollout",
