@@ -272,8 +272,10 @@ class EnsembleRNN(nn.Module):
 
         Reads the first M entries of the state (the LSTM's h)."""
         s = self._check_state(s, ndims=(3, 4))
-        B = self.B if s.ndim == 3 else self.B[:, None]
-        return s[..., : self.latent_dim] @ B.mT
+        z = s[..., : self.latent_dim]
+        # one (E, B·T, M) @ (E, M, N) matmul, not B broadcast over every sequence
+        flat = z.reshape(z.shape[0], -1, self.latent_dim) @ self.B.mT
+        return flat.reshape(*z.shape[:-1], self.obs_dim)
 
     def _state_from_latent(self, z: Tensor) -> Tensor:
         return z
@@ -463,7 +465,9 @@ class PLRNN(EnsembleRNN):
 
     def step(self, s: Tensor) -> Tensor:
         z = self._check_state(s)
-        return self.A[:, None] * z + self._phi(z) @ self.W_offdiag.mT + self.h[:, None]
+        # A z + h + φ(z) Wᵀ as one fused multiply-add and one batched matmul-add
+        return torch.baddbmm(torch.addcmul(self.h[:, None], self.A[:, None], z), self._phi(z),
+                             self.W_offdiag.mT)
 
     def jacobian(self, s: Tensor) -> Tensor:
         z = self._check_state(s)

@@ -1,0 +1,468 @@
+"""Training-throughput benchmark of the ensemble engine (``chaosrnn_utils.training``).
+
+Prints, for latent 30, batch 32, sequence length 200 and sparse forcing:
+
+1. throughput in sample-steps per second (one latent step of one sequence of one model,
+   forward and backward) of (a) one PLRNN trained alone by a plain per-time-step loop written
+   here ("authors-style" baseline) and (b) 50-member ensembles (10 τ × 5 seeds) through the
+   engine, and the ratio b/a;
+2. the float32 matrix-multiply peak of this machine and the fraction of it reached by (b);
+3. the projected wall time of a ``paper``-profile τ sweep (3 architectures × 10 τ × 5 seeds ×
+   epochs × batches) against the 3-hour target;
+4. the peak resident memory of the 50-member runs (target < 4 GiB).
+
+This is a measuring script, not a test: it asserts nothing. Run it from the repository root::
+
+    .venv/bin/python benchmarks/bench_training.py [--quick] [--device cpu|cuda] [--threads N]
+
+See benchmarks/README.md for what every number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from chaosrnn_utils.training import (  # noqa: E402
+    SETTINGS,
+    MemberConfig,
+    TrainSettings,
+    new_state,
+    schedule_masks,
+    train,
+    training_rollout,
+)
+
+TAUS = (5, 10, 20, 30, 40, 50, 60, 80, 100, 200)
+SEEDS = tuple(range(5))
+LATENT, BATCH, SEQ_LEN = 30, 32, 200
+BASELINE_TAU = 30
+ARCHITECTURES = ("plrnn", "lstm", "rnn")  # the sweep's three architectures
+TARGET_HOURS, TARGET_CORES, TARGET_RSS_GIB = 3.0, 2, 4.0
+GIB = 1024**3
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def lorenz63(n: int = 10_000, dt: float = 0.01, transient: int = 2_000) -> np.ndarray:
+    """Standardised Lorenz-63 trajectory (σ = 10, ρ = 28, β = 8/3), RK4, shape (n, 3).
+
+    Only the window shapes matter for timing; a real chaotic series keeps the losses sane."""
+
+    def f(v: np.ndarray) -> np.ndarray:
+        x, y, z = v
+        return np.array([10.0 * (y - x), x * (28.0 - z) - y, x * y - 8.0 / 3.0 * z])
+
+    v = np.array([1.0, 1.0, 1.0])
+    out = np.empty((n, 3))
+    for k in range(transient + n):
+        k1 = f(v)
+        k2 = f(v + 0.5 * dt * k1)
+        k3 = f(v + 0.5 * dt * k2)
+        k4 = f(v + dt * k3)
+        v = v + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+        if k >= transient:
+            out[k - transient] = v
+    return (out - out.mean(0)) / out.std(0)
+
+
+def max_rss_bytes() -> int:
+    """Peak resident set size of this process so far (ru_maxrss: KiB on Linux, B on macOS)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if platform.system() == "Darwin" else r * 1024
+
+
+def make_sync(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def time_calls(fn: Callable[[], object], sync: Callable[[], None], *, warmup: int, reps: int,
+               min_reps: int, budget_s: float) -> dict[str, float]:
+    """Steady-state time of ``fn``: ``warmup`` untimed calls, then up to ``reps`` timed ones
+    (stopping after ``budget_s`` seconds once ``min_reps`` are done). Returns the median and
+    min wall time per call, and per call the process CPU time (user + system, all threads) and
+    minor page faults."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    times: list[float] = []
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    while len(times) < reps:
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= min_reps and time.perf_counter() - start > budget_s:
+            break
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    n = len(times)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return dict(median=statistics.median(times), min=min(times), n=n, cpu=cpu / n,
+                sys=(r1.ru_stime - r0.ru_stime) / n, faults=(r1.ru_minflt - r0.ru_minflt) / n)
+
+
+# ----------------------------------------------------------------------------- (a) baseline
+
+
+class AuthorsPLRNN(nn.Module):
+    """One PLRNN written the plain way: z ← A⊙z + W_offdiag relu(z) + h, one step at a time;
+    every τ steps z ← B⁺x with B⁺ = pinv(B); x̂ = B z. Init as ``chaosrnn_utils.models.PLRNN``
+    (A ~ U(0.5, 0.9), W, h, B ~ U(±1/√M), diag W = 0)."""
+
+    def __init__(self, latent_dim: int, obs_dim: int, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        M, r = latent_dim, latent_dim**-0.5
+
+        def u(shape: tuple[int, ...], lo: float, hi: float) -> nn.Parameter:
+            return nn.Parameter(lo + (hi - lo) * torch.rand(shape, generator=g))
+
+        self.A = u((M,), 0.5, 0.9)
+        self.W = u((M, M), -r, r)
+        self.h = u((M,), -r, r)
+        self.B = u((obs_dim, M), -r, r)
+        self.register_buffer("offdiag", 1.0 - torch.eye(M))
+
+    def forward(self, x: Tensor, tau: int) -> Tensor:
+        """x: (batch, T + 1, N) windows → predictions of x_1..x_T, (batch, T, N)."""
+        B_pinv = torch.linalg.pinv(self.B)  # (M, N), differentiable
+        W = self.W * self.offdiag
+        z = x[:, 0] @ B_pinv.T
+        out = []
+        for t in range(x.shape[1] - 1):
+            if t > 0 and t % tau == 0:
+                z = x[:, t] @ B_pinv.T
+            z = self.A * z + torch.relu(z) @ W.T + self.h
+            out.append(z)
+        return torch.stack(out, dim=1) @ self.B.T
+
+
+def baseline_update_fn(data: Tensor, device: torch.device) -> Callable[[], None]:
+    model = AuthorsPLRNN(LATENT, data.shape[1]).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    offsets = torch.arange(SEQ_LEN + 1)
+
+    def update() -> None:
+        starts = torch.randint(0, data.shape[0] - SEQ_LEN, (BATCH,), generator=g)
+        x = data[(starts[:, None] + offsets).to(device)]  # (batch, T + 1, N)
+        loss = nn.functional.mse_loss(model(x, BASELINE_TAU), x[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return update
+
+
+# ----------------------------------------------------------------------------- (b) engine
+
+
+def sweep_members() -> list[MemberConfig]:
+    return [MemberConfig(seed=s, mode="sparse", tau=t) for t in TAUS for s in SEEDS]
+
+
+def bench_settings(arch: str) -> TrainSettings:
+    return replace(SETTINGS["paper"], model=arch, latent_dim=LATENT, batch_size=BATCH,
+                   seq_len=SEQ_LEN)
+
+
+def engine_update_fn(arch: str, data: Tensor, device: torch.device,
+                     phases: dict[str, list[float]],
+                     sync: Callable[[], None]) -> Callable[[], None]:
+    """One ensemble update the way ``train`` does it (batch draw, masks, rollout, loss,
+    backward, Adam), without its per-member clipping and divergence bookkeeping; appends the
+    forward / backward / optimiser times to ``phases``."""
+    members = sweep_members()
+    settings = bench_settings(arch)
+    state = new_state(members, settings, data.shape[1], device=device)
+    model, opt = state.model, state.optimizer
+    T, nb = settings.seq_len, settings.batch_size
+    offsets = torch.arange(T + 1)
+
+    def update() -> None:
+        t0 = time.perf_counter()
+        starts = torch.stack([torch.randint(0, data.shape[0] - T, (nb,), generator=g)
+                              for g in state.generators])
+        masks = schedule_masks(members, T, 0, settings.epochs, state.generators)
+        x = data[(starts[..., None] + offsets).to(device)]  # (E, B, T + 1, N)
+        states = training_rollout(model, x, masks)
+        loss = ((x[:, :, 1:] - model.observe(states)) ** 2).mean(dim=(1, 2, 3))
+        sync()
+        t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        loss.sum().backward()
+        sync()
+        t2 = time.perf_counter()
+        opt.step()
+        sync()
+        t3 = time.perf_counter()
+        phases["fwd"].append(t1 - t0)
+        phases["bwd"].append(t2 - t1)
+        phases["opt"].append(t3 - t2)
+
+    return update
+
+
+def train_per_update(arch: str, data: np.ndarray, device: torch.device, k: int,
+                     repeats: int) -> float:
+    """Steady-state seconds per update of ``train`` itself: the difference of its loop time
+    (``state.wall_time``, set-up excluded) for 2k and k updates, divided by k, so the warm-up
+    updates cancel; each loop time is the best of ``repeats`` calls."""
+    members = sweep_members()
+    walls = []
+    for n in (k, 2 * k):
+        settings = replace(bench_settings(arch), epochs=1, batches_per_epoch=n)
+        walls.append(min(train(data, members, settings, device=device, progress=False).wall_time
+                         for _ in range(repeats)))
+    return max(walls[1] - walls[0], 0.0) / k
+
+
+def flops_per_sample_step(arch: str, M: int = LATENT, N: int = 3) -> float:
+    """Estimated FLOPs of one latent step of one sequence, forward + backward (backward ≈ 2×
+    forward). Forward: the recurrent matmul (2M² PLRNN / tanh RNN, 2·4M·M LSTM), element-wise
+    terms, x̂ = Bz and z = B⁺x (2NM each)."""
+    fwd = {"plrnn": 2 * M * M + 8 * M, "rnn": 2 * M * M + 6 * M,
+           "lstm": 8 * M * M + 30 * M}[arch] + 4 * N * M
+    return 3.0 * fwd
+
+
+def matmul_peak(device: torch.device, sync: Callable[[], None], n: int, reps: int) -> float:
+    """Best float32 GFLOP/s of an n×n @ n×n torch.mm."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    sync()
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def ensemble_bmm_rate(device: torch.device, sync: Callable[[], None], reps: int) -> float:
+    """GFLOP/s of the ensemble's recurrent matmul shape alone, (50, 32, 30) @ (50, 30, 30)."""
+    E = len(TAUS) * len(SEEDS)
+    z = torch.randn(E, BATCH, LATENT, device=device)
+    W = torch.randn(E, LATENT, LATENT, device=device)
+    for _ in range(10):
+        z @ W.mT
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        z @ W.mT
+    sync()
+    return 2.0 * E * BATCH * LATENT**2 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def profile_update(fn: Callable[[], None], device: torch.device, rows: int = 18) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    fn()
+    with profile(activities=acts, record_shapes=True) as prof:
+        fn()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages(group_by_input_shape=True).table(
+        sort_by=key, row_limit=rows, max_name_column_width=32, max_shapes_column_width=46)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x / 1e6:.3f} M" if x >= 1e6 else f"{x / 1e3:.1f} k"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="short timing loops (< 1 minute)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--profile", action="store_true",
+                   help="also print torch.profiler's top ops of one PLRNN ensemble update")
+    args = p.parse_args(argv)
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: CUDA is not available, using the CPU")
+    device = torch.device("cuda" if args.device == "cuda" and torch.cuda.is_available()
+                          else "cpu")
+    sync = make_sync(device)
+    q = args.quick
+    base_cfg = dict(warmup=3, reps=8, min_reps=3, budget_s=3.0) if q else \
+        dict(warmup=5, reps=40, min_reps=5, budget_s=10.0)
+    ens_cfg = dict(warmup=1, reps=3, min_reps=2, budget_s=4.0) if q else \
+        dict(warmup=2, reps=30, min_reps=4, budget_s=25.0)
+    train_k, train_repeats = (2, 1) if q else (5, 2)
+    E = len(TAUS) * len(SEEDS)
+    paper = SETTINGS["paper"]
+    updates_per_member_run = paper.epochs * paper.batches_per_epoch
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load0 = os.getloadavg()
+
+    print("chaosrnn training benchmark" + (" (--quick)" if q else ""))
+    dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    print(f"  torch {torch.__version__}, device {device} ({dev_name or platform.machine()}), "
+          f"torch threads {torch.get_num_threads()}, usable cores {cores}")
+    print(f"  latent {LATENT}, batch {BATCH}, seq_len {SEQ_LEN}, sparse forcing; ensemble "
+          f"{E} = {len(TAUS)} τ {list(TAUS)} × {len(SEEDS)} seeds; baseline τ = {BASELINE_TAU}")
+    print(f"  load average at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
+          + ("  <- other processes are busy: timings are unreliable" if load0[0] > 0.5 * cores
+             else ""))
+    print()
+
+    data_np = lorenz63()
+    data = torch.as_tensor(data_np, dtype=torch.float32, device=device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    # (a) authors-style single model
+    base = time_calls(baseline_update_fn(data, device), sync, **base_cfg)
+    rss_base = max_rss_bytes()
+
+    # (b) engine ensembles
+    results: dict[str, dict[str, float]] = {}
+    phases_of: dict[str, dict[str, float]] = {}
+    rss_after: dict[str, int] = {}
+    train_t = math.nan
+    prof_table = ""
+    for arch in ARCHITECTURES:
+        phases: dict[str, list[float]] = {"fwd": [], "bwd": [], "opt": []}
+        fn = engine_update_fn(arch, data, device, phases, sync)
+        results[arch] = time_calls(fn, sync, **ens_cfg)
+        n = results[arch]["n"]
+        phases_of[arch] = {k: statistics.median(v[-n:]) for k, v in phases.items()}
+        if arch == "plrnn":
+            train_t = train_per_update(arch, data_np, device, train_k, train_repeats)
+            if args.profile:
+                prof_table = profile_update(fn, device)
+        del fn
+        rss_after[arch] = max_rss_bytes()
+    gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+    peak = matmul_peak(device, sync, n=8192 if device.type == "cuda" else (1024 if q else 2048),
+                       reps=10 if device.type == "cuda" else (3 if q else 5))
+    bmm_rate = ensemble_bmm_rate(device, sync, reps=200 if q else 1000)
+    load1 = os.getloadavg()
+
+    # ---------------------------------------------------------------- 1. throughput
+    steps_a = BATCH * SEQ_LEN
+    steps_b = E * BATCH * SEQ_LEN
+    rate_a = steps_a / base["median"]
+    print("1. Training throughput (sample-steps/s = members × batch × seq_len / s per update)")
+    hdr = (f"   {'case':<38}{'members':>8}{'s/update':>10}{'min':>9}{'cpu s':>8}{'sys s':>7}"
+           f"{'faults':>8}{'samp-steps/s':>14}{'n':>4}")
+    print(hdr)
+    print("   " + "-" * (len(hdr) - 3))
+
+    def row(name: str, members: int, r: dict[str, float], steps: int) -> None:
+        print(f"   {name:<38}{members:>8}{r['median']:>10.4f}{r['min']:>9.4f}{r['cpu']:>8.3f}"
+              f"{r['sys']:>7.3f}{r['faults']:>8.0f}{fmt_rate(steps / r['median']):>14}"
+              f"{r['n']:>4}")
+
+    row("(a) authors-style loop, PLRNN", 1, base, steps_a)
+    for arch in ARCHITECTURES:
+        row(f"(b) engine ensemble, {arch}", E, results[arch], steps_b)
+    rb = results["plrnn"]
+    rate_b = steps_b / rb["median"]
+    if math.isfinite(train_t) and train_t > 0:
+        print(f"   {'(b) PLRNN via train() (k→2k diff.)':<38}{E:>8}{train_t:>10.4f}"
+              f"{'':>9}{'':>8}{'':>7}{'':>8}{fmt_rate(steps_b / train_t):>14}{train_k:>4}")
+    print("   phases of one ensemble update (median s): "
+          + "; ".join(f"{a} fwd {v['fwd']:.3f} bwd {v['bwd']:.3f} adam {v['opt']:.4f}"
+                      for a, v in phases_of.items()))
+    print(f"   ratio b/a (PLRNN ensemble vs authors-style loop, throughput): "
+          f"{rate_b / rate_a:.2f}×")
+    print(f"   i.e. {E} models one after another with (a): {E * base['median']:.2f} s per "
+          f"update round, with (b): {rb['median']:.2f} s")
+    if math.isfinite(train_t) and train_t > 0:
+        print(f"   train() vs bare engine update: {train_t / rb['median']:.2f}× "
+              f"(clipping, divergence freezing, parameter copies, batch draw)")
+    print()
+
+    # ---------------------------------------------------------------- 2. peak
+    print("2. float32 matmul peak and achieved fraction")
+    print(f"   torch.mm peak (best of n×n, this process's threads): {peak:8.1f} GFLOP/s")
+    print(f"   ensemble-shaped bmm (50,32,30)@(50,30,30) alone:       {bmm_rate:8.1f} GFLOP/s "
+          f"({bmm_rate / peak:.1%} of peak)")
+    for arch in ARCHITECTURES:
+        f = flops_per_sample_step(arch)
+        achieved = f * steps_b / results[arch]["median"] / 1e9
+        print(f"   {arch:<6} ensemble: ≈{f:6.0f} FLOP/sample-step (fwd+bwd), "
+              f"{achieved:7.2f} GFLOP/s = {achieved / peak:6.2%} of peak")
+    fa = flops_per_sample_step("plrnn") * rate_a / 1e9
+    print(f"   (a) baseline:     {fa:7.2f} GFLOP/s = {fa / peak:6.2%} of peak")
+    print()
+
+    # ---------------------------------------------------------------- 3. projection
+    print(f"3. Projected paper-profile τ sweep for one data set: {len(ARCHITECTURES)} "
+          f"architectures × {len(TAUS)} τ × {len(SEEDS)} seeds, {paper.epochs} epochs × "
+          f"{paper.batches_per_epoch} updates = {updates_per_member_run} ensemble updates each")
+    hours = {a: results[a]["median"] * updates_per_member_run / 3600 for a in ARCHITECTURES}
+    for a in ARCHITECTURES:
+        print(f"   {a:<6} {results[a]['median']:.4f} s/update → {hours[a]:7.2f} h")
+    total = sum(hours.values())
+    verdict = "meets" if total <= TARGET_HOURS else f"misses ({total / TARGET_HOURS:.1f}×)"
+    print(f"   one process, architectures one after another (as run_sweep does): {total:.2f} h"
+          f"  [target {TARGET_HOURS:.0f} h on {TARGET_CORES} cores: {verdict}]")
+    if device.type == "cpu" and torch.get_num_threads() == 1 and cores > 1:
+        bins = [0.0] * min(cores, len(ARCHITECTURES))
+        for h in sorted(hours.values(), reverse=True):
+            bins[bins.index(min(bins))] += h
+        print(f"   {len(bins)} single-thread processes in parallel (assumes these per-update "
+              f"times hold with every core busy): {max(bins):.2f} h")
+    floor = sum(flops_per_sample_step(a) for a in ARCHITECTURES) * steps_b \
+        * updates_per_member_run / (peak * 1e9) / 3600
+    print(f"   compute floor at the measured mm peak (estimated FLOPs, this process's threads): "
+          f"{floor:.2f} h")
+    if math.isfinite(train_t) and train_t > 0:
+        scale = train_t / rb["median"]
+        print(f"   with train()'s overhead ratio {scale:.2f}× applied to all three: "
+              f"{total * scale:.2f} h")
+    base_h = base["median"] * updates_per_member_run * E * len(ARCHITECTURES) / 3600
+    print(f"   same sweep as 150 separate authors-style runs (PLRNN cost for every "
+          f"architecture): {base_h:.1f} h")
+    print()
+
+    # ---------------------------------------------------------------- 4. memory
+    print("4. Peak resident memory (ru_maxrss, process-wide, monotone)")
+    print(f"   after the baseline:          {rss_base / GIB:6.3f} GiB")
+    for a in ARCHITECTURES:
+        ok = "ok" if rss_after[a] / GIB < TARGET_RSS_GIB else "OVER"
+        print(f"   after the {a:<6} {E}-member run: {rss_after[a] / GIB:6.3f} GiB  "
+              f"[target < {TARGET_RSS_GIB:.0f} GiB: {ok}]")
+    if gpu_peak is not None:
+        print(f"   peak CUDA memory allocated: {gpu_peak / GIB:.3f} GiB")
+    print(f"   load average at end {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
+    if args.profile:
+        print()
+        print("Profile of one PLRNN ensemble update (torch.profiler, by self time):")
+        print(prof_table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
