@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .data import check_series
 from .models import EnsembleRNN, make_model
