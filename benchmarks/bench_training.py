@@ -60,26 +60,13 @@ GIB = 1024**3
 # ----------------------------------------------------------------------------- helpers
 
 
-def lorenz63(n: int = 10_000, dt: float = 0.01, transient: int = 2_000) -> np.ndarray:
-    """Standardised Lorenz-63 trajectory (σ = 10, ρ = 28, β = 8/3), RK4, shape (n, 3).
+def lorenz63(n: int = 10_000) -> np.ndarray:
+    """The paper's standardised Lorenz-63 series from the package (scipy, cached), (n, 3).
 
     Only the window shapes matter for timing; a real chaotic series keeps the losses sane."""
+    from chaosrnn_utils.data import paper_dataset
 
-    def f(v: np.ndarray) -> np.ndarray:
-        x, y, z = v
-        return np.array([10.0 * (y - x), x * (28.0 - z) - y, x * y - 8.0 / 3.0 * z])
-
-    v = np.array([1.0, 1.0, 1.0])
-    out = np.empty((n, 3))
-    for k in range(transient + n):
-        k1 = f(v)
-        k2 = f(v + 0.5 * dt * k1)
-        k3 = f(v + 0.5 * dt * k2)
-        k4 = f(v + dt * k3)
-        v = v + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
-        if k >= transient:
-            out[k - transient] = v
-    return (out - out.mean(0)) / out.std(0)
+    return paper_dataset("lorenz", n)
 
 
 def max_rss_bytes() -> int:
