@@ -781,7 +781,12 @@ class LSTM(EnsembleRNN):
 
     def step(self, s: Tensor) -> Tensor:
         s = self._check_state(s)
-        _, _, _, _, o, c1 = self._gates(s)
+        M = self.latent_dim
+        h, c = s[..., :M], s[..., M:]
+        a = torch.baddbmm(self.b[:, None], h, self.W.mT)  # (E, B, 4M), gates i, f, g, o
+        sig = torch.sigmoid(a)  # one call over the contiguous block; g's slice is unused
+        i, f, o = sig[..., :M], sig[..., M : 2 * M], sig[..., 3 * M :]
+        c1 = torch.addcmul(f * c, i, torch.tanh(a[..., 2 * M : 3 * M]))
         return torch.cat([o * torch.tanh(c1), c1], dim=-1)
 
     def jacobian(self, s: Tensor) -> Tensor:
