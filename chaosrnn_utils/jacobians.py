@@ -23,6 +23,13 @@ from .lyapunov import qr_spectrum
 Array = np.ndarray
 
 
+def member_norms(tensors: Sequence[Tensor | None]) -> Tensor:
+    """Per-member Euclidean norm over a list of ensemble tensors (each with leading dim E,
+    ``None`` entries skipped): ||(t_1[e], t_2[e], …)||₂, shape (E,)."""
+    return torch.sqrt(sum((t.reshape(t.shape[0], -1) ** 2).sum(1) for t in tensors
+                          if t is not None))
+
+
 @torch.no_grad()
 def orbit(model, s0: Tensor, n_steps: int, *, n_transient: int = 0) -> Tensor:
     """Free orbit s_1..s_T (E, B, T, S) from s0 (E, B, S), after ``n_transient`` discarded steps."""
@@ -115,8 +122,7 @@ def loss_gradient_norms(
         loss_per_member = (err**2).mean(-1).sum(-1)  # (E,)
         grads = torch.autograd.grad(loss_per_member.sum(), params, retain_graph=True,
                                     allow_unused=True)
-        sq = sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads if g is not None)
-        norms[i] = torch.sqrt(sq).detach().cpu().numpy()
+        norms[i] = member_norms(grads).detach().cpu().numpy()
     return norms
 
 
@@ -141,12 +147,10 @@ def gradient_terms(model, s0: Tensor, target: Tensor, T: int) -> tuple[Array, li
         prev = states[:, :, r - 1]
         out = model.step(prev)
         g = torch.autograd.grad(out, params, grad_outputs=a, allow_unused=True)
-        sq = torch.zeros(states.shape[0], dtype=states.dtype, device=states.device)
         for k, gk in enumerate(g):
             if gk is not None:
                 total[k] += gk
-                sq = sq + (gk.reshape(gk.shape[0], -1) ** 2).sum(1)
-        norms[r - 1] = torch.sqrt(sq).detach().cpu().numpy()
+        norms[r - 1] = member_norms(g).detach().cpu().numpy()
         with torch.no_grad():
             a = (a.unsqueeze(-2) @ model.jacobian(prev)).squeeze(-2)
     return norms, total

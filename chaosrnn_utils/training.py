@@ -23,7 +23,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .data import check_series
+from .jacobians import member_norms
 from .models import EnsembleRNN, make_model
 
 MODES = ("sparse", "teacher", "bptt", "tbptt", "window", "gtf")
@@ -217,16 +218,19 @@ def training_rollout(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) ->
     return torch.stack(out, dim=2)
 
 
+def _per_member(v: Tensor, like: Tensor) -> Tensor:
+    """A per-member vector (E,) shaped to broadcast against an ensemble tensor (E, ...)."""
+    return v.view((-1,) + (1,) * (like.ndim - 1))
+
+
 def _clip_(grads: list[Tensor], clip_norm: Tensor, clip_value: Tensor) -> Tensor:
     """Per-member clipping in place (by total norm, then by value); returns the norms (E,)
     before clipping."""
-    sq = sum((g.reshape(g.shape[0], -1) ** 2).sum(1) for g in grads)
-    norm = torch.sqrt(sq)
+    norm = member_norms(grads)
     factor = torch.clamp(clip_norm / (norm + 1e-6), max=1.0)
     for g in grads:
-        shape = (-1,) + (1,) * (g.ndim - 1)
-        g.mul_(factor.view(shape))
-        v = clip_value.view(shape)
+        g.mul_(_per_member(factor, g))
+        v = _per_member(clip_value, g)
         g.copy_(torch.maximum(torch.minimum(g, v), -v))
     return norm
 
@@ -345,12 +349,12 @@ def train(
             state.alive = alive
             keep = [p.detach().clone() for p in params]
             for g in grads:
-                g.copy_(torch.where(alive.view((-1,) + (1,) * (g.ndim - 1)), g,
+                g.copy_(torch.where(_per_member(alive, g), g,
                                     torch.zeros_like(g)))
             opt.step()
             with torch.no_grad():
                 for p, k in zip(params, keep, strict=True):
-                    p.copy_(torch.where(alive.view((-1,) + (1,) * (p.ndim - 1)), p, k))
+                    p.copy_(torch.where(_per_member(alive, p), p, k))
             epoch_loss += torch.where(alive, loss.detach(), torch.full_like(loss, math.nan))
         state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
         state.epoch = epoch + 1
@@ -376,8 +380,3 @@ def member_summary(state: TrainState, members: Sequence[MemberConfig]) -> list[d
     return [dict(asdict(m), final_loss=float(last[e]), diverged=bool(div[e] >= 0),
                  diverged_epoch=int(div[e]) if div[e] >= 0 else None,
                  epochs_done=state.epoch) for e, m in enumerate(members)]
-
-
-def with_seed(member: MemberConfig, seed: int) -> MemberConfig:
-    """A copy of ``member`` with another seed."""
-    return replace(member, seed=int(seed))
