@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,18 +88,6 @@ def _cache_path(kind: str, key: dict) -> Path:
     return paths.CACHE_DIR / f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npy"
 
 
-def _atomic_save(path: Path, array: Array) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ----------------------------------------------------------------------------- generation
 
 
@@ -144,7 +130,8 @@ def generate(
     if observed is not None:
         x = x[:, list(observed)]
     if cache:
-        _atomic_save(path, x)
+        with paths.atomic_open(path) as fh:
+            np.save(fh, x)
     return x
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.spatial import cKDTree
 
-from .data import delay_embed
+from .data import check_series, delay_embed
 from .systems import _MODELS, RTOL, System, integrate
 
 Array = np.ndarray
@@ -182,15 +182,6 @@ class RosensteinResult:
         return predictability_time(self.slope)
 
 
-def _check_series(x: Array) -> Array:
-    x = np.asarray(x, dtype=float)
-    if x.ndim not in (1, 2) or x.shape[0] < 10:
-        raise ValueError(f"series must be (n,) or (n, c) with n >= 10, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("series has NaN or inf entries")
-    return x
-
-
 def rosenstein(
     x: Array,
     *,
@@ -208,7 +199,7 @@ def rosenstein(
     i ∈ ``fit_range`` (least squares) estimates λ_max. ``dim = 1`` uses the (possibly
     multivariate) series as it is.
     """
-    x = _check_series(x)
+    x = check_series(x)  # (n, c); a scalar series becomes (n, 1)
     pts = delay_embed(x, dim, lag)
     if theiler is None:
         theiler = int(np.ceil(mean_period(x)))

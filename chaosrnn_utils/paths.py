@@ -7,7 +7,11 @@ package. ``CHAOSRNN_DATA_DIR`` points the empirical-data loader at another folde
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 if not (ROOT / "pyproject.toml").exists():  # installed non-editable: work from the cwd
@@ -26,3 +30,20 @@ def empirical_data_dirs() -> list[Path]:
     dirs = [DATA_DIR / "external", ROOT.parent / "shared" / "data"]
     env = os.environ.get("CHAOSRNN_DATA_DIR")
     return ([Path(env)] if env else []) + dirs
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Write ``path`` atomically: yield a temporary file in the same folder and rename it onto
+    ``path`` when the block succeeds; on any error the temporary file is removed and ``path``
+    keeps its old content. Creates the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

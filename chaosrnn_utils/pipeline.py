@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -47,12 +46,9 @@ def record_summary(notebook: str, rows: Sequence[dict[str, Any]]) -> Path:
         missing = {"quantity", "paper", "reproduced"} - set(row)
         if missing:
             raise ValueError(f"summary row {row} lacks {sorted(missing)}")
-    SUMMARY_DIR.mkdir(parents=True, exist_ok=True)
     target = SUMMARY_DIR / f"{notebook}.json"
-    fd, tmp = tempfile.mkstemp(dir=SUMMARY_DIR, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
+    with paths.atomic_open(target, "w") as fh:
         json.dump([{k: _plain(v) for k, v in r.items()} for r in rows], fh, indent=1)
-    os.replace(tmp, target)
     return target
 
 

@@ -21,10 +21,8 @@ import argparse
 import difflib
 import itertools
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -224,15 +222,8 @@ def load_sweep_data(spec: SweepSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with paths.atomic_open(path, "w") as fh:
+        fh.write(text)
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> None:

@@ -19,8 +19,6 @@ gradient turns NaN/inf is marked diverged (epoch recorded) and frozen; the other
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +30,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from . import paths
 from .data import check_series
 from .jacobians import member_norms
 from .models import EnsembleRNN, make_model
@@ -252,20 +251,12 @@ def new_state(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim:
 
 def save_checkpoint(state: TrainState, path: str | Path) -> None:
     """Write the whole training state atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = dict(model=state.model.state_dict(), optimizer=state.optimizer.state_dict(),
                 generators=[g.get_state() for g in state.generators], epoch=state.epoch,
                 alive=state.alive.cpu(), diverged_epoch=state.diverged_epoch.cpu(),
                 history=np.array(state.history), wall_time=state.wall_time)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with paths.atomic_open(path) as fh:
+        torch.save(blob, fh)
 
 
 def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
