@@ -30,12 +30,13 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from . import paths
+from . import fused, paths
 from .data import check_series
 from .jacobians import member_norms
 from .models import EnsembleRNN, make_model
 
 MODES = ("sparse", "teacher", "bptt", "tbptt", "window", "gtf")
+ENGINES = ("fused", "autograd")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,11 @@ class MemberConfig:
 @dataclass(frozen=True)
 class TrainSettings:
     """What all members of one ensemble share (the paper's defaults are the ``paper`` profile
-    of :data:`SETTINGS`)."""
+    of :data:`SETTINGS`).
+
+    ``engine``: ``fused`` (hand-written backpropagation through time, :mod:`.fused`; used for
+    PLRNN, tanh RNN and LSTM, other models fall back) or ``autograd`` (the reference path,
+    :func:`training_rollout`). Both give the same numbers to float rounding."""
 
     model: str = "plrnn"
     latent_dim: int = 30
@@ -107,6 +112,7 @@ class TrainSettings:
     lr: float = 1e-3
     dtype: str = "float32"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    engine: str = "fused"
 
     def validate(self, n_data: int) -> TrainSettings:
         for name in ("latent_dim", "seq_len", "batch_size", "batches_per_epoch", "epochs"):
@@ -117,6 +123,8 @@ class TrainSettings:
             raise ValueError(f"seq_len {self.seq_len} + 1 exceeds the {n_data} data points")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; engines: {', '.join(ENGINES)}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         return self
@@ -215,6 +223,15 @@ def training_rollout(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) ->
         s = model.step(s)
         out.append(s)
     return torch.stack(out, dim=2)
+
+
+def training_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor],
+                         engine: str = "fused") -> tuple[Tensor, Tensor]:
+    """(x̂, target) of one batch of windows x (E, B, T+1, N): x̂_t = B s_t against x_t for
+    t = 1..T, in whichever layout the engine produces (the loss is a mean, layout-free)."""
+    if engine == "fused" and fused.supports(model):
+        return fused.fused_predictions(model, x, masks), x[:, :, 1:].transpose(1, 2)
+    return model.observe(training_rollout(model, x, masks)), x[:, :, 1:]
 
 
 def _per_member(v: Tensor, like: Tensor) -> Tensor:
@@ -326,8 +343,8 @@ def train(
                                   for g in state.generators])  # (E, B)
             masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
             x = x_dev[(starts[..., None] + offsets).to(dev)]  # (E, B, T+1, N)
-            states = training_rollout(model, x, masks)
-            loss = ((x[:, :, 1:] - model.observe(states)) ** 2).mean(dim=(1, 2, 3))  # (E,)
+            pred, target = training_predictions(model, x, masks, settings.engine)
+            loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))  # (E,)
             alive = state.alive
             opt.zero_grad(set_to_none=False)
             torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()

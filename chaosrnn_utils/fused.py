@@ -1,0 +1,314 @@
+"""Forced training rollouts with hand-written backpropagation through time.
+
+The reference path (:func:`chaosrnn_utils.training.training_rollout`) lets autograd record
+every time step: on a CPU, or a GPU at this model size, the cost is the per-operation
+overhead of the recorded graph, not arithmetic. Here the forward loop runs without a graph
+and the backward loop is written out, so a time step costs a handful of tensor operations in
+each direction; everything that does not recur (derivatives of the nonlinearities, the
+parameter gradients Σ_t g_tᵀ φ(s̃_t)) is computed once over all steps as large batched
+products. Tests check it against the autograd path (loss and gradients, every mode).
+
+Every training mode is one per-member affine mix before each step (see ``training``):
+
+    s̃_t = a_{e,t} s_t + b_{e,t} B⁺x_t,   s_{t+1} = F_θ(s̃_t)
+
+force: (a, b) = (0, 1); free step: (1, 0); window restart: (0, 0); generalised teacher
+forcing: (1 − α, α) (after forcing); t = 0: (0, 1). Truncated BPTT sets the backward
+coefficients to zero at cut steps while the forward keeps them. The backward recursion is
+
+    ḡ_t = ∂L/∂s_{t+1} + a_{t+1} (∂F/∂s̃_{t+1})ᵀ ḡ_{t+1},   ∂L/∂(B⁺x_t) = b_t (∂F/∂s̃_t)ᵀ ḡ_t.
+
+Supported: :class:`~chaosrnn_utils.models.PLRNN`, :class:`~chaosrnn_utils.models.TanhRNN`
+and :class:`~chaosrnn_utils.models.LSTM` (forced through h, cell state reset to 0). Other
+models use the autograd path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from .models import LSTM, PLRNN, EnsembleRNN, TanhRNN
+
+FUSED_MODELS = (PLRNN, TanhRNN, LSTM)
+
+
+def supports(model: EnsembleRNN) -> bool:
+    """Whether :func:`fused_latents` has a hand-written backward for this model class."""
+    return type(model) in FUSED_MODELS
+
+
+@dataclass
+class Plan:
+    """Per-step mixing coefficients, on the device, shaped (E, 1, 1) per step, and host-side
+    flags that skip the work a step does not need (no device synchronisation)."""
+
+    a: tuple[Tensor, ...]
+    b: tuple[Tensor, ...]
+    ga: tuple[Tensor, ...]
+    gb: tuple[Tensor, ...]
+    fwd: list[str]  # per step: "keep" (s̃ = s), "infer" (s̃ = B⁺x), "mix"
+    bwd_carry: list[str]  # "pass" (ga = 1), "none" (ga = 0), "scale"
+    bwd_infer: list[bool]  # whether any gb ≠ 0
+
+
+def mixing_coefficients(masks: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(a, b, ga, gb), each (E, T), from the ``force``/``zero``/``cut``/``alpha`` masks of
+    :func:`~chaosrnn_utils.training.schedule_masks` (forward and backward coefficients)."""
+    force, zero, cut = masks["force"], masks["zero"], masks["cut"]
+    alpha = masks["alpha"].to(torch.float64)[:, None]
+    E, T = force.shape
+    a = torch.where(force, 0.0, 1.0).to(torch.float64)
+    b = torch.where(force, 1.0, 0.0).to(torch.float64)
+    a, b = (1 - alpha) * a, alpha + (1 - alpha) * b
+    a[:, 0], b[:, 0] = 0.0, 1.0  # s̃_0 = B⁺x_0
+    a, b = torch.where(zero, 0.0, a), torch.where(zero, 0.0, b)
+    keep = (~cut).to(torch.float64)
+    return a, b, a * keep, b * keep
+
+
+def make_plan(masks: dict[str, Tensor], *, dtype: torch.dtype, device: torch.device) -> Plan:
+    """The :class:`Plan` of one batch's masks."""
+    a, b, ga, gb = mixing_coefficients(masks)
+
+    def steps(c: Tensor) -> tuple[Tensor, ...]:
+        return c.to(dtype=dtype, device=device).T[:, :, None, None].unbind(0)
+
+    fwd = ["keep" if k else "infer" if i else "mix" for k, i in zip(
+        ((a == 1) & (b == 0)).all(0).tolist(), ((a == 0) & (b == 1)).all(0).tolist(),
+        strict=True)]
+    carry = ["pass" if p else "none" if n else "scale" for p, n in zip(
+        (ga == 1).all(0).tolist(), (ga == 0).all(0).tolist(), strict=True)]
+    return Plan(steps(a), steps(b), steps(ga), steps(gb), fwd, carry,
+                (gb != 0).any(0).tolist())
+
+
+def _mix(plan: Plan, t: int, s: Tensor | None, inferred: Tensor | None) -> Tensor:
+    """s̃_t = a_t s_t + b_t B⁺x_t (skipping what the step's kind does not need)."""
+    kind = plan.fwd[t]
+    if kind == "keep":
+        return s
+    if kind == "infer":
+        return inferred
+    if s is None:  # t = 0 with some members restarting from zero
+        return inferred * plan.b[t]
+    return torch.addcmul(s * plan.a[t], inferred, plan.b[t])
+
+
+def _mix_cell(plan: Plan, t: int, c: Tensor | None, like: Tensor) -> Tensor:
+    """The LSTM cell state after mixing: c̃_t = a_t c_t (forcing resets it to 0)."""
+    kind = plan.fwd[t]
+    if c is None or kind == "infer":
+        return torch.zeros_like(like)
+    return c if kind == "keep" else c * plan.a[t]
+
+
+def _carry(plan: Plan, t: int, g: Tensor | None) -> Tensor | None:
+    """The part of ∂L/∂s̃_t that reaches s_t: a_t ∂L/∂s̃_t (None when it is zero)."""
+    kind = plan.bwd_carry[t]
+    if g is None or t == 0 or kind == "none":
+        return None
+    return g if kind == "pass" else g * plan.ga[t]
+
+
+def _tanh(x: Tensor) -> Tensor:
+    """tanh x = 2σ(2x) − 1: on the CPU torch's tanh costs about 2.5 sigmoids (measured at
+    (50, 32, 30)); the identity costs one plus two in-place scalings. GPUs use tanh."""
+    if x.is_cuda:
+        return torch.tanh(x)
+    return torch.sigmoid(x * 2).mul_(2).sub_(1)
+
+
+class _PLRNNCell:
+    """z' = A ⊙ s̃ + W_off relu(s̃) + h; ∂L/∂s̃ = A ⊙ g + 1[s̃ > 0] ⊙ W_offᵀ g."""
+
+    has_cell = False
+
+    def __init__(self, A: Tensor, W: Tensor, h: Tensor, offdiag: Tensor) -> None:
+        self.Ab, self.hb, self.offdiag = A[:, None], h[:, None], offdiag
+        self.Wo = W * offdiag
+        self.Wt = self.Wo.mT
+
+    def forward(self, st: Tensor, ct: Tensor | None) -> tuple[Tensor, None, tuple]:
+        r = torch.relu(st)
+        return torch.baddbmm(torch.addcmul(self.hb, self.Ab, st), r, self.Wt), None, (st, r)
+
+    def zero_grads(self, like: Tensor) -> list[Tensor]:
+        return [torch.zeros_like(like), torch.zeros_like(self.Wo), torch.zeros_like(like)]
+
+    def backward(self, saved: tuple, g: Tensor, gc: Tensor | None, acc: list[Tensor]
+                 ) -> tuple[Tensor, None]:
+        st, r = saved
+        gA, gW, gh = acc
+        gA.addcmul_(g, st)
+        gW.baddbmm_(g.mT, r)
+        gh.add_(g)
+        # 1[s̃ > 0] as sign(relu s̃): a float op (a comparison costs 4× more on the CPU)
+        return torch.addcmul(torch.bmm(g, self.Wo) * torch.sign(r), self.Ab, g), None
+
+    def param_grads(self, acc: list[Tensor]) -> tuple[Tensor | None, ...]:
+        gA, gW, gh = acc
+        return gA.sum(1), gW * self.offdiag, gh.sum(1), None
+
+
+class _TanhCell:
+    """z' = tanh(W s̃ + h); ∂L/∂s̃ = Wᵀ((1 − z'²) ⊙ g)."""
+
+    has_cell = False
+
+    def __init__(self, W: Tensor, h: Tensor) -> None:
+        self.W, self.Wt, self.hb = W, W.mT, h[:, None]
+
+    def forward(self, st: Tensor, ct: Tensor | None) -> tuple[Tensor, None, tuple]:
+        z = _tanh(torch.baddbmm(self.hb, st, self.Wt))
+        return z, None, (st, z)
+
+    def zero_grads(self, like: Tensor) -> list[Tensor]:
+        return [torch.zeros_like(self.W), torch.zeros_like(like)]
+
+    def backward(self, saved: tuple, g: Tensor, gc: Tensor | None, acc: list[Tensor]
+                 ) -> tuple[Tensor, None]:
+        st, z = saved
+        gW, gh = acc
+        gp = torch.addcmul(g, g * z, z, value=-1.0)  # (1 − z²) ⊙ g
+        gW.baddbmm_(gp.mT, st)
+        gh.add_(gp)
+        return torch.bmm(gp, self.W), None
+
+    def param_grads(self, acc: list[Tensor]) -> tuple[Tensor, ...]:
+        gW, gh = acc
+        return gW, gh.sum(1)
+
+
+class _LSTMCell:
+    """Gates a = W h̃ + b = (i, f, g, o); c' = f ⊙ c̃ + i ⊙ g, h' = o ⊙ tanh(c').
+
+    The gates are moved to a gate-major (4, E, B, M) block after one sigmoid, so that every
+    elementwise operation runs on contiguous memory (strided M = 30 slices are several times
+    slower on the CPU). g = tanh(a_g) = 2σ(2a_g) − 1, so the g rows of W and b are doubled
+    and one sigmoid serves all four gates; then 1 − g² = 4σ'(2a_g)."""
+
+    has_cell = True
+
+    def __init__(self, W: Tensor, b: Tensor) -> None:
+        M = W.shape[-1]
+        scale = torch.ones(4 * M, dtype=W.dtype, device=W.device)
+        scale[2 * M: 3 * M] = 2.0
+        self.W, self.M = W, M
+        self.Wt, self.bb = (W * scale[:, None]).mT, (b * scale)[:, None]
+        dscale = torch.ones(4, 1, 1, 1, dtype=W.dtype, device=W.device)
+        dscale[2] = 4.0  # 1 − g² = 4σ(1 − σ) for σ = σ(2a_g)
+        self.dscale = dscale
+
+    def forward(self, ht: Tensor, ct: Tensor) -> tuple[Tensor, Tensor, tuple]:
+        E, nb, M = ht.shape
+        sig = torch.sigmoid(torch.baddbmm(self.bb, ht, self.Wt))  # (E, B, 4M)
+        G = sig.view(E, nb, 4, M).permute(2, 0, 1, 3).contiguous()  # (4, E, B, M)
+        i, f, sg, o = G.unbind(0)
+        g = sg * 2 - 1
+        c = torch.addcmul(f * ct, i, g)
+        tc = _tanh(c)
+        return o * tc, c, (ht, ct, G, g, tc)
+
+    def zero_grads(self, like: Tensor) -> list[Tensor]:
+        return [torch.zeros_like(self.W), torch.zeros(like.shape[:-1] + (4 * self.M,),
+                                                       dtype=like.dtype, device=like.device)]
+
+    def backward(self, saved: tuple, gh: Tensor, gc: Tensor | None, acc: list[Tensor]
+                 ) -> tuple[Tensor, Tensor]:
+        ht, ct, G, g, tc = saved
+        i, f, sg, o = G.unbind(0)
+        gW, gb = acc
+        E, nb, M = ht.shape
+        dh_dc = torch.addcmul(o, o * tc, tc, value=-1.0)  # o (1 − tanh² c')
+        gc = gh * dh_dc if gc is None else torch.addcmul(gc, gh, dh_dc)
+        ds = torch.addcmul(G, G, G, value=-1.0).mul_(self.dscale)  # ∂gate/∂a, (4, E, B, M)
+        u = torch.stack([g, ct, i, tc])  # what multiplies each gate in c' and h'
+        u[:3].mul_(gc)
+        u[3].mul_(gh)
+        da = (u.mul_(ds)).permute(1, 2, 0, 3).reshape(E, nb, 4 * M)  # ∂L/∂a
+        gW.baddbmm_(da.mT, ht)
+        gb.add_(da)
+        return torch.bmm(da, self.W), gc * f
+
+    def param_grads(self, acc: list[Tensor]) -> tuple[Tensor, ...]:
+        gW, gb = acc
+        return gW, gb.sum(1)
+
+
+class _FusedRollout(torch.autograd.Function):
+    """x̂_{t+1} = B s_{t+1} of the mixed rollout from y_t = xᵀ_t(BBᵀ)⁻¹ (B⁺x_t = y_t B)."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor, B: Tensor, plan: Plan, make_cell, *params: Tensor) -> Tensor:
+        cell = make_cell(*params)
+        Bt = B.mT
+        ys = y.unbind(1)
+        h = c = None
+        saved, zs, xh = [], [], []
+        for t in range(len(ys)):
+            inferred = None if plan.fwd[t] == "keep" else torch.bmm(ys[t], B)
+            ht = _mix(plan, t, h, inferred)
+            ct = _mix_cell(plan, t, c, ht) if cell.has_cell else None
+            h, c, keep = cell.forward(ht, ct)
+            saved.append(keep)
+            zs.append(h)
+            xh.append(torch.bmm(h, Bt))
+        ctx.cell, ctx.plan, ctx.steps = cell, plan, (ys, saved, zs)
+        ctx.save_for_backward(B)
+        return torch.stack(xh, dim=1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_x: Tensor):
+        (B,) = ctx.saved_tensors
+        cell, plan = ctx.cell, ctx.plan
+        ys, saved, zs = ctx.steps
+        Bm = B.mT
+        gx = grad_x.unbind(1)
+        acc = cell.zero_grads(zs[0])
+        gB = torch.zeros_like(B)
+        gy: list[Tensor | None] = [None] * len(gx)
+        carry_h = carry_c = None
+        for t in range(len(gx) - 1, -1, -1):
+            gh = torch.bmm(gx[t], B) if carry_h is None else torch.baddbmm(carry_h, gx[t], B)
+            gB.baddbmm_(gx[t].mT, zs[t])
+            g_ht, g_ct = cell.backward(saved[t], gh, carry_c, acc)
+            if plan.bwd_infer[t]:
+                g_inf = g_ht * plan.gb[t]
+                gy[t] = torch.bmm(g_inf, Bm)
+                gB.baddbmm_(ys[t].mT, g_inf)
+            carry_h, carry_c = _carry(plan, t, g_ht), _carry(plan, t, g_ct)
+        del ctx.steps
+        zero = torch.zeros_like(gx[0])
+        g_y = torch.stack([zero if g is None else g for g in gy], dim=1)
+        return (g_y, gB, None, None) + cell.param_grads(acc)
+
+
+def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) -> Tensor:
+    """Predictions x̂_1..x̂_T = B s_1..B s_T of the forced training rollout on windows
+    x (E, B, T+1, N), **time-major per member: (E, T, B, N)**.
+
+    The same values and gradients as ``model.observe(training_rollout(model, x, masks))``
+    (transposed), with the hand-written backward; nothing of size (E, T, B, M) is
+    materialised (tensors above glibc's 32 MiB mmap threshold cost page faults each update)."""
+    if not supports(model):
+        raise TypeError(f"no fused rollout for {type(model).__name__}; "
+                        f"supported: {', '.join(c.__name__ for c in FUSED_MODELS)}")
+    E, nb, T1, N = x.shape
+    T = T1 - 1
+    if model.latent_dim < model.obs_dim:
+        model.inferred_state(x[:, :1, :1])  # raises the model's own error
+    xt = torch.as_tensor(x, dtype=model.dtype, device=model.device)[:, :, :T].transpose(1, 2)
+    gram = model.B @ model.B.mT  # B⁺x = y B with y = xᵀ(BBᵀ)⁻¹ (as in inferred_state)
+    y = torch.linalg.solve(gram, xt.reshape(E, -1, N), left=False).reshape(E, T, nb, N)
+    plan = make_plan(masks, dtype=y.dtype, device=y.device)
+    if isinstance(model, LSTM):
+        return _FusedRollout.apply(y, model.B, plan, _LSTMCell, model.W, model.b)
+    if isinstance(model, TanhRNN):
+        return _FusedRollout.apply(y, model.B, plan, _TanhCell, model.W, model.h)
+    return _FusedRollout.apply(y, model.B, plan, _PLRNNCell, model.A, model.W, model.h,
+                               model._offdiag)

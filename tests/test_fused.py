@@ -1,0 +1,126 @@
+"""The fused engine (hand-written backpropagation through time) against the autograd path:
+predictions, loss and every gradient, for every mode mixed in one ensemble, in float64 (to
+rounding) and float32 (relative error < 1e-5); and whole training runs through both engines."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from chaosrnn_utils import fused
+from chaosrnn_utils.models import make_model
+from chaosrnn_utils.training import (
+    MemberConfig,
+    TrainSettings,
+    _member_generators,
+    schedule_masks,
+    train,
+    training_rollout,
+)
+
+# every mode, random and annealed τ, in one ensemble (the masks differ per member and step)
+MEMBERS = [
+    MemberConfig(seed=0, mode="sparse", tau=7),
+    MemberConfig(seed=1, mode="teacher"),
+    MemberConfig(seed=2, mode="bptt"),
+    MemberConfig(seed=3, mode="tbptt", truncation=5),
+    MemberConfig(seed=4, mode="window", window=6),
+    MemberConfig(seed=5, mode="gtf", alpha=0.3),
+    MemberConfig(seed=6, mode="sparse", tau=10, tau_spread=3),
+    MemberConfig(seed=7, mode="sparse", tau=9, tau_start=2),
+]
+ARCHS = ["plrnn", "rnn", "lstm"]
+
+
+def loss_and_grads(model, x, masks, engine: str):
+    for p in model.parameters():
+        p.grad = None
+    if engine == "fused":
+        pred, target = fused.fused_predictions(model, x, masks), x[:, :, 1:].transpose(1, 2)
+    else:
+        pred, target = model.observe(training_rollout(model, x, masks)), x[:, :, 1:]
+    loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))
+    loss.sum().backward()
+    return pred, loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fused_equals_autograd_for_every_mode(arch, dtype, rtol):
+    E, T = len(MEMBERS), 23
+    model = make_model(arch, 8, 3, n_models=E, seeds=list(range(E)), dtype=dtype)
+    x = torch.randn(E, 5, T + 1, 3, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    masks = schedule_masks(MEMBERS, T, 3, 10, _member_generators(MEMBERS))
+    p_ref, l_ref, g_ref = loss_and_grads(model, x, masks, "autograd")
+    p_fus, l_fus, g_fus = loss_and_grads(model, x, masks, "fused")
+    torch.testing.assert_close(p_fus.transpose(1, 2), p_ref, rtol=rtol, atol=rtol * 1e-2)
+    assert float(((l_fus - l_ref).abs() / l_ref).max()) < rtol
+    for name, g in g_ref.items():
+        rel = float((g_fus[name] - g).norm() / g.norm())
+        assert rel < rtol, (name, rel)
+        # per member too: no member's gradient hides in another's norm
+        per = (g_fus[name] - g).flatten(1).norm(dim=1) / g.flatten(1).norm(dim=1)
+        assert float(per.max()) < max(rtol, 1e-12) * 10, (name, per)
+
+
+@pytest.mark.parametrize("cell, arch", [(fused._PLRNNCell, "plrnn"), (fused._LSTMCell, "lstm")])
+def test_fused_gradients_are_cut_at_forcing_steps(cell, arch):
+    """With forcing every τ steps a loss on steps ≥ 2τ sends no gradient to the inferred
+    states before step 2τ (the forced state replaces the past; the LSTM's cell is reset)."""
+    T, tau = 20, 5
+    model = make_model(arch, 6, 3, dtype=torch.float64)
+    masks = schedule_masks([MemberConfig(tau=tau)], T, 0, 1, [torch.Generator()])
+    plan = fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu"))
+    y = torch.randn(1, T, 2, 3, dtype=torch.float64, requires_grad=True)
+    params = (model.A, model.W, model.h, model._offdiag) if arch == "plrnn" else (model.W,
+                                                                                  model.b)
+    out = fused._FusedRollout.apply(y, model.B, plan, cell, *params)
+    out[:, 2 * tau:].sum().backward()
+    assert torch.all(y.grad[:, : 2 * tau] == 0)
+    assert float(y.grad[:, 2 * tau].abs().sum()) > 0
+
+
+def test_mixing_coefficients_closed_form():
+    masks = schedule_masks([MemberConfig(tau=3), MemberConfig(mode="gtf", alpha=0.25),
+                            MemberConfig(mode="window", window=4),
+                            MemberConfig(mode="tbptt", truncation=2)], 8, 0, 1,
+                           _member_generators([MemberConfig()] * 4))
+    a, b, ga, gb = fused.mixing_coefficients(masks)
+    np.testing.assert_array_equal(a[0], [0, 1, 1, 0, 1, 1, 0, 1])
+    np.testing.assert_array_equal(b[0], 1 - a[0])
+    np.testing.assert_allclose(a[1, 1:], 0.75)
+    np.testing.assert_allclose(b[1, 1:], 0.25)
+    np.testing.assert_array_equal(a[2], [0, 1, 1, 1, 0, 1, 1, 1])
+    np.testing.assert_array_equal(b[2], [0] * 8)
+    np.testing.assert_array_equal(ga[3], [0, 1, 0, 1, 0, 1, 0, 1])  # cut every 2 steps
+    np.testing.assert_array_equal(a[3], [0, 1, 1, 1, 1, 1, 1, 1])  # the forward keeps them
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_training_runs_agree_between_engines(arch):
+    t = np.arange(3000) * 0.05
+    data = np.column_stack([np.sin(t), np.cos(1.3 * t), np.sin(0.4 * t)])
+    s = TrainSettings(model=arch, latent_dim=6, seq_len=25, batch_size=4, batches_per_epoch=2,
+                      epochs=3, dtype="float64")
+    members = MEMBERS[:4] + [MemberConfig(seed=9, mode="bptt", clip_norm=0.05)]
+    a = train(data, members, s, device="cpu", progress=False)
+    b = train(data, members, dataclasses.replace(s, engine="autograd"), device="cpu",
+              progress=False)
+    for (name, p), (_, q) in zip(a.model.named_parameters(), b.model.named_parameters(),
+                                 strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12, msg=name)
+    np.testing.assert_allclose(np.array(a.history), np.array(b.history), rtol=1e-10)
+
+
+def test_unsupported_model_and_bad_engine():
+    model = make_model("dendplrnn", 6, 3)
+    assert not fused.supports(model) and fused.supports(make_model("lstm", 6, 3))
+    x = torch.zeros(1, 2, 5, 3)
+    masks = schedule_masks([MemberConfig(tau=2)], 4, 0, 1, [torch.Generator()])
+    with pytest.raises(TypeError, match="no fused rollout for DendPLRNN"):
+        fused.fused_predictions(model, x, masks)
+    with pytest.raises(ValueError, match="unknown engine 'jit'"):
+        TrainSettings(engine="jit").validate(1000)
