@@ -6,6 +6,8 @@ Prints, for latent 30, batch 32, sequence length 200 and sparse forcing:
    forward and backward) of (a) one PLRNN trained alone by a plain per-time-step loop written
    here ("authors-style" baseline) and (b) 50-member ensembles (10 τ × 5 seeds) through the
    engine, and the ratio b/a;
+   Both engines are timed: ``autograd`` (the reference path) and ``fused`` (hand-written
+   backpropagation through time, the default);
 2. the float32 matrix-multiply peak of this machine and the fraction of it reached by (b);
 3. the projected wall time of a ``paper``-profile τ sweep (3 architectures × 10 τ × 5 seeds ×
    epochs × batches) against the 3-hour target;
@@ -39,13 +41,14 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from chaosrnn_utils.training import (  # noqa: E402
+    ENGINES,
     SETTINGS,
     MemberConfig,
     TrainSettings,
     new_state,
     schedule_masks,
     train,
-    training_rollout,
+    training_predictions,
 )
 
 TAUS = (5, 10, 20, 30, 40, 50, 60, 80, 100, 200)
@@ -172,12 +175,12 @@ def bench_settings(arch: str) -> TrainSettings:
                    seq_len=SEQ_LEN)
 
 
-def engine_update_fn(arch: str, data: Tensor, device: torch.device,
+def engine_update_fn(arch: str, engine: str, data: Tensor, device: torch.device,
                      phases: dict[str, list[float]],
                      sync: Callable[[], None]) -> Callable[[], None]:
     """One ensemble update the way ``train`` does it (batch draw, masks, rollout, loss,
-    backward, Adam), without its per-member clipping and divergence bookkeeping; appends the
-    forward / backward / optimiser times to ``phases``."""
+    backward, Adam) through ``engine``, without its per-member clipping and divergence
+    bookkeeping; appends the forward / backward / optimiser times to ``phases``."""
     members = sweep_members()
     settings = bench_settings(arch)
     state = new_state(members, settings, data.shape[1], device=device)
@@ -191,8 +194,8 @@ def engine_update_fn(arch: str, data: Tensor, device: torch.device,
                               for g in state.generators])
         masks = schedule_masks(members, T, 0, settings.epochs, state.generators)
         x = data[(starts[..., None] + offsets).to(device)]  # (E, B, T + 1, N)
-        states = training_rollout(model, x, masks)
-        loss = ((x[:, :, 1:] - model.observe(states)) ** 2).mean(dim=(1, 2, 3))
+        pred, target = training_predictions(model, x, masks, engine)
+        loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))
         sync()
         t1 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
@@ -337,16 +340,19 @@ def main(argv: list[str] | None = None) -> int:
     train_t = math.nan
     prof_table = ""
     for arch in ARCHITECTURES:
-        phases: dict[str, list[float]] = {"fwd": [], "bwd": [], "opt": []}
-        fn = engine_update_fn(arch, data, device, phases, sync)
-        results[arch] = time_calls(fn, sync, **ens_cfg)
-        n = results[arch]["n"]
-        phases_of[arch] = {k: statistics.median(v[-n:]) for k, v in phases.items()}
+        for engine in ENGINES:
+            key = f"{arch}/{engine}"
+            phases: dict[str, list[float]] = {"fwd": [], "bwd": [], "opt": []}
+            fn = engine_update_fn(arch, engine, data, device, phases, sync)
+            results[key] = time_calls(fn, sync, **ens_cfg)
+            n = results[key]["n"]
+            phases_of[key] = {k: statistics.median(v[-n:]) for k, v in phases.items()}
+            if key == "plrnn/fused" and args.profile:
+                prof_table = profile_update(fn, device)
+            del fn
         if arch == "plrnn":
             train_t = train_per_update(arch, data_np, device, train_k, train_repeats)
-            if args.profile:
-                prof_table = profile_update(fn, device)
-        del fn
+        results[arch] = results[f"{arch}/fused"]  # the default engine
         rss_after[arch] = max_rss_bytes()
     gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
 
@@ -372,16 +378,20 @@ def main(argv: list[str] | None = None) -> int:
 
     row("(a) authors-style loop, PLRNN", 1, base, steps_a)
     for arch in ARCHITECTURES:
-        row(f"(b) engine ensemble, {arch}", E, results[arch], steps_b)
+        for engine in ENGINES:
+            row(f"(b) {engine} engine, {arch}", E, results[f"{arch}/{engine}"], steps_b)
     rb = results["plrnn"]
     rate_b = steps_b / rb["median"]
     if math.isfinite(train_t) and train_t > 0:
         print(f"   {'(b) PLRNN via train() (k→2k diff.)':<38}{E:>8}{train_t:>10.4f}"
               f"{'':>9}{'':>8}{'':>7}{'':>8}{fmt_rate(steps_b / train_t):>14}{train_k:>4}")
-    print("   phases of one ensemble update (median s): "
-          + "; ".join(f"{a} fwd {v['fwd']:.3f} bwd {v['bwd']:.3f} adam {v['opt']:.4f}"
-                      for a, v in phases_of.items()))
-    print(f"   ratio b/a (PLRNN ensemble vs authors-style loop, throughput): "
+    print("   phases of one ensemble update (median s):")
+    for a, v in phases_of.items():
+        print(f"     {a:<16} fwd {v['fwd']:.3f}  bwd {v['bwd']:.3f}  adam {v['opt']:.4f}")
+    print("   fused vs autograd engine: " + ", ".join(
+        f"{a} {results[a + '/autograd']['median'] / results[a + '/fused']['median']:.2f}×"
+        for a in ARCHITECTURES))
+    print(f"   ratio b/a (PLRNN ensemble, fused engine, vs authors-style loop, throughput): "
           f"{rate_b / rate_a:.2f}×")
     print(f"   i.e. {E} models one after another with (a): {E * base['median']:.2f} s per "
           f"update round, with (b): {rb['median']:.2f} s")
@@ -419,8 +429,10 @@ def main(argv: list[str] | None = None) -> int:
         bins = [0.0] * min(cores, len(ARCHITECTURES))
         for h in sorted(hours.values(), reverse=True):
             bins[bins.index(min(bins))] += h
-        print(f"   {len(bins)} single-thread processes in parallel (assumes these per-update "
-              f"times hold with every core busy): {max(bins):.2f} h")
+        print(f"   {len(bins)} single-thread processes in parallel, one per architecture "
+              f"(assumes these per-update times hold with every core busy): {max(bins):.2f} h")
+        print(f"   {cores} single-thread processes, members split evenly (run_sweep workers="
+              f"{cores}): {total / cores:.2f} h")
     floor = sum(flops_per_sample_step(a) for a in ARCHITECTURES) * steps_b \
         * updates_per_member_run / (peak * 1e9) / 3600
     print(f"   compute floor at the measured mm peak (estimated FLOPs, this process's threads): "

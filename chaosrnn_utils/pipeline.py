@@ -181,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     swp.add_argument("--n-data", type=int)
     swp.add_argument("--n-generate", type=int)
     swp.add_argument("--checkpoint-every", type=int)
+    swp.add_argument("--split", type=int, help="sub-ensembles per architecture (flags only)")
+    swp.add_argument("--workers", type=int, default=1,
+                     help="processes running jobs side by side (one torch thread each)")
     args = parser.parse_args(argv)
 
     if args.command == "sweep":

@@ -3,16 +3,20 @@ tidy results table that survives interruption.
 
 A :class:`SweepSpec` names a data set, training settings, architectures and a grid of
 :class:`~chaosrnn_utils.training.MemberConfig` values. :func:`run_sweep` trains the whole grid
-as one ensemble per architecture (one after another), evaluates it with
-:func:`~chaosrnn_utils.metrics.evaluate` and writes into ``out_dir``::
+as ensembles: per architecture the members are cut into ``spec.split`` sub-ensembles ("jobs";
+one job per architecture by default), each trained and evaluated with
+:func:`~chaosrnn_utils.metrics.evaluate`, one after another or by ``workers`` single-thread
+processes at once. A member's numbers do not depend on the ensemble it is trained in. Layout of
+``out_dir``::
 
     spec.json                 the sweep (a rerun with a different spec is refused)
-    checkpoints/<arch>.pt     training state, resumed by a rerun
-    parts/<arch>.csv          one row per member, written atomically once <arch> is evaluated
-    results.csv               all parts, once every architecture is done
+    checkpoints/<job>.pt      training state, resumed by a rerun
+    parts/<job>.csv           one row per member, written atomically once <job> is evaluated
+    results.csv               all parts, once every job is done
 
-A rerun skips finished architectures and resumes a checkpointed one, so a killed or
-time-limited sweep is continued by running it again.
+with ``<job>`` = ``<arch>`` (split 1) or ``<arch>-<k>`` (k = 0 … split − 1). A rerun skips
+finished jobs and resumes checkpointed ones, so a killed or time-limited sweep is continued by
+running it again.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import argparse
 import difflib
 import itertools
 import json
+import multiprocessing
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from . import data as data_mod
 from . import metrics, paths, training
@@ -70,7 +77,8 @@ class SweepSpec:
     :class:`TrainSettings` fields with an optional ``"profile"`` key as the base (default:
     the TrainSettings defaults); ``model`` comes from ``architectures``. ``grid``: MemberConfig
     field → list of values (cartesian product, in key order); ``members``: explicit MemberConfig
-    dicts appended after the grid.
+    dicts appended after the grid. ``split``: sub-ensembles per architecture (jobs that
+    worker processes can run side by side).
     """
 
     name: str
@@ -83,6 +91,7 @@ class SweepSpec:
     test_fraction: float = 0.2
     n_generate: int = 100_000
     checkpoint_every: int = 50
+    split: int = 1
 
     # ------------------------------------------------------------------ (de)serialisation
 
@@ -184,7 +193,10 @@ class SweepSpec:
             raise ValueError(f"n_generate must be at least 100 (D_H uses 50 chunks), "
                              f"got {self.n_generate}")
         _positive_int(self.checkpoint_every, "checkpoint_every")
+        _positive_int(self.split, "split")
         members = self.member_configs()
+        if self.split > len(members):
+            raise ValueError(f"split {self.split} exceeds the {len(members)} members")
         for arch in self.architectures:
             s = self.train_settings(arch).validate(sys.maxsize)
             for m in members:
@@ -264,10 +276,18 @@ def _checkpoint_wall_time(path: Path) -> float:
     return float(torch.load(path, map_location="cpu", weights_only=False)["wall_time"])
 
 
+def _jobs(spec: SweepSpec) -> list[tuple[str, str, range]]:
+    """(job name, architecture, member indices) of every job, in spec order."""
+    n = len(spec.member_configs())
+    bounds = [round(k * n / spec.split) for k in range(spec.split + 1)]
+    return [(arch if spec.split == 1 else f"{arch}-{k}", arch, range(bounds[k], bounds[k + 1]))
+            for arch in spec.architectures for k in range(spec.split)]
+
+
 def _collect(spec: SweepSpec, parts_dir: Path) -> pd.DataFrame:
     """The finished parts, in architecture order (spec order), then member index."""
-    frames = [_read_csv(parts_dir / f"{a}.csv") for a in spec.architectures
-              if (parts_dir / f"{a}.csv").exists()]
+    frames = [_read_csv(parts_dir / f"{job}.csv") for job, _, _ in _jobs(spec)
+              if (parts_dir / f"{job}.csv").exists()]
     if not frames:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
@@ -278,15 +298,15 @@ def _collect(spec: SweepSpec, parts_dir: Path) -> pd.DataFrame:
 
 
 def _rows(spec: SweepSpec, arch: str, settings: TrainSettings, members: list[MemberConfig],
-          state: training.TrainState, scores: list[dict[str, Any]], commit: str
-          ) -> pd.DataFrame:
+          state: training.TrainState, scores: list[dict[str, Any]], commit: str,
+          first: int = 0) -> pd.DataFrame:
     """One row per member: identity, configuration, metrics, training outcome, provenance."""
     summary = training.member_summary(state, members)
     settings_json = json.dumps(asdict(settings), sort_keys=True)
     rows = []
     for e, (summ, score) in enumerate(zip(summary, scores, strict=True)):
         row: dict[str, Any] = dict(sweep=spec.name, dataset=spec.dataset, architecture=arch,
-                                   member=e)
+                                   member=first + e)
         row.update({k: summ[k] for k in MEMBER_FIELDS})
         row.update({k: v for k, v in score.items() if k != "member"})
         row.update({k: summ[k] for k in ("final_loss", "diverged", "diverged_epoch",
@@ -299,77 +319,112 @@ def _rows(spec: SweepSpec, arch: str, settings: TrainSettings, members: list[Mem
 # ---------------------------------------------------------------------------- the runner
 
 
+# Relative cost of one update per architecture (measured, benchmarks/bench_training.py), to
+# start the longest jobs first when workers run them side by side.
+_COST = {"lstm": 3.0}
+
+
+def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index: range,
+             device: str | None, deadline: float | None, progress: bool,
+             threads: int | None = None) -> tuple[str, bool, str]:
+    """Train (or resume) and evaluate one job; returns (job, finished, message). Runs in the
+    calling process or in a worker (``threads``: torch threads there). ``deadline``: a
+    ``time.time()`` after which training stops at the end of an epoch."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    spec = SweepSpec.from_dict(spec_dict)
+    out = Path(out_dir)
+    part, ckpt = out / "parts" / f"{job}.csv", out / "checkpoints" / f"{job}.pt"
+    if part.exists():
+        return job, True, f"[{spec.name}] {job}: done ({part})"
+    members = spec.member_configs()[index.start: index.stop]
+    x_train, x_test = load_sweep_data(spec)
+    settings = spec.train_settings(arch)
+    limit = None
+    if deadline is not None:
+        limit = _checkpoint_wall_time(ckpt) + max(deadline - time.time(), 0.0)
+    state = training.train(x_train, members, settings, device=device, checkpoint=ckpt,
+                           checkpoint_every=spec.checkpoint_every, time_limit=limit,
+                           progress=progress)
+    if state.epoch < settings.epochs:
+        return job, False, (f"[{spec.name}] {job}: stopped at epoch {state.epoch}/"
+                            f"{settings.epochs} (time limit); rerun to continue")
+    t0 = time.perf_counter()
+    scores = metrics.evaluate(state.model, x_test, n_generate=spec.n_generate)
+    df = _rows(spec, arch, settings, members, state, scores, git_commit(), index.start)
+    _atomic_csv(df, part)
+    return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
+                       f"{int(df['diverged'].sum())} diverged, train {state.wall_time:.1f} s, "
+                       f"eval {time.perf_counter() - t0:.1f} s -> {part}")
+
+
 def run_sweep(
     spec: SweepSpec,
     out_dir: str | Path,
     *,
     device: torch.device | str | None = None,
     time_limit: float | None = None,
+    workers: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Train and evaluate the sweep into ``out_dir`` (layout: module docstring).
 
-    Everything is validated before any training. Architectures with a part file are
-    skipped, one with a checkpoint is resumed. ``time_limit`` (seconds, for this call) is
-    checked between epochs and before each architecture; every call makes progress (the first
-    unfinished architecture trains at least one epoch) and a finished ensemble is always
-    evaluated. Returns the rows done so far (``results.csv`` once complete), sorted by
-    architecture (spec order) and member; ``df.attrs["complete"]`` says whether the sweep is
-    finished and ``df.attrs["pending"]`` lists the architectures still to do.
+    Everything is validated before any training. Jobs with a part file are skipped, one with a
+    checkpoint is resumed. ``workers`` > 1 runs that many jobs at once in separate processes
+    of one torch thread each (CPU; set ``spec.split`` so that there are enough jobs).
+    ``time_limit`` (seconds, for this call) is checked between epochs and before each job;
+    every call makes progress (the first unfinished job trains at least one epoch) and a
+    finished ensemble is always evaluated. Returns the rows done so far (``results.csv`` once
+    complete), sorted by architecture (spec order) and member; ``df.attrs["complete"]`` says
+    whether the sweep is finished and ``df.attrs["pending"]`` lists the jobs still to do.
     """
-    start = time.perf_counter()
     spec.validate()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     out_dir = Path(out_dir)
-    members = spec.member_configs()
     x_train, x_test = load_sweep_data(spec)
     obs_dim = x_train.shape[1]
-    all_settings = {}
     for arch in spec.architectures:
         s = spec.train_settings(arch).validate(x_train.shape[0])
         if s.latent_dim < obs_dim:
             raise ValueError(f"{arch}: latent_dim {s.latent_dim} < data dimension {obs_dim}")
-        all_settings[arch] = s
     if x_test.shape[0] < 100:
         raise ValueError(f"test set of {x_test.shape[0]} steps too short for the evaluation "
                          "(needs >= 100): raise n_data or test_fraction")
     _claim_out_dir(spec, out_dir)
-    parts_dir, ckpt_dir = out_dir / "parts", out_dir / "checkpoints"
-    commit = git_commit()
+    deadline = None if time_limit is None else time.time() + time_limit
     say = print if progress else (lambda *a, **k: None)
-    pending: list[str] = []
-    worked = False
-    for arch in spec.architectures:
-        part = parts_dir / f"{arch}.csv"
-        if part.exists():
-            say(f"[{spec.name}] {arch}: done ({part})", flush=True)
-            continue
-        remaining = None if time_limit is None else time_limit - (time.perf_counter() - start)
-        if remaining is not None and remaining <= 0 and worked:
-            pending.append(arch)
-            say(f"[{spec.name}] {arch}: not started (time limit); rerun to continue",
-                flush=True)
-            continue
-        settings = all_settings[arch]
-        ckpt = ckpt_dir / f"{arch}.pt"
-        limit = None if remaining is None else _checkpoint_wall_time(ckpt) + max(remaining, 0)
-        state = training.train(x_train, members, settings, device=device, checkpoint=ckpt,
-                               checkpoint_every=spec.checkpoint_every, time_limit=limit,
-                               progress=progress)
-        worked = True
-        if state.epoch < settings.epochs:
-            pending.append(arch)
-            say(f"[{spec.name}] {arch}: stopped at epoch {state.epoch}/{settings.epochs} "
-                "(time limit); rerun to continue", flush=True)
-            continue
-        t0 = time.perf_counter()
-        scores = metrics.evaluate(state.model, x_test, n_generate=spec.n_generate)
-        df = _rows(spec, arch, settings, members, state, scores, commit)
-        _atomic_csv(df, part)
-        n_div = int(df["diverged"].sum())
-        say(f"[{spec.name}] {arch}: {len(members)} members, {state.epoch} epochs, "
-            f"{n_div} diverged, train {state.wall_time:.1f} s, "
-            f"eval {time.perf_counter() - t0:.1f} s -> {part}", flush=True)
-    result = _collect(spec, parts_dir)
+    dev = None if device is None else str(device)
+    jobs = _jobs(spec)
+    todo = [j for j in jobs if not (out_dir / "parts" / f"{j[0]}.csv").exists()]
+    finished = {j[0] for j in jobs} - {j[0] for j in todo}
+    for job in sorted(finished):
+        say(f"[{spec.name}] {job}: done", flush=True)
+    if workers == 1 or len(todo) <= 1:
+        for k, (job, arch, index) in enumerate(todo):
+            if deadline is not None and time.time() >= deadline and k > 0:
+                say(f"[{spec.name}] {job}: not started (time limit); rerun to continue",
+                    flush=True)
+                continue
+            name, done, message = _run_job(spec.to_dict(), str(out_dir), job, arch, index, dev,
+                                           deadline, progress)
+            finished |= {name} if done else set()
+            say(message, flush=True)
+    else:
+        todo.sort(key=lambda j: -_COST.get(j[1], 1.0) * len(j[2]))
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+            futures = [pool.submit(_run_job, spec.to_dict(), str(out_dir), job, arch, index, dev,
+                                   deadline, False, 1) for job, arch, index in todo]
+            with tqdm(total=len(futures), desc=f"{spec.name} jobs", disable=not progress,
+                      leave=False) as bar:
+                for fut in as_completed(futures):
+                    name, done, message = fut.result()
+                    finished |= {name} if done else set()
+                    bar.update()
+                    say(message, flush=True)
+    pending = [j[0] for j in jobs if j[0] not in finished]
+    result = _collect(spec, out_dir / "parts")
     complete = not pending
     if complete:
         _atomic_csv(result, out_dir / "results.csv")
@@ -386,7 +441,7 @@ def run_sweep(
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The spec of ``chaosrnn sweep``: the JSON file, or one built from the flags."""
     flags = ("dataset", "arch", "tau", "seeds", "mode", "profile", "epochs", "n_data",
-             "n_generate", "checkpoint_every", "name")
+             "n_generate", "checkpoint_every", "name", "split")
     given = [f for f in flags if getattr(args, f, None) is not None]
     if args.spec is not None:
         if given:
@@ -406,7 +461,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         settings["epochs"] = args.epochs
     spec = SweepSpec(name=args.name or f"{args.dataset}-sweep", dataset=args.dataset,
                      architectures=list(args.arch or ["plrnn"]), grid=grid, settings=settings)
-    for k in ("n_data", "n_generate", "checkpoint_every"):
+    for k in ("n_data", "n_generate", "checkpoint_every", "split"):
         if getattr(args, k) is not None:
             setattr(spec, k, getattr(args, k))
     return spec
@@ -419,7 +474,8 @@ def sweep_main(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as err:
         print(f"chaosrnn sweep: error: {err}", file=sys.stderr)
         return 2
-    df = run_sweep(spec, args.out, device=args.device, time_limit=args.time_limit)
+    df = run_sweep(spec, args.out, device=args.device, time_limit=args.time_limit,
+                   workers=args.workers)
     if not df.attrs["complete"]:
         print(f"incomplete (pending: {', '.join(df.attrs['pending'])}); rerun to continue",
               flush=True)

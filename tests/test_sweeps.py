@@ -235,8 +235,8 @@ def test_spec_json_roundtrip_and_unknown_key(tmp_path):
 def test_command_line_builds_the_spec_from_flags(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_run(spec, out, *, device=None, time_limit=None, progress=True):
-        seen.update(spec=spec, out=out, time_limit=time_limit)
+    def fake_run(spec, out, *, device=None, time_limit=None, workers=1, progress=True):
+        seen.update(spec=spec, out=out, time_limit=time_limit, workers=workers)
         df = pd.DataFrame()
         df.attrs.update(complete=False, pending=["lstm"])
         return df
@@ -244,9 +244,11 @@ def test_command_line_builds_the_spec_from_flags(tmp_path, monkeypatch):
     monkeypatch.setattr(sweeps, "run_sweep", fake_run)
     rc = pipeline.main(["sweep", "--out", str(tmp_path), "--dataset", "lorenz", "--arch",
                         "lstm", "plrnn", "--tau", "5", "30", "--seeds", "0", "1", "--profile",
-                        "quick", "--epochs", "5", "--time-limit", "60"])
+                        "quick", "--epochs", "5", "--time-limit", "60", "--split", "2",
+                        "--workers", "2"])
     assert rc == sweeps.EXIT_INCOMPLETE
     spec = seen["spec"]
+    assert spec.split == 2 and seen["workers"] == 2
     assert spec.architectures == ["lstm", "plrnn"] and spec.grid == {"tau": [5, 30],
                                                                      "seed": [0, 1]}
     assert spec.train_settings("lstm").epochs == 5 and seen["time_limit"] == 60.0
@@ -256,3 +258,20 @@ def test_command_line_builds_the_spec_from_flags(tmp_path, monkeypatch):
     # a spec file and flags together, or a bad spec: an error message, status 2
     assert pipeline.main(["sweep", str(spec_file), "--out", str(tmp_path), "--epochs", "3"]) == 2
     assert pipeline.main(["sweep", "--out", str(tmp_path), "--dataset", "nope"]) == 2
+
+
+def test_split_sweep_with_two_workers_gives_the_same_table(reference, tmp_path):
+    """Members cut into sub-ensembles, run by two worker processes: the same numbers as one
+    ensemble per architecture in one process (a member does not depend on its ensemble)."""
+    spec = SweepSpec(**{**SPEC, "split": 2})
+    df = run_sweep(spec, tmp_path / "out", device="cpu", workers=2, progress=False)
+    assert df.attrs["complete"]
+    parts = sorted(p.name for p in (tmp_path / "out" / "parts").iterdir())
+    assert parts == ["lstm-0.csv", "lstm-1.csv", "plrnn-0.csv", "plrnn-1.csv"]
+    ref = read(reference[0])
+    drop = ["wall_time", "git_commit"]
+    pd.testing.assert_frame_equal(df.drop(columns=drop), ref.drop(columns=drop), rtol=1e-9)
+    with pytest.raises(ValueError, match="split 9 exceeds the 4 members"):
+        run_sweep(SweepSpec(**{**SPEC, "split": 9}), tmp_path / "x", progress=False)
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        run_sweep(spec, tmp_path / "out", workers=0, progress=False)
