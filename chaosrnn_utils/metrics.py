@@ -19,6 +19,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.special import logsumexp
 
 from .data import check_series
+from .jacobians import rnn_lyapunov_spectrum
 from .models import EnsembleRNN
 
 __all__ = [
@@ -377,18 +378,40 @@ def evaluate(
     smoothing_sigma: float = 2.0,
     n_freqs: int = 500,
     max_points: int | None = None,
+    lyap_steps: int = 5000,
 ) -> list[dict[str, Any]]:
     """Per-member scores on test data x_test (T, N).
 
     A free run of ``n_generate`` steps from x_test[0] (:func:`generate_free_run`) gives
     D_stsp (binned for N ≤ 5, with the counted fraction; GMM otherwise, fraction nan) and
-    D_H; PE(1), PE(5), PE(25) come from :func:`prediction_error` on x_test. Keys: member,
-    D_stsp, D_stsp_method, frac_in_box, D_H, PE1, PE5, PE25.
+    D_H; PE(1), PE(5), PE(25) come from :func:`prediction_error` on x_test; ``lambda_max``
+    is the largest Lyapunov exponent (per step) of the model's own orbit from B⁺x_test[0]
+    (QR over ``lyap_steps`` steps after 1 000 transient ones; 0 skips it): > 0 on a chaotic
+    attractor, ≈ 0 on a cycle or torus, < 0 on a fixed point. Keys: member, D_stsp,
+    D_stsp_method, frac_in_box, D_H, PE1, PE5, PE25, lambda_max.
     """
     x_test = _model_series(model, x_test)
     runs = generate_free_run(model, x_test, n_generate, n_transient=n_transient)
     pe = prediction_error(model, x_test, n_steps=25, max_points=max_points)
     binned = x_test.shape[1] <= MAX_BINNED_DIM
+    lam = np.full(model.n_models, np.nan)
+    if lyap_steps > 0:
+        with torch.no_grad():
+            s0 = model.inferred_state(torch.as_tensor(x_test[:1], dtype=model.dtype))
+
+            def lam_max(m: EnsembleRNN, s: torch.Tensor) -> np.ndarray:
+                spec = rnn_lyapunov_spectrum(m, s, lyap_steps, n_transient=1000,
+                                             n_exponents=1)
+                return np.asarray(spec)[:, 0, 0]
+
+            try:
+                lam = lam_max(model, s0)
+            except ValueError:  # an orbit left the floats (diverged member): one by one
+                for e in range(model.n_models):
+                    try:
+                        lam[e] = lam_max(model.member(e), s0[e : e + 1])[0]
+                    except ValueError:
+                        pass
     results = []
     for e in range(model.n_models):
         if binned:
@@ -410,6 +433,7 @@ def evaluate(
                 "PE1": float(pe[e, 0]),
                 "PE5": float(pe[e, 4]),
                 "PE25": float(pe[e, 24]),
+                "lambda_max": float(lam[e]),
             }
         )
     return results

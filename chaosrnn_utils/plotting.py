@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -163,4 +164,51 @@ def plot_slope_vs_lambda(ax: plt.Axes, lambdas: Mapping[str, float],
     ax.set_xlabel(r"$\lambda_{max}$ (QR)")
     ax.set_ylabel("fitted slope of log-norm")
     ax.legend(fontsize="small")
+    return ax
+
+
+ARCH_COLORS = {"rnn": "C0", "plrnn": "C1", "lstm": "C2"}
+ARCH_LABELS = {"rnn": "RNN", "plrnn": "PLRNN", "lstm": "LSTM"}
+
+
+def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
+                   clip: Mapping[str, float] | None = None,
+                   tau_pred: Mapping[str, float] | None = None, logy: bool = False,
+                   title: str = "") -> plt.Axes:
+    """Fig. 2's panel: ``metric`` (mean ± SEM) against τ per architecture, from ``curves``
+    (architecture → table with ``tau``, ``metric``, ``metric_sem``); clipping baselines per
+    architecture as dashed horizontal lines; τ_pred values (label → τ) as vertical lines."""
+    for arch, c in curves.items():
+        color = ARCH_COLORS.get(arch, None)
+        ax.errorbar(c["tau"], c[metric], yerr=c[f"{metric}_sem"], marker="o", ms=4, lw=1.2,
+                    capsize=2, color=color, label=ARCH_LABELS.get(arch, arch))
+        if clip is not None and np.isfinite(clip.get(arch, np.nan)):
+            ax.axhline(clip[arch], ls="--", lw=1.0, color=color)
+    for k, (label, tau) in enumerate((tau_pred or {}).items()):
+        ax.axvline(tau, color="k", lw=1.0, ls=("-", ":", "-.")[k % 3],
+                   label=rf"$\tau_{{pred}}$ {label} ({tau:.0f})")
+    ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(r"learning interval $\tau$")
+    ax.set_ylabel({"D_stsp": r"$D_{stsp}$", "D_H": r"$D_H$"}.get(metric, metric))
+    ax.set_title(title)
+    return ax
+
+
+def plot_conditions(ax: plt.Axes, table: Any, metric: str, *, reference: float | None = None,
+                    title: str = "", logy: bool = True) -> plt.Axes:
+    """Bar chart of ``metric`` (mean ± SEM) per ``condition`` row of an
+    aggregated table, with an optional reference level (e.g. sparse forcing) dashed."""
+    x = np.arange(len(table))
+    ax.bar(x, table[metric], yerr=table[f"{metric}_sem"].fillna(0), color="C2", alpha=0.8,
+           capsize=2)
+    if reference is not None:
+        ax.axhline(reference, ls="--", color="k", lw=1.0, label="sparse forcing τ = 30")
+        ax.legend(fontsize="small")
+    ax.set_xticks(x, table["condition"], rotation=40, ha="right")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_ylabel({"D_stsp": r"$D_{stsp}$", "D_H": r"$D_H$"}.get(metric, metric))
+    ax.set_title(title)
     return ax

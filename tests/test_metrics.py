@@ -376,7 +376,8 @@ def test_evaluate_matches_components():
     x = np.sin(2 * np.pi * t / [17, 23, 40]) + 0.1 * rng.standard_normal((3000, 3))
     res = evaluate(model, x, n_generate=2000, n_transient=10, n_chunks=10, n_freqs=100)
     assert len(res) == 2
-    keys = {"member", "D_stsp", "D_stsp_method", "frac_in_box", "D_H", "PE1", "PE5", "PE25"}
+    keys = {"member", "D_stsp", "D_stsp_method", "frac_in_box", "D_H", "PE1", "PE5", "PE25",
+            "lambda_max"}
     runs = generate_free_run(model, x, 2000, n_transient=10)
     pe = prediction_error(model, x, n_steps=25)
     for e, r in enumerate(res):
@@ -387,6 +388,10 @@ def test_evaluate_matches_components():
         np.testing.assert_equal(r["D_H"], dh)
         np.testing.assert_equal([r["PE1"], r["PE5"], r["PE25"]], pe[e, [0, 4, 24]])
         assert np.isfinite(r["PE25"]) and r["PE25"] > 0
+    with torch.no_grad():
+        model.W[1] = float("nan")  # a diverged member: NaN scores, the other is unaffected
+    res2 = evaluate(model, x, n_generate=2000, n_transient=10, n_chunks=10, n_freqs=100)
+    assert np.isnan(res2[1]["lambda_max"]) and res2[0]["lambda_max"] == res[0]["lambda_max"]
 
 
 def test_evaluate_gmm_branch():
@@ -395,3 +400,18 @@ def test_evaluate_gmm_branch():
     (r,) = evaluate(model, x, n_generate=400, n_chunks=4, n_freqs=50)
     assert r["D_stsp_method"] == "gmm"
     assert np.isnan(r["frac_in_box"]) and np.isfinite(r["D_stsp"]) and np.isfinite(r["D_H"])
+
+
+@pytest.mark.parametrize("regime, expected, rtol", [
+    ("fixed_point_plrnn", np.log(0.85), 1e-3),  # closed form: λ_max = ln radius
+    ("chaotic_plrnn", 0.080, 0.2),  # the regime's documented λ_max (QR over 20 000 steps)
+])
+def test_evaluate_lambda_max_of_known_regimes(regime, expected, rtol):
+    from chaosrnn_utils import regimes
+
+    reg = getattr(regimes, regime)()
+    model = reg.model()  # B = I: observations are the latent states
+    with torch.no_grad():
+        x = model.rollout(reg.initial_state(), 3000)[0, 0].numpy()
+    lam = evaluate(model, x, n_generate=200, lyap_steps=8000)[0]["lambda_max"]
+    assert lam == pytest.approx(expected, rel=rtol)
