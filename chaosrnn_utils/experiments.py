@@ -14,15 +14,20 @@ table are drawn from (``source="committed"`` reads it without training).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from . import paths
+from . import paths, training
 from .data import PAPER_DATASETS, find_empirical
-from .sweeps import SweepSpec, run_sweep
+from .models import MODELS, make_model
+from .sweeps import SweepSpec, load_sweep_data, run_sweep, sweep_jobs
+from .training import MemberConfig
 
 ARCHITECTURES = ["rnn", "plrnn", "lstm"]
 SOURCES = ("train", "committed")
@@ -42,8 +47,32 @@ PAPER_TAUS = {
 QUICK_TAUS = {name: [5, 30, 100, 200] for name in PAPER_TAUS} | {
     "lorenz": [5, 15, 30, 50, 100, 200]}
 QUICK_SEEDS = {name: [0, 1] for name in PAPER_TAUS} | {"lorenz": [0, 1, 2]}
-QUICK_EPOCHS = {name: 150 for name in PAPER_TAUS} | {"lorenz": 300}
+QUICK_EPOCHS = {name: 100 for name in PAPER_TAUS} | {"lorenz": 300}
 PAPER_SEEDS = [0, 1, 2, 3, 4]
+#: the paper's best D_stsp per data set and architecture, (τ, value) (PAPER.md §7, Fig. 2)
+PAPER_BEST = {
+    "lorenz": {"rnn": (30, 0.196), "plrnn": (30, 0.893), "lstm": (30, 0.062)},
+    "roessler": {"rnn": (30, 5.12), "plrnn": (30, 1.27), "lstm": (100, 1.65)},
+    "duffing": {"rnn": (50, 6.77), "plrnn": (30, 7.33), "lstm": (30, 2.51)},
+    "lorenz2d": {"rnn": (30, 3.68), "plrnn": (30, 2.44), "lstm": (30, 1.78)},
+    "temperature": {"rnn": (30, 9.03), "plrnn": (30, 7.48), "lstm": (50, 5.89)},
+    "mackey_glass": {"rnn": (70, 0.297), "plrnn": (70, 0.482), "lstm": (130, 0.531)},
+    "eeg": {"rnn": (30, 0.807), "plrnn": (50, 0.725), "lstm": (50, 0.047)},
+}
+#: Rosenstein's estimator per data set: (lag J in samples, fit window in steps, horizon),
+#: embedding dimensions m = 4, 5, 6 throughout (notebooks 01 and 08)
+ROSENSTEIN = {
+    "lorenz": (13, (20, 80), 200),
+    "lorenz2d": (9, (20, 80), 200),
+    "roessler": (6, (20, 150), 300),
+    "duffing": (17, (10, 50), 200),
+    "mackey_glass": (2, (10, 50), 200),
+    "temperature": (43, (10, 50), 200),
+    "eeg": (57, (10, 50), 200),
+}
+#: the paper's clipping baseline (BPTT, c = 1) where PAPER.md §7 gives it
+PAPER_CLIP = {"lorenz": {"rnn": 7.47, "lstm": 15.4}, "roessler": {"all": 15.7},
+              "duffing": {"all": "10–12"}}
 CLIP = 1.0  # the paper's clipping baseline: BPTT, gradient norm clipped at c = 1
 
 
@@ -82,25 +111,30 @@ def tau_sweep_spec(dataset: str, profile: str = "quick") -> SweepSpec:
 
 def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
     """Fig. 5's ablations on Lorenz-63 with the LSTM: clipping by norm and by value
-    (c ∈ {1, 10, 100, 1000}), truncated BPTT and windowing (lengths), random τ around
+    (c ∈ {1, 10, 100, 1000}), truncated BPTT and windowing (lengths 10–200), random τ around
     ``tau`` (spreads), τ annealed from 1 to 46, generalised teacher forcing (α), and sparse
-    forcing at ``tau`` as the reference. paper: sequence length 1 000, 5 seeds, 3 000
-    epochs; quick: sequence length 200, 1 seed, 300 epochs, fewer lengths."""
+    forcing at ``tau`` as the reference (at least 3 seeds). paper: sequence length 1 000,
+    5 seeds, 3 000 epochs; quick: sequence length 200, 1 seed, 300 epochs, c ∈ {1, 100},
+    lengths {10, 50}."""
     _check("lorenz", profile)
     paper = profile == "paper"
     seeds = PAPER_SEEDS if paper else [0]
-    lengths = [10, 30, 50, 100, 200] if paper else [10, 50, 150]
+    lengths = [10, 30, 50, 100, 200] if paper else [10, 50]
     spreads = [10, 25, 50] if paper else [10, 25]
     alphas = [0.05, 0.1, 0.2, 0.5] if paper else [0.1, 0.3]
-    configs: list[dict[str, Any]] = [dict(mode="sparse", tau=tau)]
-    configs += [dict(mode="bptt", clip_norm=float(c)) for c in (1, 10, 100, 1000)]
-    configs += [dict(mode="bptt", clip_value=float(c)) for c in (1, 10, 100, 1000)]
+    clips = [1, 10, 100, 1000] if paper else [1, 100]
+    configs: list[dict[str, Any]] = []
+    configs += [dict(mode="bptt", clip_norm=float(c)) for c in clips]
+    configs += [dict(mode="bptt", clip_value=float(c)) for c in clips]
     configs += [dict(mode="tbptt", truncation=k) for k in lengths]
     configs += [dict(mode="window", window=k) for k in lengths]
     configs += [dict(mode="sparse", tau=tau, tau_spread=d) for d in spreads if d < tau]
     configs += [dict(mode="sparse", tau=46, tau_start=1)]
     configs += [dict(mode="gtf", alpha=a) for a in alphas]
-    members = [dict(c, seed=s) for c in configs for s in seeds]
+    # the reference (sparse forcing at ``tau``) with three seeds at least, so that one failed
+    # run does not decide the comparison
+    reference = [dict(mode="sparse", tau=tau, seed=s) for s in sorted(set(seeds) | {0, 1, 2})]
+    members = reference + [dict(c, seed=s) for c in configs for s in seeds]
     return SweepSpec(name="ablations_lorenz", dataset="lorenz", architectures=["lstm"],
                      members=members,
                      settings={"profile": "paper", "epochs": 3000 if paper else 300,
@@ -135,6 +169,21 @@ def obtain(spec: SweepSpec, profile: str, source: str = "train", *, workers: int
     committed.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "results.csv", committed)
     return pd.read_csv(committed)
+
+
+ABLATION_GROUPS = {"clip norm": "clipping (norm)", "clip value": "clipping (value)",
+                   "TBPTT": "truncated BPTT", "window": "windowing", "τ=": "sparse forcing",
+                   "τ ": "annealed τ", "GTF": "generalised TF", "BPTT": "BPTT", "TF": "TF"}
+
+
+def condition_group(label: str) -> str:
+    """The ablation a :func:`condition` label belongs to (``τ=30±10`` → random τ)."""
+    if label.startswith("τ=") and "±" in label:
+        return "random τ"
+    for prefix, group in ABLATION_GROUPS.items():
+        if label.startswith(prefix):
+            return group
+    return label
 
 
 def condition(df: pd.DataFrame) -> pd.Series:
@@ -218,3 +267,50 @@ def data_tau_pred(row: pd.Series) -> float:
     one, else Rosenstein's estimate on the series."""
     qr = row.get("qr_tau_pred")
     return float(qr) if pd.notna(qr) else float(row["rosenstein_tau_pred"])
+
+
+def trained_members(spec: SweepSpec, profile: str, architecture: str,
+                    select: Callable[[MemberConfig], bool]) -> list[tuple[MemberConfig, Any]]:
+    """(configuration, single-member model) of every member of a finished sweep that
+    ``select`` accepts, read from its checkpoints in ``build/sweeps/<profile>/<name>`` (run
+    :func:`obtain` with ``source="train"`` first)."""
+    out = paths.BUILD_DIR / "sweeps" / profile / spec.name
+    members = spec.member_configs()
+    obs_dim = load_sweep_data(spec)[0].shape[1]
+    chosen = []
+    for job, arch, index in sweep_jobs(spec):
+        if arch != architecture:
+            continue
+        ckpt = out / "checkpoints" / f"{job}.pt"
+        if not ckpt.exists():
+            raise FileNotFoundError(f"{ckpt} missing: train the sweep first")
+        sub = members[index.start: index.stop]
+        state = training.new_state(sub, spec.train_settings(arch), obs_dim, device="cpu")
+        training.load_checkpoint(state, ckpt)
+        chosen += [(m, state.model.member(e)) for e, m in enumerate(sub) if select(m)]
+    return chosen
+
+
+def save_models(models: list[tuple[MemberConfig, Any]], path: str | Path) -> Path:
+    """Write single-member models (architecture, sizes, parameters, configuration): small
+    enough to commit, rebuilt by :func:`load_models` without the sweep's checkpoints."""
+    blob = [dict(config=asdict(m), model=type(model).__name__.lower(),
+                 latent_dim=model.latent_dim, obs_dim=model.obs_dim,
+                 dtype=str(model.dtype).removeprefix("torch."),
+                 state={k: v.detach().cpu() for k, v in model.state_dict().items()})
+            for m, model in models]
+    with paths.atomic_open(path) as fh:
+        torch.save(blob, fh)
+    return Path(path)
+
+
+def load_models(path: str | Path) -> list[tuple[MemberConfig, Any]]:
+    """The models written by :func:`save_models`."""
+    names = {cls.__name__.lower(): name for name, cls in MODELS.items()}
+    out = []
+    for d in torch.load(path, map_location="cpu", weights_only=True):
+        model = make_model(names[d["model"]], d["latent_dim"], d["obs_dim"],
+                           dtype=getattr(torch, d["dtype"]))
+        model.load_state_dict(d["state"])
+        out.append((MemberConfig(**d["config"]), model))
+    return out

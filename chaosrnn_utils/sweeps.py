@@ -45,7 +45,8 @@ from . import metrics, paths, training
 from .models import MODELS
 from .training import MemberConfig, TrainSettings
 
-__all__ = ["SweepSpec", "load_sweep_data", "run_sweep", "spec_from_args", "sweep_main"]
+__all__ = ["SweepSpec", "load_sweep_data", "run_sweep", "spec_from_args", "sweep_jobs",
+           "sweep_main"]
 
 MEMBER_FIELDS = tuple(f.name for f in fields(MemberConfig))
 SETTINGS_FIELDS = tuple(f.name for f in fields(TrainSettings) if f.name != "model")
@@ -276,7 +277,7 @@ def _checkpoint_wall_time(path: Path) -> float:
     return float(torch.load(path, map_location="cpu", weights_only=False)["wall_time"])
 
 
-def _jobs(spec: SweepSpec) -> list[tuple[str, str, range]]:
+def sweep_jobs(spec: SweepSpec) -> list[tuple[str, str, range]]:
     """(job name, architecture, member indices) of every job, in spec order."""
     n = len(spec.member_configs())
     bounds = [round(k * n / spec.split) for k in range(spec.split + 1)]
@@ -286,7 +287,7 @@ def _jobs(spec: SweepSpec) -> list[tuple[str, str, range]]:
 
 def _collect(spec: SweepSpec, parts_dir: Path) -> pd.DataFrame:
     """The finished parts, in architecture order (spec order), then member index."""
-    frames = [_read_csv(parts_dir / f"{job}.csv") for job, _, _ in _jobs(spec)
+    frames = [_read_csv(parts_dir / f"{job}.csv") for job, _, _ in sweep_jobs(spec)
               if (parts_dir / f"{job}.csv").exists()]
     if not frames:
         return pd.DataFrame()
@@ -371,7 +372,8 @@ def run_sweep(
 
     Everything is validated before any training. Jobs with a part file are skipped, one with a
     checkpoint is resumed. ``workers`` > 1 runs that many jobs at once in separate processes
-    of one torch thread each (CPU; set ``spec.split`` so that there are enough jobs).
+    of one torch thread each (CPU; set ``spec.split`` so that there are enough jobs; the
+    processes are spawned, so a script that calls this needs ``if __name__ == "__main__":``).
     ``time_limit`` (seconds, for this call) is checked between epochs and before each job;
     every call makes progress (the first unfinished job trains at least one epoch) and a
     finished ensemble is always evaluated. Returns the rows done so far (``results.csv`` once
@@ -395,7 +397,7 @@ def run_sweep(
     deadline = None if time_limit is None else time.time() + time_limit
     say = print if progress else (lambda *a, **k: None)
     dev = None if device is None else str(device)
-    jobs = _jobs(spec)
+    jobs = sweep_jobs(spec)
     todo = [j for j in jobs if not (out_dir / "parts" / f"{j[0]}.csv").exists()]
     finished = {j[0] for j in jobs} - {j[0] for j in todo}
     for job in sorted(finished):

@@ -74,3 +74,46 @@ def test_code_and_notebook_sources_pass_ruff():
                           "chaosrnn_utils", "tests", "notebooks", "tasks.py"],
                          cwd=paths.ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_main_job_runs_the_tau_sweep_per_available_data_set(monkeypatch, tmp_path):
+    """Notebook 06 is run once per data set, named after it; a data set whose file is missing
+    is skipped with a message, not a failure."""
+    from chaosrnn_utils import experiments
+
+    calls = []
+    monkeypatch.setattr(pipeline, "run_notebook",
+                        lambda nb, params, out, name=None: calls.append((nb.stem, params, name)))
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path)
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: name != "eeg")
+    assert pipeline.main(["reproduce", "--only", "06"]) == 0
+    key, values = pipeline.EXPANSIONS["06_tau_sweep"]
+    assert [c[2] for c in calls] == [f"06_tau_sweep_{v}.ipynb" for v in values if v != "eeg"]
+    assert all(c[1][key] in values and c[1]["profile"] == "quick" for c in calls)
+
+
+def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
+    from chaosrnn_utils import paths
+
+    summary = tmp_path / "summary"
+    summary.mkdir()
+    rows = [dict(quantity="a", paper=0.08, reproduced=0.09),  # within 25 %: yes
+            dict(quantity="b", paper=0.08, reproduced=0.2),  # no
+            dict(quantity="c", paper="< 0", reproduced=-0.1),  # sign claim: yes
+            dict(quantity="d", paper="bounded", reproduced=1.3),  # asserted
+            dict(quantity="e", paper=30, reproduced=200, match=False, profile="paper",
+                 note="x | y"),
+            dict(quantity="f", paper="not in paper", reproduced=0.1)]
+    (summary / "06_x.json").write_text(json.dumps(rows))
+    table = pipeline.comparison_markdown("quick", summary).splitlines()
+    assert [line.split(" | ")[5] for line in table[2:]] == ["yes", "no", "yes", "asserted",
+                                                            "no", "–"]
+    assert "| 06 | e | 30 | 200 | paper | no | x / y |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"top\n{pipeline.README_START}\nold\n{pipeline.README_END}\nbottom\n")
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    out = pipeline.write_comparison("quick", summary)
+    text = readme.read_text()
+    assert out.read_text() in text and "old" not in text
+    assert text.startswith("top\n") and text.endswith("bottom\n")

@@ -1,0 +1,96 @@
+"""The paper's experiment specs, the committed-results round trip, aggregation and saved
+models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from chaosrnn_utils import experiments as ex
+from chaosrnn_utils import paths
+from chaosrnn_utils.sweeps import SweepSpec
+
+
+@pytest.mark.parametrize("dataset", list(ex.PAPER_TAUS))
+def test_paper_and_quick_tau_sweeps_are_valid(dataset):
+    paper = ex.tau_sweep_spec(dataset, "paper").validate()
+    s = paper.train_settings("lstm")
+    assert (s.latent_dim, s.batch_size, s.batches_per_epoch, s.epochs, s.lr) == \
+        (30, 32, 10, 3000, 1e-3)  # PAPER.md §6
+    assert s.seq_len == max(200, max(ex.PAPER_TAUS[dataset]))
+    members = paper.member_configs()
+    n_tau = len(ex.PAPER_TAUS[dataset])
+    assert len(members) == (n_tau + 1) * 5 and paper.architectures == ["rnn", "plrnn", "lstm"]
+    clip = [m for m in members if m.mode == "bptt"]
+    assert len(clip) == 5 and all(m.clip_norm == 1.0 for m in clip)
+    quick = ex.tau_sweep_spec(dataset, "quick").validate()
+    assert quick.train_settings("rnn").epochs == ex.QUICK_EPOCHS[dataset]
+    with pytest.raises(ValueError, match="unknown data set"):
+        ex.tau_sweep_spec("lorentz")
+    with pytest.raises(ValueError, match="unknown profile"):
+        ex.tau_sweep_spec(dataset, "fast")
+
+
+def test_paper_lorenz_grid_and_ablations():
+    assert ex.PAPER_TAUS["lorenz"] == [5, 30, 50, 60, 70, 100, 200, 500, 1000]
+    assert ex.tau_sweep_spec("lorenz", "paper").train_settings("rnn").seq_len == 1000
+    for profile in ("quick", "paper"):
+        spec = ex.ablation_spec(profile).validate()
+        labels = ex.condition(pd.DataFrame([vars(m) for m in spec.member_configs()]))
+        groups = set(labels.map(ex.condition_group))
+        assert {"clipping (norm)", "clipping (value)", "truncated BPTT", "windowing",
+                "random τ", "annealed τ", "generalised TF", "sparse forcing"} == groups
+        assert (labels == "τ=30").sum() >= 3  # the reference has at least three seeds
+    paper = ex.ablation_spec("paper")
+    assert paper.train_settings("lstm").seq_len == 1000
+    assert sorted({m.clip_norm for m in paper.member_configs() if m.clip_norm}) == \
+        [1.0, 10.0, 100.0, 1000.0]
+
+
+def test_aggregate_ignores_diverged_runs_and_finds_the_best_tau():
+    df = pd.DataFrame(dict(
+        architecture=["lstm"] * 6, mode=["sparse"] * 4 + ["bptt"] * 2,
+        tau=[5, 5, 30, 30, 30, 30], tau_spread=0, tau_start=np.nan, clip_norm=np.nan,
+        clip_value=np.nan, truncation=np.nan, window=np.nan, alpha=0.0, seed=[0, 1] * 3,
+        D_stsp=[10.0, 12.0, 0.5, np.nan, 15.0, 17.0], D_H=0.1,
+        diverged=[False, False, False, True, False, False], frac_in_box=1.0))
+    df.loc[4:, "clip_norm"] = 1.0
+    agg = ex.aggregate(df)
+    assert list(agg["condition"]) == ["τ=5", "τ=30", "clip norm 1"]
+    row = agg.set_index("condition").loc["τ=5"]
+    assert row["D_stsp"] == 11.0 and row["D_stsp_sem"] == pytest.approx(np.std([10, 12],
+                                                                                ddof=1) / 2**0.5)
+    assert agg.set_index("condition").loc["τ=30", ["D_stsp", "n", "n_diverged"]].tolist() == \
+        [0.5, 2, 1]
+    assert ex.best_tau(agg, "lstm") == (30, 0.5)
+    assert list(ex.tau_curve(agg, "lstm")["tau"]) == [5, 30]
+
+
+def test_obtain_copies_the_table_and_reads_it_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
+    spec = SweepSpec(name="tiny", dataset="lorenz", n_data=3000, architectures=["lstm"],
+                     grid={"tau": [5, 10], "seed": [0]}, n_generate=1000,
+                     settings=dict(latent_dim=6, seq_len=20, batch_size=4, batches_per_epoch=2,
+                                   epochs=3, dtype="float64"))
+    with pytest.raises(FileNotFoundError, match="no committed results"):
+        ex.obtain(spec, "quick", "committed")
+    with pytest.raises(ValueError, match="unknown source"):
+        ex.obtain(spec, "quick", "cache")
+    trained = ex.obtain(spec, "quick", "train", workers=1, progress=False)
+    assert (tmp_path / "results" / "quick" / "tiny.csv").exists()
+    pd.testing.assert_frame_equal(ex.obtain(spec, "quick", "committed"), trained)
+    # the models behind the table: rebuilt from the checkpoints, saved, loaded back
+    chosen = ex.trained_members(spec, "quick", "lstm", lambda m: m.tau == 10)
+    assert [m.tau for m, _ in chosen] == [10]
+    ckpt = torch.load(tmp_path / "build" / "sweeps" / "quick" / "tiny" / "checkpoints" /
+                      "lstm.pt", weights_only=False)
+    torch.testing.assert_close(chosen[0][1].W[0], ckpt["model"]["W"][1])
+    saved = ex.save_models(chosen, tmp_path / "models.pt")
+    (cfg, model), = ex.load_models(saved)
+    assert cfg == chosen[0][0]
+    x = torch.randn(1, 3, 12, dtype=torch.float64)  # LSTM state (h, c)
+    torch.testing.assert_close(model.step(x), chosen[0][1].step(x), rtol=0, atol=0)
