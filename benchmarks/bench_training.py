@@ -170,19 +170,21 @@ def sweep_members() -> list[MemberConfig]:
     return [MemberConfig(seed=s, mode="sparse", tau=t) for t in TAUS for s in SEEDS]
 
 
-def bench_settings(arch: str) -> TrainSettings:
+def bench_settings(arch: str, seq_len: int = SEQ_LEN) -> TrainSettings:
     return replace(SETTINGS["paper"], model=arch, latent_dim=LATENT, batch_size=BATCH,
-                   seq_len=SEQ_LEN)
+                   seq_len=seq_len)
 
 
 def engine_update_fn(arch: str, engine: str, data: Tensor, device: torch.device,
-                     phases: dict[str, list[float]],
-                     sync: Callable[[], None]) -> Callable[[], None]:
+                     phases: dict[str, list[float]], sync: Callable[[], None], *,
+                     members: list[MemberConfig] | None = None,
+                     seq_len: int = SEQ_LEN) -> Callable[[], None]:
     """One ensemble update the way ``train`` does it (batch draw, masks, rollout, loss,
     backward, Adam) through ``engine``, without its per-member clipping and divergence
-    bookkeeping; appends the forward / backward / optimiser times to ``phases``."""
-    members = sweep_members()
-    settings = bench_settings(arch)
+    bookkeeping; appends the forward / backward / optimiser times to ``phases``. Members:
+    the benchmark's 50 (10 τ × 5 seeds) unless given."""
+    members = sweep_members() if members is None else members
+    settings = bench_settings(arch, seq_len)
     state = new_state(members, settings, data.shape[1], device=device)
     model, opt = state.model, state.optimizer
     T, nb = settings.seq_len, settings.batch_size

@@ -1,12 +1,13 @@
 """Forced training rollouts with hand-written backpropagation through time.
 
 The reference path (:func:`chaosrnn_utils.training.training_rollout`) lets autograd record
-every time step: on a CPU, or a GPU at this model size, the cost is the per-operation
-overhead of the recorded graph, not arithmetic. Here the forward loop runs without a graph
-and the backward loop is written out, so a time step costs a handful of tensor operations in
-each direction; everything that does not recur (derivatives of the nonlinearities, the
-parameter gradients Σ_t g_tᵀ φ(s̃_t)) is computed once over all steps as large batched
-products. Tests check it against the autograd path (loss and gradients, every mode).
+every time step: at this model size the cost is the per-operation overhead of the recorded
+graph, not arithmetic. Here the forward loop runs without a graph and keeps only what the
+backward needs, and the backward loop is written out: a time step costs a handful of tensor
+operations in each direction, parameter gradients accumulate in place (Σ_t g_tᵀ φ(s̃_t) as one
+batched matmul-add per step), and nothing of size (E, T, B, M) is materialised (on the CPU,
+tensors beyond glibc's 32 MiB mmap threshold cost page faults at every update). Tests check
+it against the autograd path (predictions, loss and every gradient, every mode).
 
 Every training mode is one per-member affine mix before each step (see ``training``):
 
@@ -37,7 +38,7 @@ FUSED_MODELS = (PLRNN, TanhRNN, LSTM)
 
 
 def supports(model: EnsembleRNN) -> bool:
-    """Whether :func:`fused_latents` has a hand-written backward for this model class."""
+    """Whether :func:`fused_predictions` has a hand-written backward for this model class."""
     return type(model) in FUSED_MODELS
 
 
@@ -70,8 +71,11 @@ def mixing_coefficients(masks: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tenso
     return a, b, a * keep, b * keep
 
 
-def make_plan(masks: dict[str, Tensor], *, dtype: torch.dtype, device: torch.device) -> Plan:
-    """The :class:`Plan` of one batch's masks."""
+def make_plan(masks: dict[str, Tensor], *, dtype: torch.dtype, device: torch.device,
+              static: bool = False) -> Plan:
+    """The :class:`Plan` of one batch's masks. ``static``: the general mix at every step, so
+    that the sequence of operations does not depend on the masks (what a captured CUDA graph
+    replayed with new coefficients needs); same numbers, more work."""
     a, b, ga, gb = mixing_coefficients(masks)
 
     def steps(c: Tensor) -> tuple[Tensor, ...]:
@@ -82,8 +86,13 @@ def make_plan(masks: dict[str, Tensor], *, dtype: torch.dtype, device: torch.dev
         strict=True)]
     carry = ["pass" if p else "none" if n else "scale" for p, n in zip(
         (ga == 1).all(0).tolist(), (ga == 0).all(0).tolist(), strict=True)]
-    return Plan(steps(a), steps(b), steps(ga), steps(gb), fwd, carry,
-                (gb != 0).any(0).tolist())
+    infer = (gb != 0).any(0).tolist()
+    if static:
+        T = a.shape[1]
+        fwd, carry, infer = ["infer"] + ["mix"] * (T - 1), ["scale"] * T, [True] * T
+        if not bool((a[:, 0] == 0).all() & (b[:, 0] == 1).all()):
+            fwd[0] = "mix"
+    return Plan(steps(a), steps(b), steps(ga), steps(gb), fwd, carry, infer)
 
 
 def _mix(plan: Plan, t: int, s: Tensor | None, inferred: Tensor | None) -> Tensor:
@@ -288,13 +297,13 @@ class _FusedRollout(torch.autograd.Function):
         return (g_y, gB, None, None) + cell.param_grads(acc)
 
 
-def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) -> Tensor:
+def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor], *,
+                      static: bool = False) -> Tensor:
     """Predictions x̂_1..x̂_T = B s_1..B s_T of the forced training rollout on windows
     x (E, B, T+1, N), **time-major per member: (E, T, B, N)**.
 
     The same values and gradients as ``model.observe(training_rollout(model, x, masks))``
-    (transposed), with the hand-written backward; nothing of size (E, T, B, M) is
-    materialised (tensors above glibc's 32 MiB mmap threshold cost page faults each update)."""
+    (transposed), with the hand-written backward (``static``: see :func:`make_plan`)."""
     if not supports(model):
         raise TypeError(f"no fused rollout for {type(model).__name__}; "
                         f"supported: {', '.join(c.__name__ for c in FUSED_MODELS)}")
@@ -305,7 +314,7 @@ def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) -
     xt = torch.as_tensor(x, dtype=model.dtype, device=model.device)[:, :, :T].transpose(1, 2)
     gram = model.B @ model.B.mT  # B⁺x = y B with y = xᵀ(BBᵀ)⁻¹ (as in inferred_state)
     y = torch.linalg.solve(gram, xt.reshape(E, -1, N), left=False).reshape(E, T, nb, N)
-    plan = make_plan(masks, dtype=y.dtype, device=y.device)
+    plan = make_plan(masks, dtype=y.dtype, device=y.device, static=static)
     if isinstance(model, LSTM):
         return _FusedRollout.apply(y, model.B, plan, _LSTMCell, model.W, model.b)
     if isinstance(model, TanhRNN):

@@ -82,8 +82,10 @@ for k, tau in enumerate(taus):
                             title=f"LSTM, τ = {tau}: $D_{{stsp}}$ = {s['D_stsp']:.2f}\n"
                                   f"$\\lambda_{{max}}$ = {s['lambda_max']:+.4f}, "
                                   f"counted {s['frac_in_box']:.0%}")
+    lo, hi = x_test.min(0), x_test.max(0)  # the data's box, so that sizes compare
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), zlim=(lo[2], hi[2]))
 fig.suptitle(f"free runs from $B^+x_1$ · profile {profile} · commit {commit}",
-             fontsize="small")
+             fontsize="small", y=1.04)
 fig.tight_layout()
 plotting.save_figure(fig, "07_lorenz_attractors")
 plt.show()

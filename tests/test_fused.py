@@ -38,8 +38,9 @@ ARCHS = ["plrnn", "rnn", "lstm"]
 def loss_and_grads(model, x, masks, engine: str):
     for p in model.parameters():
         p.grad = None
-    if engine == "fused":
-        pred, target = fused.fused_predictions(model, x, masks), x[:, :, 1:].transpose(1, 2)
+    if engine in ("fused", "static"):
+        pred = fused.fused_predictions(model, x, masks, static=engine == "static")
+        target = x[:, :, 1:].transpose(1, 2)
     else:
         pred, target = model.observe(training_rollout(model, x, masks)), x[:, :, 1:]
     loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))
@@ -55,15 +56,16 @@ def test_fused_equals_autograd_for_every_mode(arch, dtype, rtol):
     x = torch.randn(E, 5, T + 1, 3, dtype=dtype, generator=torch.Generator().manual_seed(1))
     masks = schedule_masks(MEMBERS, T, 3, 10, _member_generators(MEMBERS))
     p_ref, l_ref, g_ref = loss_and_grads(model, x, masks, "autograd")
-    p_fus, l_fus, g_fus = loss_and_grads(model, x, masks, "fused")
-    torch.testing.assert_close(p_fus.transpose(1, 2), p_ref, rtol=rtol, atol=rtol * 1e-2)
-    assert float(((l_fus - l_ref).abs() / l_ref).max()) < rtol
-    for name, g in g_ref.items():
-        rel = float((g_fus[name] - g).norm() / g.norm())
-        assert rel < rtol, (name, rel)
-        # per member too: no member's gradient hides in another's norm
-        per = (g_fus[name] - g).flatten(1).norm(dim=1) / g.flatten(1).norm(dim=1)
-        assert float(per.max()) < max(rtol, 1e-12) * 10, (name, per)
+    for engine in ("fused", "static"):  # static: the mask-independent op sequence
+        p_fus, l_fus, g_fus = loss_and_grads(model, x, masks, engine)
+        torch.testing.assert_close(p_fus.transpose(1, 2), p_ref, rtol=rtol, atol=rtol * 1e-2)
+        assert float(((l_fus - l_ref).abs() / l_ref).max()) < rtol
+        for name, g in g_ref.items():
+            rel = float((g_fus[name] - g).norm() / g.norm())
+            assert rel < rtol, (engine, name, rel)
+            # per member too: no member's gradient hides in another's norm
+            per = (g_fus[name] - g).flatten(1).norm(dim=1) / g.flatten(1).norm(dim=1)
+            assert float(per.max()) < max(rtol, 1e-12) * 10, (engine, name, per)
 
 
 @pytest.mark.parametrize("cell, arch", [(fused._PLRNNCell, "plrnn"), (fused._LSTMCell, "lstm")])
