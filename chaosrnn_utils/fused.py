@@ -297,13 +297,16 @@ class _FusedRollout(torch.autograd.Function):
         return (g_y, gB, None, None) + cell.param_grads(acc)
 
 
-def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor], *,
+def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | Plan, *,
                       static: bool = False) -> Tensor:
     """Predictions x̂_1..x̂_T = B s_1..B s_T of the forced training rollout on windows
     x (E, B, T+1, N), **time-major per member: (E, T, B, N)**.
 
     The same values and gradients as ``model.observe(training_rollout(model, x, masks))``
-    (transposed), with the hand-written backward (``static``: see :func:`make_plan`)."""
+    (transposed), with the hand-written backward (``static``: see :func:`make_plan`; a
+    prepared :class:`Plan` may be passed instead of the masks). No host synchronisation:
+    B⁺x is a ``solve_ex`` without its error check (a singular BBᵀ gives non-finite values,
+    which the training loop's divergence check catches)."""
     if not supports(model):
         raise TypeError(f"no fused rollout for {type(model).__name__}; "
                         f"supported: {', '.join(c.__name__ for c in FUSED_MODELS)}")
@@ -313,11 +316,34 @@ def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor], *
         model.inferred_state(x[:, :1, :1])  # raises the model's own error
     xt = torch.as_tensor(x, dtype=model.dtype, device=model.device)[:, :, :T].transpose(1, 2)
     gram = model.B @ model.B.mT  # B⁺x = y B with y = xᵀ(BBᵀ)⁻¹ (as in inferred_state)
-    y = torch.linalg.solve(gram, xt.reshape(E, -1, N), left=False).reshape(E, T, nb, N)
-    plan = make_plan(masks, dtype=y.dtype, device=y.device, static=static)
+    y = torch.linalg.solve_ex(gram, xt.reshape(E, -1, N), left=False)[0].reshape(E, T, nb, N)
+    plan = masks if isinstance(masks, Plan) else make_plan(masks, dtype=y.dtype,
+                                                           device=y.device, static=static)
     if isinstance(model, LSTM):
         return _FusedRollout.apply(y, model.B, plan, _LSTMCell, model.W, model.b)
     if isinstance(model, TanhRNN):
         return _FusedRollout.apply(y, model.B, plan, _TanhCell, model.W, model.h)
     return _FusedRollout.apply(y, model.B, plan, _PLRNNCell, model.A, model.W, model.h,
                                model._offdiag)
+
+
+class StaticPlan:
+    """A :class:`Plan` over fixed coefficient buffers, refilled per batch with :meth:`load`:
+    the operation sequence and every tensor address stay the same from batch to batch, as a
+    captured CUDA graph needs. The host-side step kinds come from the first masks (all steps
+    "mix", see :func:`make_plan`); later masks may differ in τ but not in whether members
+    restart from zero at t = 0."""
+
+    def __init__(self, masks: dict[str, Tensor], *, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        E, T = masks["force"].shape
+        self.buffers = torch.zeros(4, T, E, 1, 1, dtype=dtype, device=device)
+        first = make_plan(masks, dtype=dtype, device=torch.device("cpu"), static=True)
+        a, b, ga, gb = (c.unbind(0) for c in self.buffers)
+        self.plan = Plan(a, b, ga, gb, first.fwd, first.bwd_carry, first.bwd_infer)
+        self.load(masks)
+
+    def load(self, masks: dict[str, Tensor]) -> None:
+        """Copy one batch's coefficients into the buffers (a host-to-device copy)."""
+        coef = torch.stack(mixing_coefficients(masks))  # (4, E, T), float64, host
+        self.buffers.copy_(coef.transpose(1, 2)[..., None, None], non_blocking=True)

@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -252,13 +253,15 @@ def _clip_(grads: list[Tensor], clip_norm: Tensor, clip_value: Tensor) -> Tensor
 
 
 def new_state(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim: int, *,
-              device: torch.device | str | None = None) -> TrainState:
-    """A freshly initialised ensemble (member e from seed e), its Adam and generators."""
+              device: torch.device | str | None = None, capturable: bool = False
+              ) -> TrainState:
+    """A freshly initialised ensemble (member e from seed e), its Adam (``capturable`` for
+    CUDA-graph capture) and generators."""
     dtype = getattr(torch, settings.dtype)
     model = make_model(settings.model, settings.latent_dim, obs_dim, n_models=len(members),
                        seeds=[int(m.seed) for m in members], dtype=dtype, device=device,
                        **settings.model_kwargs)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, capturable=capturable)
     E = len(members)
     dev = model.B.device
     return TrainState(model, opt, _member_generators(members), 0,
@@ -302,6 +305,7 @@ def train(
     checkpoint_every: int = 50,
     time_limit: float | None = None,
     progress: bool = True,
+    static: bool = False,
 ) -> TrainState:
     """Train one ensemble (one member per entry of ``members``) on ``data`` (n, N).
 
@@ -310,6 +314,12 @@ def train(
     state is saved atomically every ``checkpoint_every`` epochs and at the end, and an existing
     checkpoint is resumed; ``time_limit`` (seconds) stops after the epoch that exceeds it
     (then ``state.epoch < settings.epochs``). Device: CUDA when available unless given.
+
+    ``static`` (fused engine only): every update runs on fixed input buffers with a
+    mask-independent operation sequence (:class:`~chaosrnn_utils.fused.StaticPlan`), with all
+    bookkeeping on the device; on a GPU the whole update (forward, backward, clipping,
+    capturable Adam) is then captured once as a CUDA graph and replayed. Same numbers as the
+    default path (tested on the CPU).
     """
     x_all = check_series(data, name="data")
     settings.validate(x_all.shape[0])
@@ -318,7 +328,11 @@ def train(
         raise ValueError("need at least one member")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    state = new_state(members, settings, x_all.shape[1], device=device)
+    state = new_state(members, settings, x_all.shape[1], device=device,
+                      capturable=static and torch.device(device).type == "cuda")
+    if static and not (settings.engine == "fused" and fused.supports(state.model)):
+        raise ValueError(f"static=True needs the fused engine and one of "
+                         f"{', '.join(c.__name__ for c in fused.FUSED_MODELS)}")
     if checkpoint is not None and Path(checkpoint).exists():
         load_checkpoint(state, checkpoint)
     model, opt = state.model, state.optimizer
@@ -336,34 +350,49 @@ def train(
     bar = tqdm(range(state.epoch, settings.epochs), initial=state.epoch,
                total=settings.epochs, disable=not progress, desc=f"{settings.model} ×{E}",
                leave=False)
+    epoch_t = torch.zeros((), dtype=torch.long, device=dev)  # the epoch, on the device
+    epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
+
+    def batch() -> tuple[Tensor, dict[str, Tensor]]:
+        starts = torch.stack([torch.randint(0, x_all.shape[0] - T, (nb,), generator=g)
+                              for g in state.generators])  # (E, B)
+        masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
+        return x_dev[(starts[..., None] + offsets).to(dev)], masks  # (E, B, T+1, N)
+
+    def update(x: Tensor, predict) -> None:
+        """One update, all bookkeeping in place on device tensors (no host sync)."""
+        pred, target = predict(x)
+        loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))  # (E,)
+        alive = state.alive
+        opt.zero_grad(set_to_none=False)
+        torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
+        grads = [p.grad for p in params]
+        norm = _clip_(grads, clip_norm, clip_value)
+        ok = torch.isfinite(loss) & torch.isfinite(norm)
+        state.diverged_epoch.copy_(torch.where(alive & ~ok, epoch_t, state.diverged_epoch))
+        alive.logical_and_(ok)
+        keep = [p.detach().clone() for p in params]
+        for g in grads:
+            g.copy_(torch.where(_per_member(alive, g), g, torch.zeros_like(g)))
+        opt.step()
+        with torch.no_grad():
+            for p, k in zip(params, keep, strict=True):
+                p.copy_(torch.where(_per_member(alive, p), p, k))
+        epoch_loss.add_(torch.where(alive, loss.detach(), torch.full_like(loss, math.nan)))
+
+    runner = None
     for epoch in bar:
-        epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
+        epoch_loss.zero_()
+        epoch_t.fill_(epoch)
         for _ in range(settings.batches_per_epoch):
-            starts = torch.stack([torch.randint(0, x_all.shape[0] - T, (nb,), generator=g)
-                                  for g in state.generators])  # (E, B)
-            masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
-            x = x_dev[(starts[..., None] + offsets).to(dev)]  # (E, B, T+1, N)
-            pred, target = training_predictions(model, x, masks, settings.engine)
-            loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))  # (E,)
-            alive = state.alive
-            opt.zero_grad(set_to_none=False)
-            torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
-            grads = [p.grad for p in params]
-            norm = _clip_(grads, clip_norm, clip_value)
-            ok = torch.isfinite(loss) & torch.isfinite(norm)
-            newly = alive & ~ok
-            state.diverged_epoch = torch.where(newly, epoch, state.diverged_epoch)
-            alive = alive & ok
-            state.alive = alive
-            keep = [p.detach().clone() for p in params]
-            for g in grads:
-                g.copy_(torch.where(_per_member(alive, g), g,
-                                    torch.zeros_like(g)))
-            opt.step()
-            with torch.no_grad():
-                for p, k in zip(params, keep, strict=True):
-                    p.copy_(torch.where(_per_member(alive, p), p, k))
-            epoch_loss += torch.where(alive, loss.detach(), torch.full_like(loss, math.nan))
+            x, masks = batch()
+            if not static:
+                update(x, partial(training_predictions, model, masks=masks,
+                                  engine=settings.engine))
+            elif runner is None:
+                runner = _StaticRunner(update, model, x, masks)
+            else:
+                runner(x, masks)
         state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
         state.epoch = epoch + 1
         state.wall_time = time.perf_counter() - start_time
@@ -379,6 +408,44 @@ def train(
             break
     bar.close()
     return state
+
+
+class _StaticRunner:
+    """Updates on fixed buffers (``train(static=True)``): built on the first batch, whose
+    update it runs; on CUDA that update is the warm-up on a side stream, after which one
+    update is captured as a graph (capturing runs nothing) and every later batch is copied
+    into the buffers and replayed."""
+
+    def __init__(self, update: Any, model: EnsembleRNN, x: Tensor,
+                 masks: dict[str, Tensor]) -> None:
+        self.x = x.clone()
+        self.plan = fused.StaticPlan(masks, dtype=x.dtype, device=x.device)
+        target = self.x[:, :, 1:].transpose(1, 2)
+
+        def predict(xb: Tensor) -> tuple[Tensor, Tensor]:
+            return fused.fused_predictions(model, xb, self.plan.plan), target
+
+        self.step = partial(update, self.x, predict)
+        self.graph = None
+        if x.device.type != "cuda":
+            self.step()
+            return
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            self.step()  # the first batch's update, and the warm-up of the capture
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.step()
+
+    def __call__(self, x: Tensor, masks: dict[str, Tensor]) -> None:
+        self.x.copy_(x)
+        self.plan.load(masks)
+        if self.graph is None:
+            self.step()
+        else:
+            self.graph.replay()
 
 
 def member_summary(state: TrainState, members: Sequence[MemberConfig]) -> list[dict[str, Any]]:

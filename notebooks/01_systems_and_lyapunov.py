@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 import chaosrnn_utils as cu
+from chaosrnn_utils import experiments as ex
 from chaosrnn_utils import paths, plotting
 from chaosrnn_utils.data import find_empirical
 
@@ -198,16 +199,9 @@ plt.show()
 # the data's own can differ.
 
 # %%
-# (lag J in samples, fit window in steps, horizon) per data set; m = 4, 5, 6 throughout
-ROSENSTEIN = {
-    "lorenz": (13, (20, 80), 200),
-    "lorenz2d": (9, (20, 80), 200),
-    "roessler": (6, (20, 150), 300),
-    "duffing": (17, (10, 50), 200),
-    "mackey_glass": (2, (10, 50), 200),
-    "temperature": (43, (10, 50), 200),
-    "eeg": (57, (10, 50), 200),
-}
+# (lag J in samples, fit window in steps, horizon) per data set (the package's table, also
+# used by notebook 08); m = 4, 5, 6 throughout
+ROSENSTEIN = ex.ROSENSTEIN
 curves = {}
 for name, x in datasets.items():
     lag, fit, horizon = ROSENSTEIN[name]

@@ -134,6 +134,7 @@ best
 # printed.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 assert len(results) == len(spec.member_configs()) * len(spec.architectures)
 blown = results[~np.isfinite(results["D_stsp"])]
 print(f"runs without finite D_stsp: {len(blown)} of {len(results)} "

@@ -98,6 +98,7 @@ plt.show()
 # $D_{stsp}$ than both others.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 good = scores[t_best]
 assert good["lambda_max"] > 0 and good["frac_in_box"] > 0.5, good
 assert all(good["D_stsp"] * 10 <= scores[t]["D_stsp"] for t in (5, 200)), scores

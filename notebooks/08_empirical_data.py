@@ -61,6 +61,7 @@ print(f"available: {names or 'none'}")
 # ## λ_max by Rosenstein's method (m = 4, 5, 6)
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 curves = {}
 for n in names:
     lag, fit, horizon = ex.ROSENSTEIN[n]
@@ -92,6 +93,7 @@ best = pd.DataFrame([dict(dataset=n, architecture=a, best_tau=ex.best_tau(aggs[n
 best
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 if names:
     fig, axes = plt.subplots(2, len(names), figsize=(6.5 * len(names), 8), squeeze=False)
     for k, n in enumerate(names):
@@ -121,6 +123,7 @@ if names:
 # the means (counted below).
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 for n in names:
     assert lam[n] > 0, n
     print(f"{n}: {int((~np.isfinite(sweeps[n]['D_stsp'])).sum())} of {len(sweeps[n])} runs "

@@ -90,6 +90,7 @@ print(f"sparse forcing τ = 30: median D_stsp {ref:.3f} over {len(ref_runs)} see
 headline
 
 # %%
+# NBVAL_IGNORE_OUTPUT
 bounded = agg[agg["group"].isin(["clipping (norm)", "clipping (value)", "truncated BPTT"])]
 assert len(bounded) >= 6 and (bounded["D_stsp"] >= 10 * ref).all(), bounded[["condition",
                                                                               "D_stsp"]]

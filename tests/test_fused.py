@@ -126,3 +126,29 @@ def test_unsupported_model_and_bad_engine():
         fused.fused_predictions(model, x, masks)
     with pytest.raises(ValueError, match="unknown engine 'jit'"):
         TrainSettings(engine="jit").validate(1000)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_static_training_equals_the_default_path(arch, tmp_path):
+    """train(static=True): fixed buffers, mask-independent operations, in-place bookkeeping
+    (what a CUDA graph replays): the same parameters, losses and divergence record, also
+    across a checkpoint and resume."""
+    t = np.arange(3000) * 0.05
+    data = np.column_stack([np.sin(t), np.cos(1.3 * t), np.sin(0.4 * t)])
+    s = TrainSettings(model=arch, latent_dim=6, seq_len=25, batch_size=4, batches_per_epoch=2,
+                      epochs=4, dtype="float64")
+    members = MEMBERS + [MemberConfig(seed=9, mode="bptt", clip_value=0.01)]
+    a = train(data, members, s, device="cpu", progress=False)
+    ckpt = tmp_path / "c.pt"  # stopped after one epoch by the time limit, then resumed
+    first = train(data, members, s, device="cpu", progress=False, static=True,
+                  checkpoint=ckpt, time_limit=1e-9)
+    assert first.epoch == 1
+    b = train(data, members, s, device="cpu", progress=False, static=True, checkpoint=ckpt)
+    for (name, p), (_, q) in zip(a.model.named_parameters(), b.model.named_parameters(),
+                                 strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12, msg=name)
+    np.testing.assert_allclose(np.array(a.history), np.array(b.history), rtol=1e-10)
+    assert torch.equal(a.diverged_epoch, b.diverged_epoch)
+    with pytest.raises(ValueError, match="static=True needs the fused engine"):
+        train(data, members, dataclasses.replace(s, engine="autograd"), static=True,
+              progress=False)
