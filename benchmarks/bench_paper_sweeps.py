@@ -1,8 +1,10 @@
 """Update latency across ensemble sizes and sequence lengths, and the projected wall time of
 every paper-profile sweep, on whatever device this runs on (the GPU issue's benchmark).
 
-1. For each architecture (PLRNN, tanh RNN, LSTM) and engine (``autograd``: the recorded
-   per-step rollout; ``fused``: hand-written backpropagation through time), the latency of one
+1. For each architecture (PLRNN, tanh RNN, LSTM) and path (``autograd``: the recorded
+   per-step rollout; ``fused``: hand-written backpropagation through time; ``static``:
+   ``train(static=True)``, the fused update on fixed buffers, replayed as one CUDA graph on a
+   GPU, timed through ``train`` as (time of 2k updates − time of k) / k), the latency of one
    ensemble update (batch 32, latent 30, sparse forcing with τ spread over the members) and
    its sample-steps/s, for members × sequence lengths (CUDA: {1, 150, 1 050} × {200, 1 000};
    CPU: {1, 50, 150} × {200}; ``--members``/``--seqs`` override); the authors-style single
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -40,7 +43,7 @@ from bench_training import (  # noqa: E402
 )
 
 from chaosrnn_utils import experiments as ex  # noqa: E402
-from chaosrnn_utils.training import ENGINES, MemberConfig  # noqa: E402
+from chaosrnn_utils.training import ENGINES, MemberConfig, train  # noqa: E402
 
 ARCHS = ("plrnn", "rnn", "lstm")
 UPDATES = 3000 * 10  # the paper's epochs × batches per epoch
@@ -54,6 +57,15 @@ def members_of(n: int, seq_len: int) -> list[MemberConfig]:
 
 def latency(arch: str, engine: str, members: list[MemberConfig], seq_len: int, data,
             device: torch.device, reps: int) -> float:
+    if engine == "static":
+        from bench_training import bench_settings
+
+        walls = []
+        for k in (reps, 2 * reps):
+            s = replace(bench_settings(arch, seq_len), epochs=1, batches_per_epoch=k)
+            walls.append(train(data.cpu().numpy(), members, s, device=device, progress=False,
+                               static=True).wall_time)
+        return max(walls[1] - walls[0], 0.0) / reps
     phases: dict[str, list[float]] = {"fwd": [], "bwd": [], "opt": []}
     fn = engine_update_fn(arch, engine, data, device, phases, make_sync(device),
                           members=members, seq_len=seq_len)
@@ -70,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="timed updates per case")
     p.add_argument("--workers", type=int, default=2, help="processes for the projection")
     p.add_argument("--skip-grid", action="store_true")
+    p.add_argument("--skip-projection", action="store_true")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {'arch':<6}{'engine':<10}{'members':>8}{'seq':>6}{'s/update':>11}"
               f"{'samp-steps/s':>14}")
         for arch in ARCHS:
-            for engine in ENGINES:
+            for engine in (*ENGINES, "static"):
                 for n in members:
                     for T in seqs:
                         t = latency(arch, engine, members_of(n, T), T, data, device,
@@ -99,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"   {arch:<6}{engine:<10}{n:>8}{T:>6}{t:>11.4f}"
                               f"{fmt_rate(n * BATCH * T / t):>14}", flush=True)
 
+    if args.skip_projection:
+        return 0
     print(f"\n2. Projected paper-profile sweeps (fused engine, {UPDATES} updates per ensemble)")
     specs = [ex.tau_sweep_spec(d, "paper") for d in ex.PAPER_TAUS] + [ex.ablation_spec("paper")]
     total = 0.0

@@ -214,6 +214,34 @@ def engine_update_fn(arch: str, engine: str, data: Tensor, device: torch.device,
     return update
 
 
+def _timed_half(arch: str, k: int, n: int, barrier, reps: int) -> float:
+    """In a worker process: median s/update of the fused engine on members k::n of the
+    benchmark's 50, one thread, started together with the other workers."""
+    torch.set_num_threads(1)
+    data = torch.as_tensor(lorenz63(), dtype=torch.float32)
+    phases: dict[str, list[float]] = {"fwd": [], "bwd": [], "opt": []}
+    fn = engine_update_fn(arch, "fused", data, torch.device("cpu"), phases, lambda: None,
+                          members=sweep_members()[k::n])
+    fn()
+    barrier.wait()
+    return time_calls(fn, lambda: None, warmup=1, reps=reps, min_reps=reps,
+                      budget_s=0.0)["median"]
+
+
+def concurrent_per_update(arch: str, n: int, reps: int) -> float:
+    """s/update of the 50-member ensemble split over ``n`` single-thread processes running
+    at the same time (what ``run_sweep(workers=n)`` with ``split = n`` does): the slowest
+    process's median."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(n, mp_context=ctx) as pool:
+        barrier = manager.Barrier(n)
+        futures = [pool.submit(_timed_half, arch, k, n, barrier, reps) for k in range(n)]
+        return max(f.result() for f in futures)
+
+
 def train_per_update(arch: str, data: np.ndarray, device: torch.device, k: int,
                      repeats: int) -> float:
     """Steady-state seconds per update of ``train`` itself: the difference of its loop time
@@ -434,7 +462,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {len(bins)} single-thread processes in parallel, one per architecture "
               f"(assumes these per-update times hold with every core busy): {max(bins):.2f} h")
         print(f"   {cores} single-thread processes, members split evenly (run_sweep workers="
-              f"{cores}): {total / cores:.2f} h")
+              f"{cores}), if the per-update times held with every core busy: "
+              f"{total / cores:.2f} h")
+        measured = {a: concurrent_per_update(a, cores, 3 if q else 8) for a in ARCHITECTURES}
+        h_conc = sum(measured.values()) * updates_per_member_run / 3600
+        verdict = "meets" if h_conc <= TARGET_HOURS else f"misses ({h_conc / TARGET_HOURS:.1f}×)"
+        print(f"   measured so: {cores} processes at once, {E // cores} members each: "
+              + ", ".join(f"{a} {t:.4f} s/update" for a, t in measured.items())
+              + f" → {h_conc:.2f} h  [target {TARGET_HOURS:.0f} h: {verdict}]")
     floor = sum(flops_per_sample_step(a) for a in ARCHITECTURES) * steps_b \
         * updates_per_member_run / (peak * 1e9) / 3600
     print(f"   compute floor at the measured mm peak (estimated FLOPs, this process's threads): "

@@ -1,6 +1,6 @@
-"""CPU against CUDA (and fused against autograd on each): the same short training runs must
-end with the same parameters and losses. For the GPU machine; without CUDA it compares the two
-engines on the CPU only and says so.
+"""CPU against CUDA (and fused against autograd, and the static / CUDA-graph update against the
+default one): the same short training runs must end with the same parameters and losses. For
+the GPU machine; without CUDA it compares the CPU variants only and says so.
 
 Each architecture (PLRNN, tanh RNN, LSTM) trains one ensemble that mixes every mode (sparse,
 random τ, teacher forcing, clipped BPTT, truncated BPTT, windowing, generalised teacher
@@ -36,8 +36,12 @@ TOL = 1e-8
 
 
 def run(arch: str, device: str, engine: str):
-    s = dataclasses.replace(SETTINGS, model=arch, engine=engine)
-    state = train(paper_dataset("lorenz", 20_000), MEMBERS, s, device=device, progress=False)
+    """engine: "fused", "autograd" or "static" (fused, train(static=True): a CUDA graph on
+    a GPU)."""
+    s = dataclasses.replace(SETTINGS, model=arch,
+                            engine="fused" if engine == "static" else engine)
+    state = train(paper_dataset("lorenz", 20_000), MEMBERS, s, device=device, progress=False,
+                  static=engine == "static")
     params = {k: v.detach().cpu() for k, v in state.model.named_parameters()}
     return params, np.array(state.history)
 
@@ -47,11 +51,12 @@ def rel(a, b) -> float:
 
 
 def main() -> int:
-    pairs = [("cpu", "fused", "cpu", "autograd")]
+    pairs = [("cpu", "fused", "cpu", "autograd"), ("cpu", "static", "cpu", "fused")]
     if torch.cuda.is_available():
         print(f"CUDA device: {torch.cuda.get_device_name()}")
         pairs += [("cuda", "fused", "cpu", "fused"), ("cuda", "autograd", "cpu", "autograd"),
-                  ("cuda", "fused", "cuda", "autograd")]
+                  ("cuda", "fused", "cuda", "autograd"), ("cuda", "static", "cuda", "fused"),
+                  ("cuda", "static", "cpu", "fused")]
     else:
         print("no CUDA here: only the two engines on the CPU are compared")
     worst = 0.0

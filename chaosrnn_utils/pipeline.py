@@ -115,7 +115,7 @@ def comparison_markdown(profile: str, summary_dir: Path | None = None) -> str:
         for r in json.loads(f.read_text()):
             cells = (f.stem[:2], r["quantity"], _fmt(r["paper"]), _fmt(r["reproduced"]),
                      r.get("profile", profile), _match(r), r.get("note", ""))
-            lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

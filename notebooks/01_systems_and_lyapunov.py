@@ -302,12 +302,20 @@ summary = [
     dict(quantity="λ₁ Hénon", paper=0.419, reproduced=round(spectra["henon"][0], 3),
          note="published reference"),
 ]
+# why the data's own τ_pred may differ from the paper's (PAPER.md §4 and the notes above)
+WHY = {"lorenz": "the paper's λ 0.015 is Rosenstein's for other Lorenz parameters",
+       "lorenz2d": "the paper's λ 0.015 is Rosenstein's for other Lorenz parameters",
+       "mackey_glass": "our own sampling (Δt = 2); the authors' file is unpublished",
+       "temperature": "Rosenstein's fit window and lag move λ",
+       "eeg": "the paper's λ came from the raw series, not the embedded file"}
 for name in PAPER:
     r = t.loc[name]
     own = r.get("qr_tau_pred", np.nan)
     src = "QR" if np.isfinite(own) else "Rosenstein"
     own = own if np.isfinite(own) else r.get("rosenstein_tau_pred", np.nan)
+    why = f"; if far: {WHY[name]}" if name in WHY else ""
     summary.append(dict(quantity=f"τ_pred {name} (steps)", paper=r.paper_tau_pred,
-                        reproduced=round(float(own), 1), note=f"data's own λ_max ({src})"))
+                        reproduced=round(float(own), 1),
+                        note=f"data's own λ_max ({src}){why}"))
 cu.record_summary("01_systems_and_lyapunov", summary)
 print(pd.DataFrame(summary).to_string(index=False))

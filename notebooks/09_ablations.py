@@ -111,7 +111,8 @@ summary = [dict(quantity=f"ablation: {g}, D_stsp range", paper=p,
                 reproduced=f"{headline.loc[g, 'best D_stsp']:.2f}–"
                            f"{headline.loc[g, 'worst D_stsp']:.2f}",
                 match=None if m is None else bool(m), profile=profile,
-                note=f"sparse τ=30 (median): {ref:.3f}")
+                note=f"sparse τ=30 (median): {ref:.3f}" + ("" if profile == "paper" else
+                      "; quick: 1 seed, 300 epochs, sequence length 200"))
            for g, (p, m) in claims.items() if g in headline.index]
 cu.record_summary("09_ablations", summary)
 print(f"clipping and TBPTT: ≥ {bounded['D_stsp'].min() / ref:.0f}× the sparse-forcing "

@@ -108,7 +108,7 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
     table = pipeline.comparison_markdown("quick", summary).splitlines()
     assert [line.split(" | ")[5] for line in table[2:]] == ["yes", "no", "yes", "asserted",
                                                             "no", "–"]
-    assert "| 06 | e | 30 | 200 | paper | no | x / y |" in table
+    assert "| 06 | e | 30 | 200 | paper | no | x \\| y |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"top\n{pipeline.README_START}\nold\n{pipeline.README_END}\nbottom\n")
     monkeypatch.setattr(paths, "ROOT", tmp_path)
