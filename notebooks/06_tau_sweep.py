@@ -159,12 +159,13 @@ if dataset == "lorenz":
 #
 # Best τ matches when it is within a factor 2 of the paper's best τ; best $D_{stsp}$ when it is
 # at most 3× the paper's; the clipping baseline when both fail ($D_{stsp} \ge 5$: failed runs
-# score about 7–17 and do not rank). The quick profile trains 10× fewer epochs than the
-# paper, so its absolute scores are not expected to reach the paper's.
+# score about 7–17 and do not rank). The quick profile trains 10× (Lorenz) to 30× (the others)
+# fewer epochs than the paper, so its absolute scores are not expected to reach the paper's.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-why = "" if profile == "paper" else "quick profile: 10× fewer epochs, fewer seeds"
+why = "" if profile == "paper" else (f"quick profile: {settings.epochs} epochs (paper 3 000), "
+                                     f"{len(spec.grid['seed'])} seeds")
 summary = []
 for a, r in best.iterrows():
     tp_note = f"τ_pred paper {tau_pred['paper']:.0f}, data {tau_pred['data']:.0f}"
