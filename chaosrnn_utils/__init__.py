@@ -6,9 +6,11 @@ the paper's data sets, embedding, cache, the authors' files), ``lyapunov`` (QR s
 Rosenstein, τ_pred), ``models`` (ensemble RNNs with analytic Jacobians), ``jacobians``
 (Jacobian products, RNN spectra, gradient diagnostics), ``regimes`` (PLRNNs with known
 dynamics), ``forcing`` (sparse teacher forcing), ``metrics`` (D_stsp, D_H, PE),
-``training`` (one training loop for every mode, on ensembles), ``sweeps`` (grids, resumable
-results tables), ``plotting`` (one function per panel), ``pipeline`` (profiles, summary
-table, papermill runner).
+``training`` (one training loop for every mode, on ensembles), ``fused`` (hand-written
+backpropagation through time for the training rollouts), ``sweeps`` (grids, worker processes,
+resumable results tables), ``experiments`` (the paper's sweeps per data set and profile, their
+committed results), ``plotting`` (one function per panel), ``pipeline`` (profiles, summary
+table, comparison table, papermill runner).
 """
 
 from .data import (

@@ -31,7 +31,6 @@ from .training import MemberConfig
 
 ARCHITECTURES = ["rnn", "plrnn", "lstm"]
 SOURCES = ("train", "committed")
-METRICS = ("D_stsp", "D_H", "PE1", "PE5", "PE25")
 
 #: the paper's τ grids (PAPER.md §6)
 PAPER_TAUS = {
