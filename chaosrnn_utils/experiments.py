@@ -215,8 +215,9 @@ def condition(df: pd.DataFrame) -> pd.Series:
 
 def aggregate(df: pd.DataFrame, by: list[str] | None = None,
               metrics: tuple[str, ...] = ("D_stsp", "D_H")) -> pd.DataFrame:
-    """Mean, standard error and count per group over runs, ignoring diverged (NaN) runs, as
-    the paper aggregates; ``n_diverged`` counts the runs left out."""
+    """Mean, standard error and count per group over runs, ignoring NaN scores (training
+    diverged, or the free run left the floats), as the paper aggregates; ``n_diverged``
+    counts the runs whose training diverged."""
     df = df.assign(condition=condition(df))
     by = by or ["architecture", "condition"]
     rows = []
