@@ -34,7 +34,7 @@
 # %% tags=["parameters"]
 profile = "quick"  # "quick" or "paper" (see notebook 06)
 seed = 0  # unused: the seeds are part of the sweeps' grids
-source = "train"  # "train" (run or resume the sweeps) or "committed" (saved results)
+source = "committed"  # "committed" (notebook 06's saved results) or "train" (run the sweeps)
 workers = 2  # processes training side by side
 
 # %%
@@ -76,8 +76,9 @@ for n in names:
 # %% [markdown]
 # ## The τ sweeps
 #
-# The same sweep as notebook 06 (`source = "train"` finds notebook 06's results when the main
-# job ran it for these data sets, and trains otherwise). EEG has 10 dimensions, so its
+# The same sweeps as notebook 06, which the main job runs for these data sets just before:
+# by default (`source = "committed"`) this notebook redraws their committed tables;
+# `source = "train"` runs or resumes the sweeps here. EEG has 10 dimensions, so its
 # $D_{stsp}$ is the Gaussian-mixture version (log axis); temperature (5 dimensions) is binned.
 
 # %%
