@@ -246,6 +246,13 @@ def tau_curve(agg: pd.DataFrame, architecture: str) -> pd.DataFrame:
     return sel.sort_values("tau").reset_index(drop=True)
 
 
+def clip_levels(agg: pd.DataFrame, metric: str = "D_stsp") -> dict[str, float]:
+    """Per architecture, the mean ``metric`` of the BPTT (clipping baseline) rows of
+    :func:`aggregate` (NaN where an architecture has none)."""
+    return {a: float(agg.loc[(agg["architecture"] == a) & (agg["mode"] == "bptt"), metric]
+                     .mean()) for a in ARCHITECTURES}
+
+
 def best_tau(agg: pd.DataFrame, architecture: str, metric: str = "D_stsp") -> tuple[int, float]:
     """(τ, value) of the lowest mean ``metric`` of one architecture's τ curve."""
     curve = tau_curve(agg, architecture).dropna(subset=[metric])

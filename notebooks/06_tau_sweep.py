@@ -86,10 +86,7 @@ agg[["architecture", "condition", "D_stsp", "D_stsp_sem", "D_H", "D_H_sem", "lam
 tp = ex.tau_pred_table(profile).loc[dataset]
 tau_pred = {"paper": float(tp["paper_tau_pred"]), "data": ex.data_tau_pred(tp)}
 curves = {a: ex.tau_curve(agg, a) for a in ex.ARCHITECTURES}
-clip = {a: float(agg.loc[(agg["architecture"] == a) & (agg["mode"] == "bptt"), "D_stsp"]
-                 .mean()) for a in ex.ARCHITECTURES}
-clip_dh = {a: float(agg.loc[(agg["architecture"] == a) & (agg["mode"] == "bptt"), "D_H"]
-                    .mean()) for a in ex.ARCHITECTURES}
+clip, clip_dh = ex.clip_levels(agg, "D_stsp"), ex.clip_levels(agg, "D_H")
 gmm = results["D_stsp_method"].iloc[0] == "gmm"
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 plotting.plot_tau_sweep(axes[0], curves, "D_stsp", clip=clip, tau_pred=tau_pred, logy=gmm,

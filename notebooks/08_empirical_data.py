@@ -102,10 +102,8 @@ if names:
         tp = {"paper": cu.predictability_time(PAPER_LAMBDA[n]),
               "data": cu.predictability_time(lam[n])}
         agg = aggs[n]
-        clip = {a: float(agg.loc[(agg["architecture"] == a) & (agg["mode"] == "bptt"),
-                                 "D_stsp"].mean()) for a in ex.ARCHITECTURES}
         plotting.plot_tau_sweep(axes[1, k], {a: ex.tau_curve(agg, a) for a in ex.ARCHITECTURES},
-                                "D_stsp", clip=clip, tau_pred=tp, logy=n == "eeg",
+                                "D_stsp", clip=ex.clip_levels(agg), tau_pred=tp, logy=n == "eeg",
                                 title=f"{n}: τ sweep")
         axes[1, k].legend(fontsize="small")
     commit = str(next(iter(sweeps.values()))["git_commit"].iloc[0])[:10]

@@ -65,6 +65,8 @@ def test_aggregate_ignores_diverged_runs_and_finds_the_best_tau():
     assert agg.set_index("condition").loc["τ=30", ["D_stsp", "n", "n_diverged"]].tolist() == \
         [0.5, 2, 1]
     assert ex.best_tau(agg, "lstm") == (30, 0.5)
+    clip = ex.clip_levels(agg)
+    assert clip["lstm"] == 16.0 and np.isnan(clip["rnn"])
     assert list(ex.tau_curve(agg, "lstm")["tau"]) == [5, 30]
 
 
