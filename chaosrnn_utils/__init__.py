@@ -53,7 +53,7 @@ from .metrics import (
     state_space_divergence_gmm,
 )
 from .models import LSTM, MODELS, PLRNN, DendPLRNN, ShallowPLRNN, TanhRNN, make_model
-from .pipeline import PROFILES, record_summary, select_profile
+from .pipeline import APPROX, PROFILES, approx_columns, record_summary, select_profile
 from .regimes import REGIMES, chaotic_plrnn, fixed_point_plrnn, quasiperiodic_plrnn, two_cycle_plrnn
 from .sweeps import SweepSpec, run_sweep
 from .systems import System, get_system, integrate, system_names
@@ -97,10 +97,12 @@ __all__ = [
     "rnn_lyapunov_spectrum",
     "two_cycle_plrnn",
     "EMPIRICAL",
+    "APPROX",
     "PAPER_DATASETS",
     "PROFILES",
     "RosensteinResult",
     "System",
+    "approx_columns",
     "check_series",
     "delay_embed",
     "flow_jacobians",

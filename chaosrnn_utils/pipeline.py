@@ -56,6 +56,26 @@ def record_summary(notebook: str, rows: Sequence[dict[str, Any]]) -> Path:
     return target
 
 
+#: marks a printed number that depends on the last bits of the floating-point kernels (a
+#: finite-time estimate on a chaotic orbit): another CPU gives other last digits, and the
+#: notebooks' nbval sanitizer (tests/nbval_sanitize.cfg) masks what follows the mark
+APPROX = "\u2248"
+
+
+def approx_columns(table: Any, columns: Sequence[str], digits: int) -> Any:
+    """A copy of the DataFrame ``table`` for printing, with ``columns`` as text
+    ``≈<value rounded to digits decimals>`` (NaN stays ``NaN``): the values that differ from
+    machine to machine in the last printed digits. The numbers themselves are checked by
+    asserts with tolerances that hold on any machine."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise KeyError(f"no column(s) {missing} in the table")
+    out = table.copy()
+    for c in columns:
+        out[c] = [f"{APPROX}{v:.{digits}f}" if v == v else "NaN" for v in table[c]]
+    return out
+
+
 def _plain(v: Any) -> Any:
     if hasattr(v, "item"):
         v = v.item()

@@ -330,7 +330,7 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
              threads: int | None = None) -> tuple[str, bool, str]:
     """Train (or resume) and evaluate one job; returns (job, finished, message). Runs in the
     calling process or in a worker (``threads``: torch threads there). ``deadline``: a
-    ``time.time()`` after which training stops at the end of an epoch."""
+    ``training.clock()`` reading after which training stops at the end of an epoch."""
     if threads is not None:
         torch.set_num_threads(threads)
     spec = SweepSpec.from_dict(spec_dict)
@@ -343,7 +343,7 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
     settings = spec.train_settings(arch)
     limit = None
     if deadline is not None:
-        limit = _checkpoint_wall_time(ckpt) + max(deadline - time.time(), 0.0)
+        limit = _checkpoint_wall_time(ckpt) + max(deadline - training.clock(), 0.0)
     state = training.train(x_train, members, settings, device=device, checkpoint=ckpt,
                            checkpoint_every=spec.checkpoint_every, time_limit=limit,
                            progress=progress)
@@ -394,7 +394,7 @@ def run_sweep(
         raise ValueError(f"test set of {x_test.shape[0]} steps too short for the evaluation "
                          "(needs >= 100): raise n_data or test_fraction")
     _claim_out_dir(spec, out_dir)
-    deadline = None if time_limit is None else time.time() + time_limit
+    deadline = None if time_limit is None else training.clock() + time_limit
     say = print if progress else (lambda *a, **k: None)
     dev = None if device is None else str(device)
     jobs = sweep_jobs(spec)
@@ -404,7 +404,7 @@ def run_sweep(
         say(f"[{spec.name}] {job}: done", flush=True)
     if workers == 1 or len(todo) <= 1:
         for k, (job, arch, index) in enumerate(todo):
-            if deadline is not None and time.time() >= deadline and k > 0:
+            if deadline is not None and training.clock() >= deadline and k > 0:
                 say(f"[{spec.name}] {job}: not started (time limit); rerun to continue",
                     flush=True)
                 continue

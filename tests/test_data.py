@@ -125,22 +125,48 @@ def _peak_frequency(x: np.ndarray, f_min: float = 0.01) -> float:
     return float(f[keep][np.argmax(p[keep])])
 
 
+N_BLOCKS = 10  # batch means: the spread of a statistic over tenths of a series
+
+
+def _standard_error(stat, x: np.ndarray) -> float:
+    """Standard error of ``stat(x)`` by batch means: the standard deviation of the statistic
+    over N_BLOCKS consecutive blocks, divided by √N_BLOCKS (blocks much longer than the
+    correlation time act as independent samples)."""
+    values = [stat(b) for b in np.array_split(x, N_BLOCKS)]
+    return float(np.std(values, ddof=1) / np.sqrt(N_BLOCKS))
+
+
+def _block_w1(x: np.ndarray) -> float:
+    """Mean Wasserstein-1 distance between a tenth of ``x`` and all of it: how far a sample
+    of a tenth of the length strays from the series' own distribution."""
+    return float(np.mean([wasserstein_distance(b, x) for b in np.array_split(x, N_BLOCKS)]))
+
+
 @pytest.mark.parametrize("name", ["lorenz", "roessler", "duffing"])
 def test_generated_paper_data_match_authors_files(name, authors_file):
     """Per dimension: mean, std, 1 % and 99 % quantiles, extremes, distribution
     (Wasserstein-1), dominant spectral peak and whole spectrum (Hellinger distance) of our
-    generated set equal those of the authors' file."""
+    generated set equal those of the authors' file.
+
+    Both are finite samples of a chaotic orbit, and ours differs from machine to machine (a
+    chaotic integration amplifies the last bits of the floating-point kernels), so the
+    moments and quantiles are compared within 6 combined standard errors by batch means (the
+    Duffing oscillator's well switching makes its mean the noisiest), the distributions within
+    twice the distance of a tenth of either series to the whole. Extremes: within 0.25 std
+    (the attractor's extent; a finite sample approaches it from inside)."""
     authors_file(name)
     ours, theirs = paper_dataset(name), load_empirical(name)
     assert ours.shape == theirs.shape
+    stats = {"mean": np.mean, "std": np.std, "q01": lambda v: np.quantile(v, 0.01),
+             "q99": lambda v: np.quantile(v, 0.99)}
     for d in range(ours.shape[1]):
         a, b = ours[:, d], theirs[:, d]
-        assert abs(a.mean() - b.mean()) < 0.02, (d, a.mean(), b.mean())
-        assert abs(a.std() / b.std() - 1) < 0.03, (d, a.std(), b.std())
-        qa, qb = np.quantile(a, [0.01, 0.99]), np.quantile(b, [0.01, 0.99])
-        np.testing.assert_allclose(qa, qb, atol=0.08)
-        np.testing.assert_allclose([a.min(), a.max()], [b.min(), b.max()], atol=0.25)
-        assert wasserstein_distance(a, b) < 0.03
+        for label, stat in stats.items():
+            se = np.hypot(_standard_error(stat, a), _standard_error(stat, b))
+            tol = 6 * se + 1e-3 * b.std()  # the floor: a statistic that is flat over blocks
+            assert abs(stat(a) - stat(b)) <= tol, (d, label, stat(a), stat(b), tol)
+        np.testing.assert_allclose([a.min(), a.max()], [b.min(), b.max()], atol=0.25 * b.std())
+        assert wasserstein_distance(a, b) <= 2 * max(_block_w1(a), _block_w1(b)), d
         assert abs(_peak_frequency(a) - _peak_frequency(b)) <= 1.5 / NPERSEG
         (_, pa), (_, pb) = _spectrum(a), _spectrum(b)
         assert np.sqrt(max(0.0, 1 - np.sum(np.sqrt(pa * pb)))) < 0.06

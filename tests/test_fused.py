@@ -1,6 +1,7 @@
 """The fused engine (hand-written backpropagation through time) against the autograd path:
-predictions, loss and every gradient, for every mode mixed in one ensemble, in float64 (to
-rounding) and float32 (relative error < 1e-5); and whole training runs through both engines."""
+predictions, loss and every gradient, for every mode mixed in one ensemble, in float64 and
+float32 against a float64 reference within the rounding bound (M + 3)·T·ε of the dtype; and
+whole training runs through both engines."""
 
 from __future__ import annotations
 
@@ -48,24 +49,42 @@ def loss_and_grads(model, x, masks, engine: str):
     return pred, loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def forward_error_bound(dtype: torch.dtype, latent: int, steps: int) -> float:
+    """First-order bound on the rounding error of a T-step recurrence, relative to the size
+    of the quantities: each step adds at most (M + 3)·ε (an M-term dot product, the bias, the
+    nonlinearity and the forcing mix) and the Jacobians of a freshly initialised model have
+    norm ≲ 1, so the errors of T steps add up: (M + 3)·T·ε. Forward and backward pass: twice
+    that for the gradients."""
+    return (latent + 3) * steps * torch.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_fused_equals_autograd_for_every_mode(arch, dtype, rtol):
-    E, T = len(MEMBERS), 23
-    model = make_model(arch, 8, 3, n_models=E, seeds=list(range(E)), dtype=dtype)
-    x = torch.randn(E, 5, T + 1, 3, dtype=dtype, generator=torch.Generator().manual_seed(1))
+def test_fused_equals_autograd_for_every_mode(arch, dtype):
+    """Every engine in ``dtype`` against the autograd engine in float64 (the reference), with
+    the tolerance the rounding of ``dtype`` allows: an error relative to each member's scale,
+    not to each element (an element near 0 has a large relative error in any engine)."""
+    E, T, M = len(MEMBERS), 23, 8
+    model64 = make_model(arch, M, 3, n_models=E, seeds=list(range(E)), dtype=torch.float64)
+    x64 = torch.randn(E, 5, T + 1, 3, dtype=torch.float64,
+                      generator=torch.Generator().manual_seed(1))
     masks = schedule_masks(MEMBERS, T, 3, 10, _member_generators(MEMBERS))
-    p_ref, l_ref, g_ref = loss_and_grads(model, x, masks, "autograd")
-    for engine in ("fused", "static"):  # static: the mask-independent op sequence
-        p_fus, l_fus, g_fus = loss_and_grads(model, x, masks, engine)
-        torch.testing.assert_close(p_fus.transpose(1, 2), p_ref, rtol=rtol, atol=rtol * 1e-2)
-        assert float(((l_fus - l_ref).abs() / l_ref).max()) < rtol
-        for name, g in g_ref.items():
-            rel = float((g_fus[name] - g).norm() / g.norm())
-            assert rel < rtol, (engine, name, rel)
-            # per member too: no member's gradient hides in another's norm
-            per = (g_fus[name] - g).flatten(1).norm(dim=1) / g.flatten(1).norm(dim=1)
-            assert float(per.max()) < max(rtol, 1e-12) * 10, (engine, name, per)
+    p_ref, l_ref, g_ref = loss_and_grads(model64, x64, masks, "autograd")
+    bound = forward_error_bound(dtype, M, T)
+    model, x = model64.to(dtype), x64.to(dtype)
+    for engine in ("autograd", "fused", "static"):  # static: the mask-independent op sequence
+        p, loss, g = loss_and_grads(model, x, masks, engine)
+        if engine != "autograd":
+            p = p.transpose(1, 2)
+        scale = p_ref.flatten(1).abs().max(dim=1).values  # (E,)
+        err = (p.double() - p_ref).flatten(1).abs().max(dim=1).values
+        assert bool((err <= bound * scale).all()), (engine, err / scale, bound)
+        assert float(((loss.double() - l_ref).abs() / l_ref).max()) <= 2 * bound, engine
+        for name, ref in g_ref.items():
+            # per member: no member's gradient hides in another's norm
+            per = ((g[name].double() - ref).flatten(1).norm(dim=1)
+                   / ref.flatten(1).norm(dim=1))
+            assert float(per.max()) <= 2 * bound, (engine, name, per, bound)
 
 
 @pytest.mark.parametrize("cell, arch", [(fused._PLRNNCell, "plrnn"), (fused._LSTMCell, "lstm")])

@@ -157,16 +157,34 @@ def test_resume_after_sigkill_gives_the_uninterrupted_table(reference, tmp_path,
     same_table(read(out), read(reference[0]))
 
 
-def test_time_limit_returns_incomplete_then_continues(reference, tmp_path):
+class StepClock:
+    """A clock that advances by one second at every reading: a time limit then stops after a
+    number of epochs fixed by the code path, not by the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_time_limit_returns_incomplete_then_continues(reference, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "clock", StepClock())
     out = tmp_path / "out"
-    calls = []
+    calls, epochs = [], []
     while True:
-        df = run_sweep(SweepSpec(**SPEC), out, device="cpu", time_limit=0.2, progress=False)
+        df = run_sweep(SweepSpec(**SPEC), out, device="cpu", time_limit=3.5, progress=False)
         calls.append(df.attrs["complete"])
+        done = [int(torch.load(c, weights_only=False)["epoch"])
+                for c in sorted((out / "checkpoints").glob("*.pt"))]
+        epochs.append(sum(done))
         if df.attrs["complete"] or len(calls) > 50:
             break
         assert not (out / "results.csv").exists()
+    # every call trains, none trains everything: 40 epochs (2 jobs × 20) in several calls
     assert calls[0] is False and calls[-1] is True and len(calls) >= 3
+    assert all(b > a for a, b in zip(epochs, epochs[1:], strict=False)) and epochs[-1] == 40
     same_table(read(out), read(reference[0]))
     same_table(df, read(reference[0]))
 
