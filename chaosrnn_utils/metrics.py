@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 Array = np.ndarray
+#: "ours": the project's metric definitions; "authors": those of the paper's evaluation code
+Convention = Literal["ours", "authors"]
 #: largest dimension for the binned D_stsp (n_bins**d cells); above it use the GMM variant
 MAX_BINNED_DIM = 5
 
@@ -98,6 +100,11 @@ def state_space_histogram(
     return p.reshape((n_kept_bins,) * d), n_counted
 
 
+def _check_convention(convention: Any) -> None:
+    if convention not in ("ours", "authors"):
+        raise ValueError(f"convention must be 'ours' or 'authors', got {convention!r}")
+
+
 def state_space_divergence_binned(
     x_true: Array,
     x_gen: Array,
@@ -105,19 +112,41 @@ def state_space_divergence_binned(
     n_bins: int = 10,
     box_std: float = 2.0,
     alpha: float = 1e-5,
-    centre: Literal["mean", "zero"] = "mean",
-    drop_first_bin: bool = False,
+    centre: Literal["mean", "zero"] | None = None,
+    drop_first_bin: bool | None = None,
+    convention: Convention = "ours",
 ) -> tuple[float, float]:
     """D_stsp = KL(p_true ‖ p_gen) = Σ_k p_true,k log(p_true,k / p_gen,k) of binned densities.
 
     x_true (n, d), x_gen (m, d), d ≤ 5. The box is c ± box_std·σ per dimension, σ the std of
-    x_true and c its mean (``centre="mean"``) or 0 (``centre="zero"``, the authors'
-    convention), cut into ``n_bins`` bins per axis; see :func:`state_space_histogram` for
-    the smoothing (α) and ``drop_first_bin`` (the authors' quirk). Returns (D_stsp, fraction
-    of generated points counted in the histogram, i.e. inside the box and, with
-    ``drop_first_bin``, outside the dropped first bins). Non-finite x_gen, or no generated
-    point counted, gives (nan, 0.0).
+    x_true and c its mean (``centre="mean"``) or 0 (``centre="zero"``), cut into ``n_bins``
+    bins per axis; see :func:`state_space_histogram` for the smoothing
+    p_k = (counts_k + α) / (n_counted + α K) over the K kept cells and for
+    ``drop_first_bin``.
+
+    ``convention="ours"`` (default): c = mean, all bins kept, σ with ddof = 0, Σ_k p_k = 1;
+    ``centre`` and ``drop_first_bin`` may be set freely. ``convention="authors"`` reproduces
+    the paper's evaluation code: c = 0, first bin of every axis dropped, σ with ddof = 1, and
+    the smoothing normaliser counts all n_bins^d cells, p_k = (counts_k + α) / (n_counted +
+    α n_bins^d) on the (n_bins − 1)^d kept cells (so Σ p slightly < 1; a relative change of
+    ≈ α(n_bins^d − (n_bins − 1)^d) / n_counted, 3e-6 at 30 bins). With it, ``centre`` other
+    than "zero" or ``drop_first_bin=False`` raises ValueError.
+
+    Returns (D_stsp, fraction of generated points counted in the histogram, i.e. inside the
+    box and outside any dropped first bin). Non-finite x_gen, or no generated point counted,
+    gives (nan, 0.0).
     """
+    _check_convention(convention)
+    authors = convention == "authors"
+    if authors and centre not in (None, "zero"):
+        raise ValueError(f"convention='authors' centres the box at 0: centre={centre!r} "
+                         "contradicts it (leave centre unset)")
+    if authors and drop_first_bin is False:
+        raise ValueError("convention='authors' drops the first bin: drop_first_bin=False "
+                         "contradicts it (leave drop_first_bin unset)")
+    if centre is None:
+        centre = "zero" if authors else "mean"
+    drop_first_bin = authors if drop_first_bin is None else bool(drop_first_bin)
     x_true = check_series(x_true, name="x_true")
     d = x_true.shape[1]
     if d > MAX_BINNED_DIM:
@@ -138,7 +167,7 @@ def state_space_divergence_binned(
         c = np.zeros(d)
     else:
         raise ValueError(f"centre must be 'mean' or 'zero', got {centre!r}")
-    sd = x_true.std(axis=0)
+    sd = x_true.std(axis=0, ddof=1 if authors else 0)
     if np.any(sd == 0):
         raise ValueError("x_true has a constant dimension (zero std): the box is empty")
     lo, hi = c - box_std * sd, c + box_std * sd
@@ -152,6 +181,10 @@ def state_space_divergence_binned(
     q, n_gen = state_space_histogram(x_gen, lo, hi, **opts)
     if n_gen == 0:
         return float("nan"), 0.0
+    if authors:  # renormalise from n + α K_kept to n + α n_bins^d
+        k_all = float(n_bins) ** d
+        p = p * ((n_true + alpha * p.size) / (n_true + alpha * k_all))
+        q = q * ((n_gen + alpha * q.size) / (n_gen + alpha * k_all))
     kl = float(np.sum(p * (np.log(p) - np.log(q))))
     return kl, n_gen / x_gen.shape[0]
 
@@ -218,9 +251,14 @@ def state_space_divergence_gmm(
 # ----------------------------------------------------------------------------- D_H
 
 
-def _spectra(x: Array, n_chunks: int, smoothing_sigma: float, n_freqs: int) -> Array:
-    """Chunk-averaged, smoothed, truncated power spectra of x (n, d) → (d, F), unnormalised.
+def _spectra(
+    x: Array, n_chunks: int, smoothing_sigma: float, n_freqs: int, authors: bool = False
+) -> Array:
+    """Chunk-averaged, smoothed, truncated power spectra of x (n, d) → (d, F).
 
+    Ours: unnormalised, smoothed in "reflect" mode (scipy's default, truncated at 4σ).
+    Authors': normalised to unit trapezoid area over all L//2 + 1 bins, then smoothed with a
+    zero-padded convolution (kernel truncated at 5σ, i.e. ±10 bins for σ = 2).
     A chunk dimension with zero variance contributes a zero spectrum."""
     L = x.shape[0] // n_chunks
     chunks = x[: n_chunks * L].reshape(n_chunks, L, x.shape[1])
@@ -229,7 +267,13 @@ def _spectra(x: Array, n_chunks: int, smoothing_sigma: float, n_freqs: int) -> A
     z = np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 0)
     power = np.abs(np.fft.rfft(z, axis=1, norm="ortho")) ** 2  # (n_chunks, F_all, d)
     spec = power.mean(axis=0).T  # (d, F_all)
-    if smoothing_sigma > 0:
+    if authors:
+        area = np.trapezoid(spec, axis=1)[:, None]
+        spec = np.divide(spec, area, out=np.zeros_like(spec), where=area > 0)
+        if smoothing_sigma > 0:
+            spec = gaussian_filter1d(spec, smoothing_sigma, axis=1, mode="constant", cval=0.0,
+                                     truncate=5.0)
+    elif smoothing_sigma > 0:
         spec = gaussian_filter1d(spec, smoothing_sigma, axis=1)
     return spec[:, :n_freqs]
 
@@ -241,18 +285,32 @@ def power_spectrum_distance(
     n_chunks: int = 50,
     smoothing_sigma: float = 2.0,
     n_freqs: int = 500,
+    convention: Convention = "ours",
 ) -> float:
     """D_H: Hellinger distance of normalised power spectra, averaged over dimensions.
 
     Both series are first cut to the shorter length (so the frequency grids agree), then
-    into ``n_chunks`` chunks of L = n // n_chunks steps (remainder dropped). Per chunk and
-    dimension: standardise, |rfft|² (norm="ortho"); average over chunks; Gaussian smoothing
-    with σ = ``smoothing_sigma`` bins (``gaussian_filter1d``, mode "reflect"); keep the first
-    ``n_freqs`` bins; normalise to p, q with Σ = 1. H = sqrt(1 − Σ_f sqrt(p_f q_f)), computed
-    as sqrt(½ Σ_f (√p_f − √q_f)²) (identical for normalised p, q, and exactly 0 for p = q).
+    into ``n_chunks`` chunks of L = n // n_chunks steps (remainder dropped); e.g. 10 000 steps
+    with ``n_chunks=10`` are 10 segments of 1 000 steps, the (10, 1000, d) layout of the
+    authors' batched input. Per chunk and dimension: standardise, |rfft|² (norm="ortho");
+    average over chunks → S_f, f = 0…L//2. Then, per convention:
+
+    - ``"ours"`` (default): smooth S with a Gaussian of σ = ``smoothing_sigma`` bins
+      (``gaussian_filter1d``, mode "reflect"), keep the first ``n_freqs`` bins, normalise to
+      p, q with Σ = 1; H = sqrt(1 − Σ_f sqrt(p_f q_f)), computed as
+      sqrt(½ Σ_f (√p_f − √q_f)²) (identical for normalised p, q, and exactly 0 for p = q).
+    - ``"authors"`` (the paper's evaluation code): normalise S over *all* its bins to unit
+      trapezoid area (end bins weighted ½), smooth with a zero-padded Gaussian convolution
+      (kernel ±5σ), keep the first ``n_freqs`` bins without renormalising, and
+      H = sqrt(max(0, 1 − BC)) with BC the trapezoid rule Σ'_f sqrt(p_f q_f) (end bins
+      weighted ½, like ``np.trapezoid``). The mass cut off, leaked by the padding and halved
+      at the ends makes BC < 1 for p = q: H has a floor above 0 for identical spectra (e.g.
+      a shifted or scaled copy), about 0.026 for 10 chunks of a Rössler series.
+
     A dimension whose generated (or true) spectrum is all zero (constant series) has H = 1.
     Non-finite x_gen gives nan.
     """
+    _check_convention(convention)
     x_true = check_series(x_true, name="x_true")
     n_chunks = _check_positive_int(n_chunks, "n_chunks")
     n_freqs = _check_positive_int(n_freqs, "n_freqs")
@@ -264,14 +322,19 @@ def power_spectrum_distance(
     n = min(x_true.shape[0], x_gen.shape[0])
     if n // n_chunks < 2:
         raise ValueError(f"series of length {n} too short for n_chunks = {n_chunks}")
-    p = _spectra(x_true[:n], n_chunks, smoothing_sigma, n_freqs)
-    q = _spectra(x_gen[:n], n_chunks, smoothing_sigma, n_freqs)
+    authors = convention == "authors"
+    p = _spectra(x_true[:n], n_chunks, smoothing_sigma, n_freqs, authors)
+    q = _spectra(x_gen[:n], n_chunks, smoothing_sigma, n_freqs, authors)
     sp, sq = p.sum(axis=1), q.sum(axis=1)
     ok = (sp > 0) & (sq > 0)
     h = np.ones(p.shape[0])
-    rp = np.sqrt(p[ok] / sp[ok, None])
-    rq = np.sqrt(q[ok] / sq[ok, None])
-    h[ok] = np.sqrt(np.clip(0.5 * np.sum((rp - rq) ** 2, axis=1), 0.0, 1.0))
+    if authors:
+        bc = np.trapezoid(np.sqrt(p[ok] * q[ok]), axis=1)
+        h[ok] = np.sqrt(np.clip(1.0 - bc, 0.0, 1.0))
+    else:
+        rp = np.sqrt(p[ok] / sp[ok, None])
+        rq = np.sqrt(q[ok] / sq[ok, None])
+        h[ok] = np.sqrt(np.clip(0.5 * np.sum((rp - rq) ** 2, axis=1), 0.0, 1.0))
     return float(h.mean())
 
 
@@ -373,12 +436,13 @@ def evaluate(
     n_transient: int = 0,
     n_bins: int = 10,
     box_std: float = 2.0,
-    centre: Literal["mean", "zero"] = "mean",
+    centre: Literal["mean", "zero"] | None = None,
     n_chunks: int = 50,
     smoothing_sigma: float = 2.0,
     n_freqs: int = 500,
     max_points: int | None = None,
     lyap_steps: int = 5000,
+    convention: Convention = "ours",
 ) -> list[dict[str, Any]]:
     """Per-member scores on test data x_test (T, N).
 
@@ -387,8 +451,9 @@ def evaluate(
     D_H; PE(1), PE(5), PE(25) come from :func:`prediction_error` on x_test; ``lambda_max``
     is the largest Lyapunov exponent (per step) of the model's own orbit from B⁺x_test[0]
     (QR over ``lyap_steps`` steps after 1 000 transient ones; 0 skips it): > 0 on a chaotic
-    attractor, ≈ 0 on a cycle or torus, < 0 on a fixed point. Keys: member, D_stsp,
-    D_stsp_method, frac_in_box, D_H, PE1, PE5, PE25, lambda_max.
+    attractor, ≈ 0 on a cycle or torus, < 0 on a fixed point. ``convention`` ("ours" or
+    "authors") is passed to the binned D_stsp and to D_H (``centre`` unset: its default).
+    Keys: member, D_stsp, D_stsp_method, frac_in_box, D_H, PE1, PE5, PE25, lambda_max.
     """
     x_test = _model_series(model, x_test)
     runs = generate_free_run(model, x_test, n_generate, n_transient=n_transient)
@@ -416,12 +481,14 @@ def evaluate(
     for e in range(model.n_models):
         if binned:
             d_stsp, frac = state_space_divergence_binned(
-                x_test, runs[e], n_bins=n_bins, box_std=box_std, centre=centre
+                x_test, runs[e], n_bins=n_bins, box_std=box_std, centre=centre,
+                convention=convention,
             )
         else:
             d_stsp, frac = state_space_divergence_gmm(x_test, runs[e]), float("nan")
         d_h = power_spectrum_distance(
-            x_test, runs[e], n_chunks=n_chunks, smoothing_sigma=smoothing_sigma, n_freqs=n_freqs
+            x_test, runs[e], n_chunks=n_chunks, smoothing_sigma=smoothing_sigma,
+            n_freqs=n_freqs, convention=convention,
         )
         results.append(
             {
