@@ -1,8 +1,14 @@
 """Evaluation measures against independent references: closed-form KL divergences of
 Gaussians, np.histogramdd, the normal CDF, a loop-based power spectrum, exact linear maps
-iterated in numpy, and direct model rollouts."""
+iterated in numpy, direct model rollouts, and the values the paper authors' own evaluation
+code returns on fixed arrays (../shared/golden, or $CHAOSRNN_GOLDEN_DIR)."""
 
 from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +16,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.stats import norm
 
+from chaosrnn_utils import paths
 from chaosrnn_utils.jacobians import orbit_jacobians
 from chaosrnn_utils.metrics import (
     evaluate,
@@ -290,6 +297,169 @@ def test_dh_nan_and_constant():
         power_spectrum_distance(y, x)
 
 
+# ----------------------------------------------------------------------------- authors' conventions
+
+
+def test_binned_authors_matches_histogramdd(gauss3):
+    """convention="authors": box 0 ± 2σ (ddof = 1), first bin dropped, smoothing normaliser
+    n + α n_bins^d, against np.histogramdd."""
+    y = 0.8 * gauss3[::-1] + 0.3
+    alpha, nb = 1e-3, 8
+    sd = gauss3.std(0, ddof=1)
+    edges = [np.linspace(-2 * sd[i], 2 * sd[i], nb + 1) for i in range(3)]
+    p, q = (np.histogramdd(z, bins=edges)[0][1:, 1:, 1:] for z in (gauss3, y))
+    p, q = ((c + alpha) / (c.sum() + alpha * nb**3) for c in (p, q))
+    d, frac = state_space_divergence_binned(gauss3, y, n_bins=nb, alpha=alpha,
+                                            convention="authors")
+    assert d == pytest.approx(np.sum(p * np.log(p / q)), rel=1e-12)
+    n_gen = np.histogramdd(y, bins=edges)[0][1:, 1:, 1:].sum()
+    assert frac == n_gen / len(y)
+    explicit = state_space_divergence_binned(gauss3, y, n_bins=nb, alpha=alpha,
+                                             centre="zero", drop_first_bin=True,
+                                             convention="authors")
+    assert explicit == (d, frac)
+    assert state_space_divergence_binned(gauss3, gauss3, convention="authors")[0] == 0.0
+
+
+def test_conventions_contradictions_raise(gauss3):
+    with pytest.raises(ValueError, match="centre='mean' contradicts"):
+        state_space_divergence_binned(gauss3, gauss3, centre="mean", convention="authors")
+    with pytest.raises(ValueError, match="drop_first_bin=False contradicts"):
+        state_space_divergence_binned(gauss3, gauss3, drop_first_bin=False,
+                                      convention="authors")
+    for f in (state_space_divergence_binned, power_spectrum_distance):
+        with pytest.raises(ValueError, match="convention must be"):
+            f(gauss3, gauss3, convention="paper")
+
+
+def reference_dh_authors(x, y, n_chunks, sigma, n_freqs):
+    """Loop-based D_H in the authors' conventions: spectra normalised to unit trapezoid area
+    over all bins, smoothed by np.convolve with an explicit Gaussian kernel over ±5σ bins
+    (zeros beyond the ends), cut to n_freqs, BC by the trapezoid rule, H = sqrt(1 − BC)."""
+    L = len(x) // n_chunks
+    r = int(5 * sigma + 0.5)
+    kernel = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    hs = []
+    for j in range(x.shape[1]):
+        specs = []
+        for s in (x[:, j], y[:, j]):
+            acc = 0.0
+            for c in range(n_chunks):
+                u = s[c * L : (c + 1) * L]
+                u = (u - u.mean()) / u.std()
+                acc = acc + np.abs(np.fft.fft(u)[: L // 2 + 1] / np.sqrt(L)) ** 2
+            sp = acc / n_chunks
+            sp = sp / np.trapezoid(sp)
+            specs.append(np.convolve(sp, kernel)[r : r + len(sp)][:n_freqs])
+        hs.append(np.sqrt(max(0.0, 1.0 - np.trapezoid(np.sqrt(specs[0] * specs[1])))))
+    return np.mean(hs)
+
+
+def test_dh_authors_matches_reference():
+    rng = np.random.default_rng(15)
+    t = np.arange(10_037)
+    x = np.stack([np.sin(2 * np.pi * t / 13), np.cos(2 * np.pi * t / 31)], 1)
+    x = x + 0.5 * rng.standard_normal(x.shape)
+    y = np.cumsum(rng.standard_normal(x.shape), axis=0) * 0.1 + x
+    for kw in (
+        {"n_chunks": 50, "smoothing_sigma": 2.0, "n_freqs": 500},
+        {"n_chunks": 10, "smoothing_sigma": 2.0, "n_freqs": 500},
+        {"n_chunks": 20, "smoothing_sigma": 1.0, "n_freqs": 60},
+    ):
+        d = power_spectrum_distance(x, y, convention="authors", **kw)
+        ref = reference_dh_authors(x, y, kw["n_chunks"], kw["smoothing_sigma"], kw["n_freqs"])
+        assert 0.01 < d < 1
+        assert d == pytest.approx(ref, rel=1e-10)
+
+
+def test_dh_authors_floor_for_identical_spectra(henon):
+    """A shifted or scaled copy has exactly the spectra of the original (every chunk is
+    standardised): our D_H is 0 up to rounding, the authors' is a floor above 0, the mass
+    lost to the trapezoid end weights, the zero padding and the cut."""
+    for y in (henon.copy(), henon + 5.0, 0.3 * henon):
+        assert power_spectrum_distance(henon, y) < 1e-12
+        floor = power_spectrum_distance(henon, y, convention="authors")
+        assert floor > 0.05
+        assert floor == pytest.approx(
+            power_spectrum_distance(henon, henon, convention="authors"), rel=1e-12
+        )
+
+
+def _golden_dir() -> Path:
+    env = os.environ.get("CHAOSRNN_GOLDEN_DIR")
+    return Path(env) if env else paths.ROOT.parent / "shared" / "golden"
+
+
+GOLDEN_DIR = _golden_dir()
+GOLDEN_FILES = ("authors_metrics.json", "metric_cases.npz")
+GOLDEN_ABSENT = (f"golden metric values not found in {GOLDEN_DIR} (set CHAOSRNN_GOLDEN_DIR to "
+                 "the folder holding authors_metrics.json and metric_cases.npz)")
+if all((GOLDEN_DIR / f).is_file() for f in GOLDEN_FILES):
+    GOLDEN = json.loads((GOLDEN_DIR / "authors_metrics.json").read_text())
+    GOLDEN_CASES = list(GOLDEN)
+else:
+    GOLDEN = {}
+    GOLDEN_CASES = [pytest.param("absent", marks=pytest.mark.skip(reason=GOLDEN_ABSENT))]
+
+
+@pytest.fixture(scope="module")
+def golden_arrays() -> dict[str, np.ndarray]:
+    with np.load(GOLDEN_DIR / "metric_cases.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.mark.skipif(not GOLDEN, reason=GOLDEN_ABSENT)
+def test_golden_cases_complete(golden_arrays):
+    """Every generated series has golden values and vice versa."""
+    assert set(golden_arrays) - {"true"} == set(GOLDEN)
+    assert golden_arrays["true"].shape == (10_000, 3)
+
+
+@pytest.mark.parametrize("n_bins", [30, 10])
+@pytest.mark.parametrize("case", GOLDEN_CASES)
+def test_golden_dstsp_authors(case, n_bins, golden_arrays):
+    """The authors' D_stsp (their code, float32 tensors) against ours with
+    convention="authors", to float32 rounding.
+
+    Both series are rounded to float32 first, as the authors' tensors were, so the box and the
+    counts see the same numbers. Our arithmetic is float64 and theirs float32; the tolerance
+    bounds the float32 rounding of their KL Σ_k t_k, t_k = p_k log(p_k / q_k), over the K
+    kept cells (to first order, u = 2⁻²⁴, λ_k = |log p_k| + |log q_k|): p_k and q_k carry
+    ≤ 4u relative error (sum, normaliser, division), so the log, as log(p/q) or as
+    log p − log q, is off by ≤ u (9 + 2λ_k), and t_k = p_k · log by ≤ p_k u (9 + 7λ_k);
+    a pairwise (tree) sum adds ⌈log₂ K⌉ u Σ|t_k|, and storing the result u |D|:
+    tol = u (9 + 7 Σ_k p_k λ_k + ⌈log₂ K⌉ Σ_k |t_k| + |D|).
+    It is below the effect of the authors' smoothing normaliser (n + α n_bins^d rather than
+    n + α K, a relative 3e-6 at 30 bins) where the KL is large."""
+    x = golden_arrays["true"].astype(np.float32)
+    y = golden_arrays[case].astype(np.float32)
+    expected = GOLDEN[case][f"dstsp_bins{n_bins}"]
+    d, frac = state_space_divergence_binned(x, y, n_bins=n_bins, convention="authors")
+    sd = x.astype(np.float64).std(0, ddof=1)
+    p, _ = state_space_histogram(x, -2 * sd, 2 * sd, n_bins=n_bins, drop_first_bin=True)
+    q, _ = state_space_histogram(y, -2 * sd, 2 * sd, n_bins=n_bins, drop_first_bin=True)
+    lp, lq = np.abs(np.log(p)), np.abs(np.log(q))
+    u = 2.0**-24
+    tol = u * (9 + 7 * np.sum(p * (lp + lq)) + math.ceil(math.log2(p.size))
+               * np.sum(np.abs(p * np.log(p / q))) + abs(expected))
+    assert abs(d - expected) <= tol
+    assert 0 < frac <= 1
+
+
+@pytest.mark.parametrize("case", GOLDEN_CASES)
+def test_golden_dh_authors(case, golden_arrays):
+    """The authors' D_H (σ = 2, first 500 bins, both series as 10 segments of 1 000 steps)
+    against ours with convention="authors" and n_chunks=10. Both sides compute in float64,
+    so they agree to rounding (measured ≤ 2e-13 relative); 1e-9 leaves room for other FFT
+    and summation orders."""
+    x, y = golden_arrays["true"], golden_arrays[case]
+    expected = GOLDEN[case]["dh_sigma2_cut500_seg1000"]
+    d = power_spectrum_distance(x, y, n_chunks=10, smoothing_sigma=2.0, n_freqs=500,
+                                convention="authors")
+    assert d == pytest.approx(expected, rel=1e-9)
+
+
 # ----------------------------------------------------------------------------- model runs
 
 
@@ -408,6 +578,23 @@ def test_evaluate_matches_components():
         model.W[1] = float("nan")  # a diverged member: NaN scores, the other is unaffected
     res2 = evaluate(model, x, n_generate=2000, n_transient=10, n_chunks=10, n_freqs=100)
     assert np.isnan(res2[1]["lambda_max"]) and res2[0]["lambda_max"] == res[0]["lambda_max"]
+
+
+def test_evaluate_convention():
+    model = random_plrnn()
+    rng = np.random.default_rng(16)
+    t = np.arange(3000)[:, None]
+    x = np.sin(2 * np.pi * t / [17, 23, 40]) + 0.1 * rng.standard_normal((3000, 3))
+    kw = {"n_generate": 2000, "n_chunks": 10, "n_freqs": 100, "lyap_steps": 0}
+    res = evaluate(model, x, convention="authors", **kw)
+    runs = generate_free_run(model, x, 2000)
+    for e, r in enumerate(res):
+        d, f = state_space_divergence_binned(x, runs[e], convention="authors")
+        np.testing.assert_equal([r["D_stsp"], r["frac_in_box"]], [d, f])
+        dh = power_spectrum_distance(x, runs[e], n_chunks=10, n_freqs=100, convention="authors")
+        np.testing.assert_equal(r["D_H"], dh)
+    with pytest.raises(ValueError, match="contradicts"):
+        evaluate(model, x, centre="mean", convention="authors", **kw)
 
 
 def test_evaluate_gmm_branch():
