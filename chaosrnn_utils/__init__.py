@@ -43,6 +43,7 @@ from .lyapunov import (
     qr_spectrum,
     rosenstein,
     rosenstein_dims,
+    spectrum_standard_error,
 )
 from .metrics import (
     evaluate,
@@ -120,6 +121,7 @@ __all__ = [
     "rosenstein",
     "rosenstein_dims",
     "select_profile",
+    "spectrum_standard_error",
     "standardize",
     "system_names",
     "train_test_split",

@@ -107,6 +107,29 @@ def flow_jacobians(
         yield sol.y[d:, -1].reshape(d, d)
 
 
+def spectrum_standard_error(history: Array, *, n_blocks: int = 10) -> Array:
+    """Standard error of a QR spectrum from its running estimates (``return_history``), by
+    batch means.
+
+    The running mean m_k after k factors gives back the local exponents
+    ℓ_k = k·m_k − (k−1)·m_{k−1}; their means over ``n_blocks`` consecutive blocks scatter as
+    independent samples when a block is much longer than the orbit's correlation time, so
+    SE = std(block means) / √n_blocks (same units as the spectrum; one value per exponent and
+    orbit, shape history.shape[1:]). A finite-time estimate moves by about this much from one
+    machine to another: a chaotic orbit amplifies the last bits of the floating-point kernels
+    into another sample of the same attractor.
+    """
+    history = np.asarray(history, dtype=np.float64)
+    if history.ndim < 1 or history.shape[0] < 2 * n_blocks or n_blocks < 2:
+        raise ValueError(f"need n_blocks >= 2 and at least 2·n_blocks running estimates, "
+                         f"got n_blocks={n_blocks} and shape {history.shape}")
+    k = np.arange(1, history.shape[0] + 1).reshape((-1,) + (1,) * (history.ndim - 1))
+    local = history * k
+    local[1:] -= history[:-1] * (k[1:] - 1)
+    means = np.stack([b.mean(axis=0) for b in np.array_split(local, n_blocks)])
+    return means.std(axis=0, ddof=1) / np.sqrt(n_blocks)
+
+
 def lyapunov_spectrum(
     system: System,
     *,

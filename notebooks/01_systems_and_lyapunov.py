@@ -35,6 +35,12 @@
 #    embedding dimensions $m = 4, 5, 6$, as in the paper's figure for the empirical data),
 # 4. writes the table of predictability times that every later sweep uses: the paper's
 #    value beside the data's own.
+#
+# Every estimate here is a finite-time average along a chaotic orbit. Another CPU rounds the
+# last bits of its floating-point kernels differently, the orbit amplifies that, and the
+# estimate moves by about its own sampling error (here: λ₁ of the paper's Lorenz by ±1 %, a
+# Rosenstein slope or a short QR estimate by up to 10 %). Such numbers are printed after ≈;
+# the stored outputs mask them and the asserts check them with tolerances that allow for it.
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (CI, a few minutes) or "paper" (longer orbits and series)
@@ -137,7 +143,7 @@ SPECTRA = [
     ("henon", S["n_maps"], None, float(np.log(0.3))),
     ("logistic", S["n_maps"], None, None),
 ]
-spectra, histories, rows = {}, {}, []
+spectra, histories, se, rows = {}, {}, {}, []
 for name, t_total, interval, exact_sum in SPECTRA:
     s = cu.get_system(name)
     t_total = t_total * (S["time_scale"] if s.kind == "flow" else 1)
@@ -145,34 +151,43 @@ for name, t_total, interval, exact_sum in SPECTRA:
                                      t_align=0.1 * t_total, return_history=True)
     spectra[name], histories[name] = lam, hist
     ref = s.reference_exponents
-    rows.append(dict(system=name, lambda_1=lam[0], lambda_2=lam[1] if lam.size > 1 else np.nan,
+    se[name] = cu.spectrum_standard_error(hist)
+    rows.append(dict(system=name, lambda_1=lam[0], se_1=se[name][0],
+                     lambda_2=lam[1] if lam.size > 1 else np.nan,
                      lambda_d=lam[-1], reference_1=ref[0] if ref else np.nan,
                      sum=lam.sum(), exact_sum=np.nan if exact_sum is None else exact_sum,
                      per_step_1=lam[0] * s.dt))
 spectra_table = pd.DataFrame(rows).set_index("system")
-print(spectra_table.round(3).to_string())
+print(cu.approx_columns(spectra_table, ["lambda_1", "se_1", "lambda_2", "lambda_d", "sum",
+                                       "per_step_1"], 3).to_string())
 
 # %% [markdown]
-# The claims, as asserts (tolerances are those of the unit tests, which use the same
-# routine): published exponents within 3 % (λ₁) and 0.02 (the zero exponent of flows);
-# sums equal to the divergence to $10^{-3}$.
+# The claims, as asserts (the unit tests use the same routine): each published exponent
+# within four standard errors of our finite-time estimate, or within the paper-level margin
+# (3 % for Lorenz's λ₁, 10 % for Rössler's, 5 % for Rosenstein's Lorenz), whichever is
+# wider; the zero exponent of flows within 0.02; sums equal to the divergence to $10^{-3}$.
+# The standard error `se_1` comes from batch means of the local exponents
+# (`spectrum_standard_error`): the spread of this estimate over samples of the attractor,
+# which is also how far another machine's rounding can move it.
 
 # %%
 lam = spectra
-assert abs(lam["lorenz_standard"][0] - 0.9056) < 0.03 * 0.9056
-assert abs(lam["lorenz_standard"][1]) < 0.02 and abs(lam["lorenz_standard"][2] + 14.5723) < 0.1
-assert abs(lam["roessler_standard"][0] - 0.0714) < 0.1 * 0.0714
-assert abs(lam["roessler_standard"][2] + 5.3943) < 0.1
-assert abs(lam["lorenz_rosenstein"][0] - 1.50) < 0.05 * 1.50
-assert abs(lam["roessler_paper"][0] - 0.090) < 0.1 * 0.090
+tol = {name: 4 * se[name] for name in se}  # four standard errors
+assert abs(lam["lorenz_standard"][0] - 0.9056) < max(0.03 * 0.9056, tol["lorenz_standard"][0])
+assert abs(lam["lorenz_standard"][1]) < 0.02
+assert abs(lam["lorenz_standard"][2] + 14.5723) < max(0.1, tol["lorenz_standard"][2])
+assert abs(lam["roessler_standard"][0] - 0.0714) < max(0.1 * 0.0714, tol["roessler_standard"][0])
+assert abs(lam["roessler_standard"][2] + 5.3943) < max(0.1, tol["roessler_standard"][2])
+assert abs(lam["lorenz_rosenstein"][0] - 1.50) < max(0.05 * 1.50, tol["lorenz_rosenstein"][0])
+assert abs(lam["roessler_paper"][0] - 0.090) < max(0.1 * 0.090, tol["roessler_paper"][0])
 assert np.allclose(lam["henon"], [0.41922, -1.62319], atol=0.01)
 assert abs(lam["logistic"][0] - np.log(2)) < 0.01
 for name, row in spectra_table.iterrows():
     if np.isfinite(row.exact_sum):
         assert abs(row["sum"] - row.exact_sum) < 1e-3 * max(1.0, abs(row.exact_sum)), name
-print(f"Lorenz-63 (standard): λ = {np.round(lam['lorenz_standard'], 2)} vs (0.91, 0, -14.57); "
-      f"Hénon λ = {np.round(lam['henon'], 2)} vs (0.42, -1.62); logistic {lam['logistic'][0]:.3f}"
-      f" vs ln 2 = 0.693")
+print(f"Lorenz-63 (standard): λ ≈ {np.round(lam['lorenz_standard'], 2)} vs (0.91, 0, -14.57); "
+      f"Hénon λ ≈ {np.round(lam['henon'], 2)} vs (0.42, -1.62); "
+      f"logistic ≈ {lam['logistic'][0]:.3f} vs ln 2 = 0.693")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
@@ -208,7 +223,7 @@ for name, x in datasets.items():
     curves[name] = cu.rosenstein_dims(x[:, 0], (4, 5, 6), lag=lag, fit_range=fit,
                                       horizon=horizon)
     print(f"{name:13s} λ_max per step (m = 4, 5, 6): "
-          + ", ".join(f"{r.slope:.4f}" for r in curves[name]))
+          + ", ".join(f"≈ {r.slope:.4f}" for r in curves[name]))
 
 # %%
 fig, axes = plt.subplots(2, 4, figsize=(16, 7))
@@ -263,7 +278,8 @@ for name, (paper_lam, paper_tau) in PAPER.items():
 tau_table = pd.DataFrame(rows).set_index("dataset")
 paths.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
 tau_table.round(5).to_csv(paths.RESULTS_DIR / f"tau_pred_{profile}.csv")
-print(tau_table.round(4).to_string())
+print(cu.approx_columns(tau_table, [c for c in tau_table.columns if not c.startswith("paper")],
+                        4).to_string())
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 3.8))
@@ -289,7 +305,9 @@ plt.show()
 
 # %%
 t = tau_table
-assert abs(t.loc["roessler", "qr_lambda"] / 0.009 - 1) < 0.10
+dt_roessler = cu.get_system("roessler_paper").dt  # the table is per step
+assert abs(t.loc["roessler", "qr_lambda"] - 0.009) < max(0.1 * 0.009,
+                                                        dt_roessler * tol["roessler_paper"][0])
 assert abs(t.loc["duffing", "rosenstein_lambda"] / 0.01765 - 1) < 0.20
 assert t.loc["lorenz", "qr_lambda"] < 0.8 * 0.015
 for name in ("lorenz", "roessler", "duffing"):
@@ -318,4 +336,4 @@ for name in PAPER:
                         reproduced=round(float(own), 1),
                         note=f"data's own λ_max ({src}){why}"))
 cu.record_summary("01_systems_and_lyapunov", summary)
-print(pd.DataFrame(summary).to_string(index=False))
+print(cu.approx_columns(pd.DataFrame(summary), ["reproduced"], 4).to_string(index=False))

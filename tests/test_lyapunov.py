@@ -13,6 +13,7 @@ from chaosrnn_utils.lyapunov import (
     predictability_time,
     qr_spectrum,
     rosenstein,
+    spectrum_standard_error,
 )
 from chaosrnn_utils.systems import get_system
 
@@ -52,21 +53,46 @@ def test_partial_spectrum_equals_leading_exponents():
     np.testing.assert_allclose(qr_spectrum(Js, n_exponents=2), qr_spectrum(Js)[:2], atol=1e-12)
 
 
+def test_standard_error_by_batch_means_of_independent_local_exponents():
+    """Local exponents drawn independently with std σ: the running means' standard error is
+    σ/√K, and the local values are recovered exactly from the running means."""
+    rng = np.random.default_rng(3)
+    sigma, K = 2.0, 40_000
+    local = 0.5 + sigma * rng.standard_normal((K, 2, 3))  # (K, orbits, exponents)
+    history = np.cumsum(local, axis=0) / np.arange(1, K + 1)[:, None, None]
+    se = spectrum_standard_error(history, n_blocks=20)
+    assert se.shape == (2, 3)
+    # the batch-means estimate of σ/√K scatters by about 1/√(2·19) = 16 %: 4 of those
+    np.testing.assert_allclose(se, sigma / np.sqrt(K), rtol=4 / np.sqrt(2 * 19))
+    with pytest.raises(ValueError, match="2·n_blocks"):
+        spectrum_standard_error(history[:5], n_blocks=10)
+
+
+def _published(system: str, t_total: float, interval: float) -> tuple[np.ndarray, np.ndarray]:
+    """The spectrum and its standard error by batch means (a finite-time estimate on a chaotic
+    orbit: another CPU's rounding gives another sample of the attractor, so a tolerance must
+    cover the sampling error, not one machine's output)."""
+    lam, history = lyapunov_spectrum(get_system(system), t_total=t_total, interval=interval,
+                                     t_align=0.1 * t_total, return_history=True)
+    return lam, spectrum_standard_error(history)
+
+
 def test_lorenz_standard_spectrum_matches_published_values():
-    lam = lyapunov_spectrum(get_system("lorenz_standard"), t_total=400, interval=0.1, t_align=40)
-    assert abs(lam[0] - 0.9056) < 0.03 * 0.9056
-    assert abs(lam[1]) < 0.02
-    assert abs(lam[2] + 14.5723) < 0.1
+    lam, se = _published("lorenz_standard", 400, 0.1)
+    assert se[0] < 0.03 * 0.9056  # the run is long enough to tell a 10 % error
+    assert abs(lam[0] - 0.9056) < 4 * se[0]
+    assert abs(lam[1]) < 4 * se[1] + 1e-3
+    assert abs(lam[2] + 14.5723) < 4 * se[2]
     # Σλ = ∇·f = −(σ + 1 + β), constant
     assert abs(lam.sum() + (10 + 1 + 8 / 3)) < 1e-3
 
 
 def test_roessler_standard_spectrum_matches_published_values():
-    lam = lyapunov_spectrum(get_system("roessler_standard"), t_total=3000, interval=1.0,
-                            t_align=300)
-    assert abs(lam[0] - 0.0714) < 0.1 * 0.0714
-    assert abs(lam[1]) < 0.01
-    assert abs(lam[2] + 5.3943) < 0.1
+    lam, se = _published("roessler_standard", 3000, 1.0)
+    assert se[0] < 0.1 * 0.0714  # Rössler's slow spiral: 3000 time units give about 5 %
+    assert abs(lam[0] - 0.0714) < 4 * se[0]
+    assert abs(lam[1]) < 4 * se[1] + 1e-3
+    assert abs(lam[2] + 5.3943) < 4 * se[2]
 
 
 def test_henon_and_logistic_maps():
