@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,23 @@ def _cache_path(kind: str, key: dict) -> Path:
     return paths.CACHE_DIR / f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}.npy"
 
 
+def _read_cache(path: Path, n_steps: int) -> Array | None:
+    """The cached array at ``path``, or None (saying so in one line on stderr) when the file is
+    unreadable or not an (n_steps, d) finite float64 array: the caller regenerates it."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        detail = "".join(str(err).strip().splitlines()[:1])
+        problem = f"is unreadable ({type(err).__name__}: {detail})"
+    else:
+        if x.dtype == np.float64 and x.ndim == 2 and x.shape[0] == n_steps \
+                and np.isfinite(x).all():
+            return x
+        problem = f"holds a {x.dtype} array of shape {x.shape}, not ({n_steps}, d) finite float64"
+    print(f"data cache {path} {problem}; regenerating it", file=sys.stderr, flush=True)
+    return None
+
+
 # ----------------------------------------------------------------------------- generation
 
 
@@ -119,8 +137,8 @@ def generate(
     key = dict(system=system, n_steps=int(n_steps), dt=dt, transient=transient, noise=noise,
                seed=int(seed), mode=mode, observed=observed, params=sys_.params)
     path = _cache_path(system, key)
-    if cache and path.exists():
-        return np.load(path)
+    if cache and path.exists() and (x := _read_cache(path, n_steps)) is not None:
+        return x
     rng = np.random.default_rng(seed)
     x0 = sys_.initial_state() + 1e-3 * rng.standard_normal(sys_.dim)
     x = sys_.observe(integrate(sys_, n_steps, dt=dt, transient=transient, x0=x0))

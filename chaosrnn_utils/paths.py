@@ -7,7 +7,7 @@ package. ``CHAOSRNN_DATA_DIR`` points the empirical-data loader at another folde
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,14 +36,23 @@ def empirical_data_dirs() -> list[Path]:
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Write ``path`` atomically: yield a temporary file in the same folder and rename it onto
     ``path`` when the block succeeds; on any error the temporary file is removed and ``path``
-    keeps its old content. Creates the folder."""
+    keeps its old content. Creates the folder. The file gets the mode of any new file,
+    0o666 less the umask (the kernel applies it: no umask is read or changed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

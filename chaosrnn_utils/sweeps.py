@@ -9,28 +9,45 @@ one job per architecture by default), each trained and evaluated with
 processes at once. A member's numbers do not depend on the ensemble it is trained in. Layout of
 ``out_dir``::
 
-    spec.json                 the sweep (a rerun with a different spec is refused)
+    .lock                     held (flock) by the run in progress: pid and host
+    spec.json                 the sweep and its inputs (package version, SHA-256 of the
+                              resolved spec and of the training data); a rerun whose spec or
+                              inputs differ is refused
     checkpoints/<job>.pt      training state, resumed by a rerun
-    parts/<job>.csv           one row per member, written atomically once <job> is evaluated
+    parts/<job>.csv           one row per member, written atomically once <job> is evaluated,
+                              each row with a checksum (``row_sha256``)
     results.csv               all parts, once every job is done
+    */*.bad-<n>               a damaged part or unreadable checkpoint, kept aside
 
 with ``<job>`` = ``<arch>`` (split 1) or ``<arch>-<k>`` (k = 0 … split − 1). A rerun skips
 finished jobs and resumes checkpointed ones, so a killed or time-limited sweep is continued by
-running it again.
+running it again. A part is finished only if it has every member row of its job, each matching
+its checksum and this sweep's inputs; otherwise it is moved aside and the job redone (from its
+checkpoint). An unreadable checkpoint is moved aside and its job trained from scratch. Each
+such repair is said in one line on stderr. Worker processes die with the sweep's process.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import ctypes
 import difflib
+import hashlib
+import io
 import itertools
 import json
 import multiprocessing
+import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -45,13 +62,17 @@ from . import metrics, paths, training
 from .models import MODELS
 from .training import MemberConfig, TrainSettings
 
-__all__ = ["SweepSpec", "load_sweep_data", "run_sweep", "spec_from_args", "sweep_jobs",
-           "sweep_main"]
+__all__ = ["SweepSpec", "load_sweep_data", "run_sweep", "spec_from_args", "sweep_inputs",
+           "sweep_jobs", "sweep_main"]
 
 MEMBER_FIELDS = tuple(f.name for f in fields(MemberConfig))
 SETTINGS_FIELDS = tuple(f.name for f in fields(TrainSettings) if f.name != "model")
 #: exit status of the command line when the time limit stopped the sweep before the end
 EXIT_INCOMPLETE = 3
+#: key of ``spec.json`` holding the recorded inputs (ignored when a spec is read)
+INPUTS_KEY = "inputs"
+#: last column of a part: SHA-256 of the header and the row as written
+ROW_CHECK = "row_sha256"
 
 
 def _unknown(kind: str, names: Sequence[str], known: Sequence[str]) -> None:
@@ -79,7 +100,8 @@ class SweepSpec:
     the TrainSettings defaults); ``model`` comes from ``architectures``. ``grid``: MemberConfig
     field → list of values (cartesian product, in key order); ``members``: explicit MemberConfig
     dicts appended after the grid. ``split``: sub-ensembles per architecture (jobs that
-    worker processes can run side by side).
+    worker processes can run side by side). An ``inputs`` key (what :func:`run_sweep` records
+    in ``spec.json``) is ignored when a spec is read.
     """
 
     name: str
@@ -105,6 +127,7 @@ class SweepSpec:
         """Build from a dict; unknown keys raise ValueError."""
         if not isinstance(d, dict):
             raise ValueError(f"a sweep spec must be a JSON object, got {type(d).__name__}")
+        d = {k: v for k, v in d.items() if k != INPUTS_KEY}
         known = [f.name for f in fields(cls)]
         _unknown("sweep spec key", list(d), known)
         missing = [k for k in ("name", "dataset") if k not in d]
@@ -229,7 +252,14 @@ def load_sweep_data(spec: SweepSpec) -> tuple[np.ndarray, np.ndarray]:
     if _dataset_kind(spec.dataset) == "paper":
         x = data_mod.paper_dataset(spec.dataset, spec.n_data)
     else:
-        x = np.load(spec.dataset, allow_pickle=False)
+        try:
+            with open(spec.dataset, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise ValueError("not a .npy file")
+            x = np.load(spec.dataset, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise ValueError(f"dataset file {spec.dataset!r} is unreadable "
+                             f"({training._brief(err)})") from None
     x = data_mod.check_series(x, name=spec.dataset)[: spec.n_data]
     return data_mod.train_test_split(x, spec.test_fraction)
 
@@ -244,10 +274,6 @@ def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
     _atomic_write_text(path, df.to_csv(index=False))
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path)
-
-
 def git_commit() -> str:
     """The project's ``git rev-parse HEAD``, or ``"unknown"``."""
     try:
@@ -258,23 +284,189 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _claim_out_dir(spec: SweepSpec, out_dir: Path) -> None:
-    """Write ``spec.json``, or check that the one there is this spec."""
+# ---------------------------------------------------------------------------- inputs
+
+
+def _data_sha256(x_train: np.ndarray, x_test: np.ndarray) -> str:
+    """SHA-256 of the arrays trained and evaluated on (shapes and float64 bytes)."""
+    h = hashlib.sha256()
+    for x in (x_train, x_test):
+        a = np.ascontiguousarray(x, dtype="<f8")
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def sweep_inputs(spec: SweepSpec, x_train: np.ndarray, x_test: np.ndarray) -> dict[str, str]:
+    """What a sweep's results rest on, recorded in ``spec.json`` and in every row: the
+    package ``version``, ``spec_sha256`` (the spec with each architecture's resolved
+    settings) and ``data_sha256`` (:func:`load_sweep_data`'s arrays)."""
+    from . import __version__
+
+    resolved = {"spec": spec.to_dict(),
+                "settings": {a: asdict(spec.train_settings(a)) for a in spec.architectures}}
+    blob = json.dumps(resolved, sort_keys=True, default=str).encode()
+    return dict(version=str(__version__), spec_sha256=hashlib.sha256(blob).hexdigest(),
+                data_sha256=_data_sha256(x_train, x_test))
+
+
+def _short(value: Any, n: int = 60) -> str:
+    """``repr(value)``, cut to ``n`` characters."""
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _claim_out_dir(spec: SweepSpec, out_dir: Path, inputs: dict[str, str]) -> str | None:
+    """Write ``spec.json`` (the spec and its inputs), or check that the one there is this
+    spec with these inputs: a one-line ValueError naming what differs. Returns a note when an
+    older ``spec.json`` without inputs was completed."""
     target = out_dir / "spec.json"
-    if target.exists():
-        old = json.loads(target.read_text())
-        if old != spec.to_dict():
-            raise ValueError(f"{out_dir} holds another sweep (its spec.json differs from this "
-                             "spec); use another output folder or delete it")
-    else:
-        spec.to_json(target)
+    record = json.dumps({**spec.to_dict(), INPUTS_KEY: inputs}, indent=1) + "\n"
+    how = f"use a new --out folder, or delete {out_dir} to start over"
+    if not target.exists():
+        _atomic_write_text(target, record)
+        return None
+    try:
+        old = json.loads(target.read_text(encoding="utf-8"))
+        if not isinstance(old, dict):
+            raise ValueError(f"a JSON {type(old).__name__}, not an object")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{target} is unreadable ({training._brief(err)}); {how}") from None
+    old_inputs = old.pop(INPUTS_KEY, None)
+    new = spec.to_dict()
+    changed = [f"spec field {k!r} is {_short(old[k]) if k in old else 'unset'} there, "
+               f"{_short(new[k]) if k in new else 'unset'} now"
+               for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) or
+               (k in old) != (k in new)]
+    if changed:
+        raise ValueError(f"{out_dir} holds another sweep: {'; '.join(changed)}; {how}")
+    if not isinstance(old_inputs, dict):
+        _atomic_write_text(target, record)
+        return (f"[{spec.name}] {target} records no inputs (an older version wrote it): "
+                "recorded the current ones; parts without them are redone from checkpoints")
+    changed = []
+    if old_inputs.get("version") != inputs["version"]:
+        changed.append(f"package version {old_inputs.get('version')} there, "
+                       f"{inputs['version']} now")
+    if old_inputs.get("spec_sha256") != inputs["spec_sha256"]:
+        changed.append("the resolved training settings differ (a settings profile changed)")
+    if old_inputs.get("data_sha256") != inputs["data_sha256"]:
+        what = (f"data file {spec.dataset!r}" if _dataset_kind(spec.dataset) == "file"
+                else f"data set {spec.dataset!r}")
+        changed.append(f"{what} changed (SHA-256 of the training data "
+                       f"{str(old_inputs.get('data_sha256'))[:12]}… there, "
+                       f"{inputs['data_sha256'][:12]}… now)")
+    if changed:
+        raise ValueError(f"{out_dir} was started on other inputs: {'; '.join(changed)}; {how}")
+    return None
+
+
+@contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive, non-blocking ``flock`` on ``out_dir/.lock`` (which records pid and
+    host) for the block: a second run on the folder fails at once with a one-line ValueError
+    naming the holder. Without ``fcntl`` (not POSIX) or file-system locks: no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = out_dir / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text(errors="replace").strip() or "a process not yet named"
+            raise ValueError(f"{out_dir} is in use by another sweep ({holder}; lock "
+                             f"{path}): wait for it to end or stop it") from None
+        except OSError as err:
+            print(f"cannot lock {path} ({training._brief(err)}); going on without a lock",
+                  file=sys.stderr, flush=True)
+        else:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary files left by a killed run (call only while holding the folder's lock)."""
+    for d in (out_dir, out_dir / "parts", out_dir / "checkpoints"):
+        for tmp in [*d.glob(".*.tmp"), *d.glob("tmp*.tmp")]:
+            tmp.unlink(missing_ok=True)
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename ``path`` to the first free ``<name>.bad-<n>`` (n = 1, 2, …) and return that."""
+    n = 1
+    while (bad := path.with_name(f"{path.name}.bad-{n}")).exists():
+        n += 1
+    os.replace(path, bad)
+    return bad
+
+
+# ---------------------------------------------------------------------------- parts
+
+
+def _row_digest(header: Sequence[str], row: Sequence[str]) -> str:
+    """SHA-256 of a part's header and one of its rows, as text fields."""
+    h = hashlib.sha256("\x1f".join(header).encode())
+    h.update(b"\x1e" + "\x1f".join(row).encode())
+    return h.hexdigest()
+
+
+def _write_part(df: pd.DataFrame, path: Path) -> None:
+    """``df`` as CSV with a last column ``row_sha256`` (header and row text), atomically."""
+    header, *rows = csv.reader(io.StringIO(df.to_csv(index=False)))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*header, ROW_CHECK])
+    for row in rows:
+        writer.writerow([*row, _row_digest(header, row)])
+    _atomic_write_text(path, buf.getvalue())
+
+
+def _part_problem(spec: SweepSpec, path: Path, arch: str, index: range,
+                  inputs: dict[str, str]) -> str | None:
+    """Why the part at ``path`` is not the finished job ``arch``/``index`` of this sweep with
+    these inputs (None: it is): unreadable, a row edited or cut (checksum), member rows
+    missing or extra, rows of another sweep or of other inputs."""
+    try:
+        header, *rows = csv.reader(io.StringIO(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        return f"unreadable: {training._brief(err)}"
+    except ValueError:
+        return "empty"
+    need = ("sweep", "architecture", "member", ROW_CHECK, *inputs)
+    if header[-1:] != [ROW_CHECK] or not set(need) <= set(header):
+        return "no checksum or input columns (an older version's part, or damaged)"
+    for k, row in enumerate(rows):
+        if len(row) != len(header) or row[-1] != _row_digest(header[:-1], row[:-1]):
+            return f"row {k + 1} does not match its checksum (edited or damaged)"
+    col = {name: i for i, name in enumerate(header)}
+    members = [row[col["member"]] for row in rows]
+    if members != [str(i) for i in index]:
+        return (f"member rows {', '.join(members) or 'none'} where "
+                f"{index.start}..{index.stop - 1} are expected")
+    for name, want in (("sweep", spec.name), ("architecture", arch), *inputs.items()):
+        other = sorted({row[col[name]] for row in rows} - {want})
+        if other:
+            return f"{name} {_short(other[0], 30)} in the rows, {_short(want, 30)} here"
+    return None
 
 
 def _checkpoint_wall_time(path: Path) -> float:
     """Training wall time already stored in a checkpoint (0 without one)."""
     if not path.exists():
         return 0.0
-    return float(torch.load(path, map_location="cpu", weights_only=False)["wall_time"])
+    value = training.read_checkpoint(path)["wall_time"]
+    try:
+        return float(value)
+    except (TypeError, ValueError) as err:
+        raise training.CheckpointError(f"checkpoint {path} has wall_time {_short(value)}"
+                                       ) from err
 
 
 def sweep_jobs(spec: SweepSpec) -> list[tuple[str, str, range]]:
@@ -285,10 +477,10 @@ def sweep_jobs(spec: SweepSpec) -> list[tuple[str, str, range]]:
             for arch in spec.architectures for k in range(spec.split)]
 
 
-def _collect(spec: SweepSpec, parts_dir: Path) -> pd.DataFrame:
-    """The finished parts, in architecture order (spec order), then member index."""
-    frames = [_read_csv(parts_dir / f"{job}.csv") for job, _, _ in sweep_jobs(spec)
-              if (parts_dir / f"{job}.csv").exists()]
+def _collect(spec: SweepSpec, parts_dir: Path, jobs: set[str]) -> pd.DataFrame:
+    """The parts of ``jobs``, in architecture order (spec order), then member index."""
+    frames = [pd.read_csv(parts_dir / f"{job}.csv").drop(columns=ROW_CHECK)
+              for job, _, _ in sweep_jobs(spec) if job in jobs]
     if not frames:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
@@ -300,8 +492,9 @@ def _collect(spec: SweepSpec, parts_dir: Path) -> pd.DataFrame:
 
 def _rows(spec: SweepSpec, arch: str, settings: TrainSettings, members: list[MemberConfig],
           state: training.TrainState, scores: list[dict[str, Any]], commit: str,
-          first: int = 0) -> pd.DataFrame:
-    """One row per member: identity, configuration, metrics, training outcome, provenance."""
+          first: int = 0, inputs: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per member: identity, configuration, metrics, training outcome, provenance
+    (commit, ``inputs`` of :func:`sweep_inputs`)."""
     summary = training.member_summary(state, members)
     settings_json = json.dumps(asdict(settings), sort_keys=True)
     rows = []
@@ -312,7 +505,8 @@ def _rows(spec: SweepSpec, arch: str, settings: TrainSettings, members: list[Mem
         row.update({k: v for k, v in score.items() if k != "member"})
         row.update({k: summ[k] for k in ("final_loss", "diverged", "diverged_epoch",
                                          "epochs_done")})
-        row.update(wall_time=state.wall_time, git_commit=commit, settings=settings_json)
+        row.update(wall_time=state.wall_time, git_commit=commit, **(inputs or {}),
+                   settings=settings_json)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -323,40 +517,86 @@ def _rows(spec: SweepSpec, arch: str, settings: TrainSettings, members: list[Mem
 # Relative cost of one update per architecture (measured, benchmarks/bench_training.py), to
 # start the longest jobs first when workers run them side by side.
 _COST = {"lstm": 3.0}
+#: prctl option: the signal a process gets when its parent dies (Linux, <linux/prctl.h>)
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(parent: int) -> None:
+    """Initializer of each worker process: die with the parent ``parent`` (the sweep's
+    process). Linux: the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``);
+    elsewhere, and as a second guard, a daemon thread exits when the parent pid changes."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL),
+                                                     0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent",
+                     daemon=True).start()
+
+
+def _watch_parent(parent: int, every: float = 1.0) -> None:
+    """End this process once its parent is no longer ``parent`` (it died; we were adopted)."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index: range,
              device: str | None, deadline: float | None, progress: bool,
-             threads: int | None = None) -> tuple[str, bool, str]:
-    """Train (or resume) and evaluate one job; returns (job, finished, message). Runs in the
-    calling process or in a worker (``threads``: torch threads there). ``deadline``: a
-    ``training.clock()`` reading after which training stops at the end of an epoch."""
+             inputs: dict[str, str], threads: int | None = None
+             ) -> tuple[str, bool, str, list[str]]:
+    """Train (or resume) and evaluate one job; returns (job, finished, message, notes: lines
+    on repairs made). Runs in the calling process or in a worker (``threads``: torch threads
+    there). ``deadline``: a ``training.clock()`` reading after which training stops at the end
+    of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here."""
     if threads is not None:
         torch.set_num_threads(threads)
     spec = SweepSpec.from_dict(spec_dict)
     out = Path(out_dir)
     part, ckpt = out / "parts" / f"{job}.csv", out / "checkpoints" / f"{job}.pt"
-    if part.exists():
-        return job, True, f"[{spec.name}] {job}: done ({part})"
     members = spec.member_configs()[index.start: index.stop]
     x_train, x_test = load_sweep_data(spec)
+    if _data_sha256(x_train, x_test) != inputs["data_sha256"]:
+        raise ValueError(f"[{spec.name}] {job}: the data of {spec.dataset!r} changed while the "
+                         "sweep ran; restore it, or use a new --out folder")
     settings = spec.train_settings(arch)
-    limit = None
-    if deadline is not None:
-        limit = _checkpoint_wall_time(ckpt) + max(deadline - training.clock(), 0.0)
-    state = training.train(x_train, members, settings, device=device, checkpoint=ckpt,
-                           checkpoint_every=spec.checkpoint_every, time_limit=limit,
-                           progress=progress)
+    notes = []
+
+    def fit() -> training.TrainState:
+        limit = None
+        if deadline is not None:
+            limit = _checkpoint_wall_time(ckpt) + max(deadline - training.clock(), 0.0)
+        return training.train(x_train, members, settings, device=device, checkpoint=ckpt,
+                              checkpoint_every=spec.checkpoint_every, time_limit=limit,
+                              progress=progress)
+
+    try:
+        state = fit()
+    except training.CheckpointError as err:
+        if not ckpt.exists():
+            raise
+        bad = _move_aside(ckpt)
+        notes.append(f"[{spec.name}] {job}: {err}; kept as {bad.name}, training the job "
+                     "from scratch")
+        state = fit()
     if state.epoch < settings.epochs:
         return job, False, (f"[{spec.name}] {job}: stopped at epoch {state.epoch}/"
-                            f"{settings.epochs} (time limit); rerun to continue")
+                            f"{settings.epochs} (time limit); rerun to continue"), notes
     t0 = time.perf_counter()
     scores = metrics.evaluate(state.model, x_test, n_generate=spec.n_generate)
-    df = _rows(spec, arch, settings, members, state, scores, git_commit(), index.start)
-    _atomic_csv(df, part)
+    df = _rows(spec, arch, settings, members, state, scores, git_commit(), index.start, inputs)
+    _write_part(df, part)
     return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
                        f"{int(df['diverged'].sum())} diverged, train {state.wall_time:.1f} s, "
-                       f"eval {time.perf_counter() - t0:.1f} s -> {part}")
+                       f"eval {time.perf_counter() - t0:.1f} s -> {part}"), notes
+
+
+def _note(line: str) -> None:
+    """A repair or a warning: one line on stderr, whatever ``progress``."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def run_sweep(
@@ -370,10 +610,14 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Train and evaluate the sweep into ``out_dir`` (layout: module docstring).
 
-    Everything is validated before any training. Jobs with a part file are skipped, one with a
-    checkpoint is resumed. ``workers`` > 1 runs that many jobs at once in separate processes
-    of one torch thread each (CPU; set ``spec.split`` so that there are enough jobs; the
-    processes are spawned, so a script that calls this needs ``if __name__ == "__main__":``).
+    Everything is validated before any training. Jobs with a finished part are skipped (a
+    damaged part is moved aside and its job redone), one with a checkpoint is resumed (an
+    unreadable one is moved aside and the job trained from scratch). The folder is locked for
+    the call: a second run on it raises a ValueError naming the holder; so does a folder whose
+    ``spec.json`` records another spec, package version or training data. ``workers`` > 1
+    runs that many jobs at once in separate processes of one torch thread each (CPU; set
+    ``spec.split`` so that there are enough jobs; the processes are spawned, so a script that
+    calls this needs ``if __name__ == "__main__":``, and they die with this process).
     ``time_limit`` (seconds, for this call) is checked between epochs and before each job;
     every call makes progress (the first unfinished job trains at least one epoch) and a
     finished ensemble is always evaluated. Returns the rows done so far (``results.csv`` once
@@ -393,40 +637,84 @@ def run_sweep(
     if x_test.shape[0] < 100:
         raise ValueError(f"test set of {x_test.shape[0]} steps too short for the evaluation "
                          "(needs >= 100): raise n_data or test_fraction")
-    _claim_out_dir(spec, out_dir)
+    inputs = sweep_inputs(spec, x_train, x_test)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(out_dir):
+        if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
+            _note(note)
+        _remove_stale_temporaries(out_dir)
+        return _run_jobs(spec, out_dir, inputs, device, time_limit, workers, progress)
+
+
+def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
+                    jobs: list[tuple[str, str, range]]) -> set[str]:
+    """The jobs whose part is finished; a damaged part is moved aside, saying so."""
+    finished = set()
+    for job, arch, index in jobs:
+        part = out_dir / "parts" / f"{job}.csv"
+        if not part.exists():
+            continue
+        problem = _part_problem(spec, part, arch, index, inputs)
+        if problem is None:
+            finished.add(job)
+            continue
+        bad = _move_aside(part)
+        how = ("from its checkpoint" if (out_dir / "checkpoints" / f"{job}.pt").exists()
+               else "from scratch")
+        _note(f"[{spec.name}] {job}: {part} is damaged ({problem}); kept as {bad.name}, "
+              f"redoing the job {how}")
+    return finished
+
+
+def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
+              device: torch.device | str | None, time_limit: float | None, workers: int,
+              progress: bool) -> pd.DataFrame:
+    """:func:`run_sweep` once the folder is locked and claimed."""
     deadline = None if time_limit is None else training.clock() + time_limit
     say = print if progress else (lambda *a, **k: None)
     dev = None if device is None else str(device)
     jobs = sweep_jobs(spec)
-    todo = [j for j in jobs if not (out_dir / "parts" / f"{j[0]}.csv").exists()]
-    finished = {j[0] for j in jobs} - {j[0] for j in todo}
+    finished = _finished_parts(spec, out_dir, inputs, jobs)
+    todo = [j for j in jobs if j[0] not in finished]
     for job in sorted(finished):
         say(f"[{spec.name}] {job}: done", flush=True)
+
+    def record(name: str, done: bool, message: str, notes: list[str]) -> None:
+        for line in notes:
+            _note(line)
+        if done:
+            finished.add(name)
+        say(message, flush=True)
+
     if workers == 1 or len(todo) <= 1:
         for k, (job, arch, index) in enumerate(todo):
             if deadline is not None and training.clock() >= deadline and k > 0:
                 say(f"[{spec.name}] {job}: not started (time limit); rerun to continue",
                     flush=True)
                 continue
-            name, done, message = _run_job(spec.to_dict(), str(out_dir), job, arch, index, dev,
-                                           deadline, progress)
-            finished |= {name} if done else set()
-            say(message, flush=True)
+            record(*_run_job(spec.to_dict(), str(out_dir), job, arch, index, dev, deadline,
+                             progress, inputs))
     else:
         todo.sort(key=lambda j: -_COST.get(j[1], 1.0) * len(j[2]))
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+                                 initializer=_worker_init, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_job, spec.to_dict(), str(out_dir), job, arch, index, dev,
-                                   deadline, False, 1) for job, arch, index in todo]
-            with tqdm(total=len(futures), desc=f"{spec.name} jobs", disable=not progress,
-                      leave=False) as bar:
-                for fut in as_completed(futures):
-                    name, done, message = fut.result()
-                    finished |= {name} if done else set()
-                    bar.update()
-                    say(message, flush=True)
+                                   deadline, False, inputs, 1) for job, arch, index in todo]
+            try:
+                with tqdm(total=len(futures), desc=f"{spec.name} jobs", disable=not progress,
+                          leave=False) as bar:
+                    for fut in as_completed(futures):
+                        record(*fut.result())
+                        bar.update()
+            except BaseException:
+                for fut in futures:  # do not start more jobs; running ones end normally
+                    fut.cancel()
+                raise
+    # parts are checked again before they make the table (one damaged since is redone later)
+    finished = _finished_parts(spec, out_dir, inputs, jobs)
     pending = [j[0] for j in jobs if j[0] not in finished]
-    result = _collect(spec, out_dir / "parts")
+    result = _collect(spec, out_dir / "parts", finished)
     complete = not pending
     if complete:
         _atomic_csv(result, out_dir / "results.csv")
@@ -435,6 +723,7 @@ def run_sweep(
     result.attrs["complete"] = complete
     result.attrs["pending"] = pending
     return result
+
 
 
 # ---------------------------------------------------------------------------- command line

@@ -19,6 +19,7 @@ gradient turns NaN/inf is marked diverged (epoch recorded) and frozen; the other
 from __future__ import annotations
 
 import math
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -279,19 +280,54 @@ def save_checkpoint(state: TrainState, path: str | Path) -> None:
         torch.save(blob, fh)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or that does not fit the ensemble (names the file)."""
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "generators", "epoch", "alive", "diverged_epoch",
+                   "history", "wall_time")
+
+
+def _brief(err: BaseException) -> str:
+    """``Type: first line of the message`` of an exception, for one-line errors."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """The blob written by :func:`save_checkpoint`; :class:`CheckpointError` naming ``path``
+    when it is truncated, garbage or not a training state."""
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=False)
+    except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, KeyError,
+            TypeError, AttributeError, ImportError, IndexError) as err:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({_brief(err)})") from err
+    missing = [k for k in CHECKPOINT_KEYS if k not in blob] if isinstance(blob, dict) \
+        else list(CHECKPOINT_KEYS)
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a training state (lacks "
+                              f"{', '.join(missing)})")
+    return blob
+
+
 def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
-    """Restore a state written by :func:`save_checkpoint` into ``state`` (same configuration)."""
-    blob = torch.load(path, map_location=state.model.B.device, weights_only=False)
-    state.model.load_state_dict(blob["model"])
-    state.optimizer.load_state_dict(blob["optimizer"])
-    for g, s in zip(state.generators, blob["generators"], strict=True):
-        g.set_state(s)
-    dev = state.model.B.device
-    state.epoch = int(blob["epoch"])
-    state.alive = blob["alive"].to(dev)
-    state.diverged_epoch = blob["diverged_epoch"].to(dev)
-    state.history = list(blob["history"])
-    state.wall_time = float(blob["wall_time"])
+    """Restore a state written by :func:`save_checkpoint` into ``state`` (same configuration);
+    :class:`CheckpointError` naming ``path`` when it is unreadable or does not fit."""
+    blob = read_checkpoint(path, map_location=state.model.B.device)
+    try:
+        state.model.load_state_dict(blob["model"])
+        state.optimizer.load_state_dict(blob["optimizer"])
+        for g, s in zip(state.generators, blob["generators"], strict=True):
+            g.set_state(s)
+        dev = state.model.B.device
+        state.epoch = int(blob["epoch"])
+        state.alive = blob["alive"].to(dev)
+        state.diverged_epoch = blob["diverged_epoch"].to(dev)
+        state.history = list(blob["history"])
+        state.wall_time = float(blob["wall_time"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this ensemble "
+                              f"({_brief(err)})") from err
     return state
 
 

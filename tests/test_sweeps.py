@@ -3,9 +3,13 @@ validation before training, and the command line."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +20,7 @@ import pandas as pd
 import pytest
 import torch
 
-from chaosrnn_utils import paths, pipeline, sweeps, training
+from chaosrnn_utils import data, paths, pipeline, sweeps, training
 from chaosrnn_utils.sweeps import SweepSpec, run_sweep
 
 EPOCHS = 20
@@ -74,7 +78,8 @@ def test_tiny_sweep_writes_one_row_per_member_and_architecture(reference):
     assert len(table) == 8
     expected = {"sweep", "dataset", "architecture", "member", "seed", "mode", "tau",
                 "final_loss", "diverged", "diverged_epoch", "epochs_done", "wall_time",
-                "git_commit", "settings", "D_stsp_method", "frac_in_box", *METRICS}
+                "git_commit", "settings", "D_stsp_method", "frac_in_box", *METRICS,
+                "version", "spec_sha256", "data_sha256"}
     assert expected <= set(table.columns), expected - set(table.columns)
     assert list(table["architecture"]) == ["plrnn"] * 4 + ["lstm"] * 4
     assert list(table["tau"]) == [5, 5, 10, 10] * 2 and list(table["seed"]) == [0, 1] * 4
@@ -287,9 +292,227 @@ def test_split_sweep_with_two_workers_gives_the_same_table(reference, tmp_path):
     parts = sorted(p.name for p in (tmp_path / "out" / "parts").iterdir())
     assert parts == ["lstm-0.csv", "lstm-1.csv", "plrnn-0.csv", "plrnn-1.csv"]
     ref = read(reference[0])
-    drop = ["wall_time", "git_commit"]
+    drop = ["wall_time", "git_commit", "spec_sha256"]  # the spec differs (split)
     pd.testing.assert_frame_equal(df.drop(columns=drop), ref.drop(columns=drop), rtol=1e-9)
     with pytest.raises(ValueError, match="split 9 exceeds the 4 members"):
         run_sweep(SweepSpec(**{**SPEC, "split": 9}), tmp_path / "x", progress=False)
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         run_sweep(spec, tmp_path / "out", workers=0, progress=False)
+
+
+# ---------------------------------------------------------------------------- robustness
+
+
+def test_resume_refuses_changed_inputs(reference, tmp_path, monkeypatch):
+    """A stopped sweep resumed on replaced data, another spec or another package version is
+    refused with one line naming what changed; the inputs are in spec.json and every row."""
+    import chaosrnn_utils
+
+    lorenz = tmp_path / "x.npy"
+    np.save(lorenz, data.paper_dataset("lorenz", 3000))
+    spec = SweepSpec(**{**SPEC, "dataset": str(lorenz), "architectures": ["plrnn"],
+                        "grid": {"seed": [0]}})
+    monkeypatch.setattr(training, "clock", StepClock())
+    first = run_sweep(spec, tmp_path / "out", device="cpu", time_limit=1.5, progress=False)
+    assert not first.attrs["complete"]  # stopped like a killed run: a checkpoint, no part
+    assert (tmp_path / "out" / "checkpoints" / "plrnn.pt").exists()
+    claimed = (tmp_path / "out" / "spec.json").read_bytes()
+
+    def refused(spec: SweepSpec, message: str) -> None:
+        with pytest.raises(ValueError, match=message) as err:
+            run_sweep(spec, tmp_path / "out", device="cpu", progress=False)
+        assert "\n" not in str(err.value) and "--out" in str(err.value)
+        assert (tmp_path / "out" / "spec.json").read_bytes() == claimed
+
+    x = np.load(lorenz)
+    for other in (x[::-1], x + np.eye(1, x.size, 1234).reshape(x.shape) * 1e-12):
+        np.save(lorenz, other)  # same path, other data (even one entry changed by 1e-12)
+        refused(spec, f"data file '{lorenz}' changed")
+    np.save(lorenz, x)
+    refused(SweepSpec(**{**spec.to_dict(), "n_generate": 1000}),
+            "holds another sweep: spec field 'n_generate' is 2000 there, 1000 now")
+    monkeypatch.setattr(chaosrnn_utils, "__version__", "9.9.9")
+    refused(spec, "package version 0.1.0 there, 9.9.9 now")
+    # the inputs recorded: in spec.json, and in every row
+    inputs = json.loads((reference[0] / "spec.json").read_text())["inputs"]
+    assert set(inputs) == {"version", "spec_sha256", "data_sha256"}
+    table = read(reference[0])
+    for key, value in inputs.items():
+        assert table[key].astype(str).eq(value).all(), key
+
+
+def _damage(part: Path, how: str) -> None:
+    """Cut a member row, NaN one value of a healthy member, or write garbage bytes."""
+    if how == "garbage":
+        part.write_bytes(bytes(range(256)) * 8)
+        return
+    header, *rows = csv.reader(io.StringIO(part.read_text()))
+    if how == "missing row":
+        del rows[1]
+    else:
+        assert rows[2][header.index("diverged")] == "False"
+        rows[2][header.index("D_H")] = "nan"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+    part.write_text(buf.getvalue())
+
+
+@pytest.mark.parametrize("how", ["missing row", "nan value", "garbage"])
+def test_damaged_part_is_kept_aside_and_rebuilt(reference, tmp_path, capsys, how):
+    out = tmp_path / "out"
+    shutil.copytree(reference[0], out)
+    part = out / "parts" / "plrnn.csv"
+    _damage(part, how)
+    damaged = part.read_bytes()
+    df = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False)
+    assert df.attrs["complete"]
+    same_table(read(out), read(reference[0]))
+    same_table(df, read(reference[0]))
+    assert (out / "parts" / "plrnn.csv.bad-1").read_bytes() == damaged
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and f"{part} is damaged" in lines[0], lines
+    assert "plrnn.csv.bad-1" in lines[0] and "from its checkpoint" in lines[0]
+
+
+def test_truncated_checkpoint_is_kept_aside_and_the_job_retrained(reference, tmp_path,
+                                                                  capsys):
+    out = tmp_path / "out"
+    shutil.copytree(reference[0], out)
+    (out / "parts" / "plrnn.csv").unlink()
+    ckpt = out / "checkpoints" / "plrnn.pt"
+    cut = ckpt.read_bytes()[: ckpt.stat().st_size // 2]
+    ckpt.write_bytes(cut)
+    df = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False)
+    assert df.attrs["complete"]
+    same_table(read(out), read(reference[0]))
+    assert (out / "checkpoints" / "plrnn.pt.bad-1").read_bytes() == cut
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and f"checkpoint {ckpt} is unreadable" in lines[0], lines
+    assert "kept as plrnn.pt.bad-1, training the job from scratch" in lines[0]
+    # read directly (e.g. by experiments.trained_members): an error naming the file
+    (tmp_path / "garbage.pt").write_bytes(b"\x80\x04garbage")
+    state = training.new_state(SweepSpec(**SPEC).member_configs(),
+                               SweepSpec(**SPEC).train_settings("plrnn"), 3, device="cpu")
+    with pytest.raises(ValueError, match=f"checkpoint {tmp_path / 'garbage.pt'} is unreadable"):
+        training.load_checkpoint(state, tmp_path / "garbage.pt")
+
+
+@pytest.mark.parametrize("garbage", [b"\x93NUMPY garbage", None], ids=["garbage", "truncated"])
+def test_garbage_cache_file_is_regenerated(tmp_path, monkeypatch, capsys, garbage):
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path)
+    x = data.generate("lorenz_paper", 400, transient=1.0)
+    [path] = tmp_path.glob("lorenz_paper-*.npy")
+    path.write_bytes(path.read_bytes()[:200] if garbage is None else garbage)
+    np.testing.assert_array_equal(data.generate("lorenz_paper", 400, transient=1.0), x)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"data cache {path} is unreadable"), lines
+    assert lines[0].endswith("regenerating it")
+    np.testing.assert_array_equal(np.load(path), x)
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Live child processes of ``pid`` (Linux /proc): child pid -> start time."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and (stat := _stat(int(d.name))) and stat[1] == pid:
+            out[int(d.name)] = stat[2]
+    return out
+
+
+def _stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time) of a process, None once it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in "ZX" else (fields[0], int(fields[1]), fields[19])
+
+
+def _start_sweep(tmp_path: Path, cache_dir: Path, spec: SweepSpec, *extra: str
+                 ) -> subprocess.Popen:
+    """``python -m chaosrnn_utils sweep`` in the background, returned once a checkpoint is
+    written (polled, whatever the machine's speed)."""
+    spec_path = spec.to_json(tmp_path / "spec.json")
+    out = tmp_path / "out"
+    env = dict(os.environ, CHAOSRNN_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", PYTHONPATH=str(paths.ROOT))
+    with open(tmp_path / "log.txt", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "chaosrnn_utils", "sweep",
+                                 str(spec_path), "--out", str(out), "--device", "cpu", *extra],
+                                env=env, cwd=paths.ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while (not list((out / "checkpoints").glob("*.pt")) and proc.poll() is None
+           and time.monotonic() < deadline):
+        time.sleep(0.02)
+    if proc.poll() is not None or not list((out / "checkpoints").glob("*.pt")):
+        proc.kill()
+        proc.wait()
+        raise AssertionError((tmp_path / "log.txt").read_text())
+    return proc
+
+
+ENDLESS = dict(SPEC, architectures=["plrnn"], settings={**SPEC["settings"], "epochs": 10**7})
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_die_with_their_parent(tmp_path, cache_dir):
+    proc = _start_sweep(tmp_path, cache_dir, SweepSpec(**{**ENDLESS, "split": 2}),
+                        "--workers", "2")
+    children: dict[int, str] = {}
+    try:
+        children = _children(proc.pid)  # the two workers (and multiprocessing's tracker)
+        assert len(children) >= 2, children
+        proc.kill()  # SIGKILL: no clean-up in the parent
+        proc.wait()
+        deadline = time.monotonic() + 30
+        alive = children
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = {p: t for p, t in children.items() if (s := _stat(p)) and s[2] == t}
+        assert not alive, f"worker processes {sorted(alive)} outlived their parent"
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid, start in children.items():  # never leave an orphan training on
+            if (s := _stat(pid)) and s[2] == start:
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_second_sweep_on_a_folder_is_refused(tmp_path, cache_dir, no_training):
+    spec = SweepSpec(**{**ENDLESS, "grid": {"seed": [0]}})
+    proc = _start_sweep(tmp_path, cache_dir, spec)
+    try:
+        with pytest.raises(ValueError, match=f"in use by another sweep \\(pid {proc.pid} on "
+                           ) as err:
+            run_sweep(spec, tmp_path / "out", device="cpu", progress=False)
+        assert "\n" not in str(err.value)
+    finally:
+        proc.kill()
+        proc.wait()
+    # once the holder is gone, the folder is free again (and the run goes on to train)
+    with pytest.raises(AssertionError, match="training started"):
+        run_sweep(spec, tmp_path / "out", device="cpu", progress=False)
+
+
+def test_written_files_follow_the_umask(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
+    spec = SweepSpec(**{**SPEC, "dataset": str(tmp_path / "x.npy"), "n_data": 600,
+                        "architectures": ["plrnn"], "grid": {"seed": [0]},
+                        "settings": {**SPEC["settings"], "epochs": 2}, "n_generate": 100})
+    old = os.umask(0o022)
+    try:
+        np.save(tmp_path / "x.npy", data.generate("lorenz_paper", 600, transient=1.0))
+        assert run_sweep(spec, tmp_path / "out", device="cpu", progress=False).attrs["complete"]
+        written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "x.npy"]
+        names = {p.relative_to(tmp_path).as_posix() for p in written}
+        assert {p.relative_to(tmp_path).as_posix(): oct(p.stat().st_mode & 0o777)
+                for p in written} == dict.fromkeys(names, "0o644")
+        assert {"out/spec.json", "out/results.csv", "out/parts/plrnn.csv", "out/.lock",
+                "out/checkpoints/plrnn.pt"} <= names and any(n.startswith("cache/") for n in names)
+        for mask, mode in ((0o077, 0o600), (0o002, 0o664)):
+            os.umask(mask)
+            with paths.atomic_open(tmp_path / f"f{mask}") as fh:
+                fh.write(b"x")
+            assert (tmp_path / f"f{mask}").stat().st_mode & 0o777 == mode
+    finally:
+        os.umask(old)
