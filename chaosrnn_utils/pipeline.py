@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,9 @@ from . import paths
 
 PROFILES = ("quick", "paper")
 SUMMARY_DIR = paths.BUILD_DIR / "summary"
+#: when set, :func:`record_summary` writes there instead of :data:`SUMMARY_DIR` (the runner
+#: points each notebook's kernel at a staging folder, see :func:`staged_summary`)
+SUMMARY_ENV = "CHAOSRNN_SUMMARY_DIR"
 #: notebooks the main job runs once per value of one parameter (the committed copy holds the
 #: first value's run); executed copies are named ``<stem>_<value>.ipynb``
 EXPANSIONS = {"06_tau_sweep": ("dataset", ("lorenz", "lorenz2d", "roessler", "duffing",
@@ -44,13 +50,13 @@ def select_profile(profile: str, **settings: dict[str, Any]) -> dict[str, Any]:
 
 def record_summary(notebook: str, rows: Sequence[dict[str, Any]]) -> Path:
     """Write a notebook's key numbers for the summary table, atomically, to
-    ``build/summary/<notebook>.json``. Each row: ``quantity``, ``paper``, ``reproduced``
-    and optionally ``note``."""
+    ``build/summary/<notebook>.json`` (``$CHAOSRNN_SUMMARY_DIR`` when set). Each row:
+    ``quantity``, ``paper``, ``reproduced`` and optionally ``note``."""
     for row in rows:
         missing = {"quantity", "paper", "reproduced"} - set(row)
         if missing:
             raise ValueError(f"summary row {row} lacks {sorted(missing)}")
-    target = SUMMARY_DIR / f"{notebook}.json"
+    target = Path(os.environ.get(SUMMARY_ENV) or SUMMARY_DIR) / f"{notebook}.json"
     with paths.atomic_open(target, "w") as fh:
         json.dump([{k: _plain(v) for k, v in r.items()} for r in rows], fh, indent=1)
     return target
@@ -90,8 +96,9 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def summary_table(summary_dir: Path = SUMMARY_DIR) -> str:
+def summary_table(summary_dir: Path | None = None) -> str:
     """All recorded rows as a fixed-width text table, notebook by notebook."""
+    summary_dir = SUMMARY_DIR if summary_dir is None else summary_dir
     lines = []
     header = ("notebook", "quantity", "paper", "reproduced", "note")
     rows = []
@@ -205,6 +212,28 @@ def run_notebook(notebook: Path, parameters: dict[str, Any], out_dir: Path,
     return output
 
 
+@contextmanager
+def staged_summary() -> Iterator[Path]:
+    """A staging folder for the summary of one notebook run: the kernel, which inherits
+    ``$CHAOSRNN_SUMMARY_DIR``, records there; when the block succeeds its files replace their
+    namesakes in :data:`SUMMARY_DIR`. A failed run changes nothing: the other notebooks'
+    entries and the last good run's stay."""
+    SUMMARY_DIR.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=SUMMARY_DIR, prefix=".run-"))
+    before = os.environ.get(SUMMARY_ENV)
+    os.environ[SUMMARY_ENV] = str(stage)
+    try:
+        yield stage
+        for f in sorted(stage.glob("*.json")):
+            os.replace(f, SUMMARY_DIR / f.name)
+    finally:
+        if before is None:
+            os.environ.pop(SUMMARY_ENV, None)
+        else:
+            os.environ[SUMMARY_ENV] = before
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def refresh_notebook(notebook: Path) -> None:
     """Re-execute a paired notebook with its default parameters (the ``quick`` profile) and
     store the outputs in the committed ``.ipynb``, without papermill's metadata, so that
@@ -291,12 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for nb in selected:  # fail fast, before any notebook runs
         check_parameters(nb, params)
     out_dir = paths.BUILD_DIR / "notebooks" / args.profile
-    for f in SUMMARY_DIR.glob("*.json"):
-        f.unlink()
     for nb in selected:
         if nb.stem not in EXPANSIONS:
             print(f"== {nb.name} (profile {args.profile})", flush=True)
-            run_notebook(nb, params, out_dir)
+            with staged_summary():
+                run_notebook(nb, params, out_dir)
             continue
         from .experiments import dataset_available
 
@@ -307,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "here, see data/README.md)", flush=True)
                 continue
             print(f"== {nb.name} {key}={value} (profile {args.profile})", flush=True)
-            run_notebook(nb, {**params, key: value}, out_dir, f"{nb.stem}_{value}.ipynb")
+            with staged_summary():
+                run_notebook(nb, {**params, key: value}, out_dir, f"{nb.stem}_{value}.ipynb")
     print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")
     print(summary_table())
     if not args.only:  # a whole run: the committed comparison table and the README's copy

@@ -117,3 +117,32 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
     text = readme.read_text()
     assert out.read_text() in text and "old" not in text
     assert text.startswith("top\n") and text.endswith("bottom\n")
+
+
+def test_a_failed_partial_run_keeps_every_summary(monkeypatch, tmp_path):
+    """Each notebook records into a staging folder; only a run that succeeds replaces its
+    own entries, so a failed ``--only 02`` leaves the last good summary of every notebook."""
+    summary = tmp_path / "summary"
+    summary.mkdir()
+    old = {f"{nb.stem}.json": json.dumps([dict(quantity=nb.stem, paper=1, reproduced=1)])
+           for nb in NOTEBOOKS[:3]}
+    for name, text in old.items():
+        (summary / name).write_text(text)
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", summary)
+    fail = True
+
+    def run(nb, params, out, name=None):  # records like a notebook, then fails or not
+        pipeline.record_summary(nb.stem, [dict(quantity="new", paper=1, reproduced=2)])
+        if fail:
+            raise RuntimeError("kernel died")
+
+    monkeypatch.setattr(pipeline, "run_notebook", run)
+    with pytest.raises(RuntimeError, match="kernel died"):
+        pipeline.main(["reproduce", "--only", "02"])
+    assert {f.name: f.read_text() for f in summary.iterdir()} == old  # no staging folder left
+    fail = False
+    assert pipeline.main(["reproduce", "--only", "02"]) == 0
+    new = {f.name: f.read_text() for f in summary.iterdir()}
+    assert set(new) == set(old) and json.loads(new[NOTEBOOKS[1].stem + ".json"])[0][
+        "quantity"] == "new"
+    assert all(new[k] == old[k] for k in old if not k.startswith("02"))
