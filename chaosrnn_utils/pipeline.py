@@ -196,19 +196,28 @@ def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
         raise ValueError(f"unknown profile {parameters['profile']!r}: use one of {PROFILES}")
 
 
+def _execute(notebook: Path, output: Path, parameters: dict[str, Any] | None = None) -> None:
+    """papermill with kernel ``python3`` in ``notebooks/``. The kernel's stdout and stderr are
+    forwarded as they come (the notebooks' messages, the sweeps' per-job lines and training
+    bars: which sweep, which architecture, epochs done, time left); papermill's own cell
+    counter is off, it would overwrite the forwarded bars."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(notebook), str(output), parameters=parameters or {}, kernel_name="python3",
+        cwd=str(notebook.parent), progress_bar=False, stdout_file=sys.stdout,
+        stderr_file=sys.stderr,
+    )
+
+
 def run_notebook(notebook: Path, parameters: dict[str, Any], out_dir: Path,
                  name: str | None = None) -> Path:
     """Execute one notebook with papermill (kernel ``python3``, cwd ``notebooks/``) into
     ``out_dir`` (as ``name``, by default the notebook's); the source is never written."""
-    import papermill
-
     check_parameters(notebook, parameters)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / (name or notebook.name)
-    papermill.execute_notebook(
-        str(notebook), str(output), parameters=parameters, kernel_name="python3",
-        cwd=str(notebook.parent), progress_bar=True,
-    )
+    _execute(notebook, output, parameters)
     return output
 
 
@@ -239,13 +248,11 @@ def refresh_notebook(notebook: Path) -> None:
     store the outputs in the committed ``.ipynb``, without papermill's metadata, so that
     nbval validates the current code. The ``.py`` source is not touched."""
     import nbformat
-    import papermill
     from nbstripout import strip_output
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / notebook.name
-        papermill.execute_notebook(str(notebook), str(out), kernel_name="python3",
-                                   cwd=str(notebook.parent), progress_bar=True)
+        _execute(notebook, out)
         nb = nbformat.read(out, as_version=4)
     nb = strip_output(nb, keep_output=True, keep_count=True, keep_id=True,
                       extra_keys=["metadata.papermill", "cell.metadata.papermill",

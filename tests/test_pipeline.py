@@ -146,3 +146,15 @@ def test_a_failed_partial_run_keeps_every_summary(monkeypatch, tmp_path):
     assert set(new) == set(old) and json.loads(new[NOTEBOOKS[1].stem + ".json"])[0][
         "quantity"] == "new"
     assert all(new[k] == old[k] for k in old if not k.startswith("02"))
+
+
+def test_the_runner_forwards_the_notebooks_output(monkeypatch, tmp_path):
+    """The kernel's stdout and stderr (training bars, one line per finished sweep job) reach
+    the terminal as they come; papermill's cell counter, which would overwrite them, is off."""
+    import sys
+
+    seen = {}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: seen.update(kw))
+    pipeline.run_notebook(NOTEBOOKS[0], {"profile": "quick"}, tmp_path)
+    assert seen["stdout_file"] is sys.stdout and seen["stderr_file"] is sys.stderr
+    assert seen["progress_bar"] is False and seen["parameters"] == {"profile": "quick"}
