@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import os
 import shutil
 import sys
@@ -18,7 +19,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import paths
 
@@ -176,6 +177,21 @@ def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
     return sorted(paths.NOTEBOOKS_DIR.glob(pattern))
 
 
+def select_notebooks(prefixes: Sequence[str] | None) -> list[Path]:
+    """The notebooks whose names start with one of ``prefixes`` (all of them for None); a
+    prefix that matches no notebook raises ValueError."""
+    every = notebooks()
+    if prefixes is None:
+        return every
+    if not prefixes:
+        raise ValueError("--only needs at least one notebook prefix, e.g. --only 01 03")
+    for prefix in prefixes:
+        if not any(nb.name.startswith(prefix) for nb in every):
+            raise ValueError(f"--only {prefix}: no notebook starts with {prefix!r} "
+                             f"(notebooks: {', '.join(nb.stem for nb in every)})")
+    return [nb for nb in every if any(nb.name.startswith(p) for p in prefixes)]
+
+
 def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
     """Raise a clear error when a parameter is not in the notebook's ``parameters`` cell, or
     the profile is unknown (papermill itself only warns)."""
@@ -194,6 +210,9 @@ def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
             )
     if parameters.get("profile", "quick") not in PROFILES:
         raise ValueError(f"unknown profile {parameters['profile']!r}: use one of {PROFILES}")
+
+
+# -------------------------------------------------------------------- execution
 
 
 def _execute(notebook: Path, output: Path, parameters: dict[str, Any] | None = None) -> None:
@@ -260,6 +279,62 @@ def refresh_notebook(notebook: Path) -> None:
     nbformat.write(nb, notebook)
 
 
+# -------------------------------------------------------------------- command line
+
+#: what a command's input checks raise for bad input (json.JSONDecodeError is a ValueError;
+#: PermissionError, FileNotFoundError, IsADirectoryError, … are OSErrors): caught at the
+#: command line while the inputs are checked, before any notebook or training runs, and
+#: reported as one line with exit status 2. Anything raised later keeps its traceback.
+USER_ERRORS = (ValueError, KeyError, OSError)
+
+
+def error_line(command: str, err: BaseException) -> str:
+    """``chaosrnn <command>: error: <message>`` on one line."""
+    if isinstance(err, KeyError) and err.args:
+        message = str(err.args[0])
+    elif isinstance(err, OSError) and err.strerror and err.filename is not None:
+        message = f"{err.filename}: {err.strerror}"
+    else:
+        message = str(err) or type(err).__name__
+    return f"chaosrnn {command}: error: {' '.join(message.split())}"
+
+
+def check_data_dir() -> None:
+    """Refuse a ``$CHAOSRNN_DATA_DIR`` that is not a folder (the loader would fall back to the
+    other folders without a word)."""
+    env = os.environ.get("CHAOSRNN_DATA_DIR")
+    if env and not Path(env).is_dir():
+        raise NotADirectoryError(f"CHAOSRNN_DATA_DIR={env} is not a folder: unset it or point "
+                                 "it at the folder of the authors' data files (data/README.md)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, ``chaosrnn <command>: error: …``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -267,24 +342,23 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``chaosrnn`` or ``python -m chaosrnn_utils``)."""
-    parser = argparse.ArgumentParser(prog="chaosrnn", description=__doc__.split("\n")[0])
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chaosrnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the notebooks with papermill, print the summary")
     rep.add_argument("--profile", default="quick", choices=PROFILES)
     rep.add_argument("--seed", type=int, default=0)
-    rep.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    rep.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="extra notebook parameter (JSON value)")
     sub.add_parser("summary", help="print the summary table of the last run")
     ref = sub.add_parser("refresh", help="re-execute notebooks (defaults) into their .ipynb")
-    ref.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    ref.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     swp = sub.add_parser("sweep", help="train and evaluate a grid of configurations "
                          "(resumable; exit status 3 when a time limit left it incomplete)")
     swp.add_argument("spec", nargs="?", help="sweep spec JSON (or build one with the flags)")
     swp.add_argument("--out", required=True, help="output folder (rerun to resume)")
-    swp.add_argument("--time-limit", type=float, help="seconds for this call")
+    swp.add_argument("--time-limit", type=_positive_seconds, help="seconds for this call")
     swp.add_argument("--device", help="torch device (default: cuda if available)")
     swp.add_argument("--name", help="sweep name (flags only)")
     swp.add_argument("--dataset", help="paper data set name or .npy path")
@@ -293,14 +367,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     swp.add_argument("--tau", nargs="+", type=int, help="forcing intervals (grid)")
     swp.add_argument("--seeds", nargs="+", type=int, help="seeds (grid; default 0)")
     swp.add_argument("--profile", help="training settings profile (default quick)")
-    swp.add_argument("--epochs", type=int)
-    swp.add_argument("--n-data", type=int)
-    swp.add_argument("--n-generate", type=int)
-    swp.add_argument("--checkpoint-every", type=int)
-    swp.add_argument("--split", type=int, help="sub-ensembles per architecture (flags only)")
-    swp.add_argument("--workers", type=int, default=1,
+    swp.add_argument("--epochs", type=_positive_int)
+    swp.add_argument("--n-data", type=_positive_int)
+    swp.add_argument("--n-generate", type=_positive_int)
+    swp.add_argument("--checkpoint-every", type=_positive_int)
+    swp.add_argument("--split", type=_positive_int,
+                     help="sub-ensembles per architecture (flags only)")
+    swp.add_argument("--workers", type=_positive_int, default=1,
                      help="processes running jobs side by side (one torch thread each)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``chaosrnn`` or ``python -m chaosrnn_utils``). Bad input is
+    one line on stderr, ``chaosrnn <command>: error: …``, and exit status 2."""
+    args = _build_parser().parse_args(argv)
 
     if args.command == "sweep":
         from . import sweeps
@@ -310,22 +391,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "summary":
         print(summary_table())
         return 0
+    try:
+        check_data_dir()
+        selected = select_notebooks(args.only)
+        if args.command == "reproduce":
+            params = {"profile": args.profile, "seed": args.seed}
+            params.update({k: _parse_value(v) for k, v in args.parameter})
+            for nb in selected:  # fail fast, before any notebook runs
+                check_parameters(nb, params)
+    except USER_ERRORS as err:
+        print(error_line(args.command, err), file=sys.stderr)
+        return 2
     if args.command == "refresh":
-        for nb in notebooks():
-            if not args.only or any(nb.name.startswith(p) for p in args.only):
-                print(f"== refreshing {nb.name}", flush=True)
-                refresh_notebook(nb)
+        for nb in selected:
+            print(f"== refreshing {nb.name}", flush=True)
+            refresh_notebook(nb)
         return 0
-    selected = [
-        nb for nb in notebooks()
-        if not args.only or any(nb.name.startswith(p) for p in args.only)
-    ]
-    if not selected:
-        parser.error(f"no notebook matches {args.only}")
-    params = {"profile": args.profile, "seed": args.seed}
-    params.update({k: _parse_value(v) for k, v in args.parameter})
-    for nb in selected:  # fail fast, before any notebook runs
-        check_parameters(nb, params)
     out_dir = paths.BUILD_DIR / "notebooks" / args.profile
     for nb in selected:
         if nb.stem not in EXPANSIONS:

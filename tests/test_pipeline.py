@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import jupytext
+import numpy as np
 import papermill
 import pytest
 
-from chaosrnn_utils import pipeline
+from chaosrnn_utils import paths, pipeline
 from chaosrnn_utils.pipeline import check_parameters, notebooks, select_profile
 
 NOTEBOOKS = notebooks()
@@ -59,8 +62,6 @@ def test_misspelt_parameter_and_unknown_profile_fail_before_running():
         check_parameters(nb, {"sed": 1})
     with pytest.raises(ValueError, match="unknown profile"):
         check_parameters(nb, {"profile": "fast"})
-    with pytest.raises(ValueError, match="unknown parameter"):
-        pipeline.main(["reproduce", "--only", nb.name[:2], "-p", "profle", '"paper"'])
 
 
 def test_code_and_notebook_sources_pass_ruff():
@@ -158,3 +159,152 @@ def test_the_runner_forwards_the_notebooks_output(monkeypatch, tmp_path):
     pipeline.run_notebook(NOTEBOOKS[0], {"profile": "quick"}, tmp_path)
     assert seen["stdout_file"] is sys.stdout and seen["stderr_file"] is sys.stderr
     assert seen["progress_bar"] is False and seen["parameters"] == {"profile": "quick"}
+
+
+def test_a_data_dir_that_is_not_there_is_said_once(monkeypatch, tmp_path, capsys):
+    from chaosrnn_utils import data
+
+    monkeypatch.setattr(data, "_WARNED", set())
+    monkeypatch.setenv("CHAOSRNN_DATA_DIR", str(tmp_path / "nonexistent"))
+    for _ in range(2):
+        data.find_empirical("eeg")
+    assert capsys.readouterr().err == (f"chaosrnn: warning: CHAOSRNN_DATA_DIR={tmp_path}/"
+                                       "nonexistent is not a folder; looking in the other "
+                                       "folders\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / data.EMPIRICAL["eeg"].filename).write_bytes(b"")
+    monkeypatch.setenv("CHAOSRNN_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(paths, "empirical_data_dirs",
+                        lambda: [tmp_path / "empty", tmp_path / "other"])
+    assert data.find_empirical("eeg") == tmp_path / "other" / data.EMPIRICAL["eeg"].filename
+    assert capsys.readouterr().err.count("is not in CHAOSRNN_DATA_DIR") == 1
+
+
+# ---------------------------------------------------------------------------- bad input
+
+SPEC = dict(name="t", dataset="{tmp}/x.npy", n_data=600, n_generate=100,
+            settings=dict(latent_dim=6, seq_len=30, batch_size=4, batches_per_epoch=2,
+                          epochs=2),
+            grid={"seed": [0]})
+
+
+def _no_data(monkeypatch, tmp_path):
+    monkeypatch.setattr(paths, "empirical_data_dirs", lambda: [tmp_path / "empty"])
+
+
+def _unwritable(monkeypatch, tmp_path):
+    def refuse(path, mode="wb"):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(paths, "atomic_open", refuse)
+
+
+SWEEP = ["sweep", "--out", "{tmp}/out"]
+# (argv, what the error line says, setup): every one is refused before a notebook or training
+# starts, with exit status 2 and one line on stderr; {tmp} is the test's folder
+BAD_INPUT = {
+    "spec-not-json": (["sweep", "{tmp}/bad.json", "--out", "{tmp}/out"],
+                      r"spec file \S+bad.json: not valid JSON", None),
+    "spec-lr-as-text": (["sweep", "{tmp}/lr.json", "--out", "{tmp}/out"],
+                        "settings field 'lr' must be float, got '1e-3'", None),
+    "latent-dim-too-small": (["sweep", "{tmp}/latent.json", "--out", "{tmp}/out"],
+                             "latent_dim 2 < data dimension 3", None),
+    "data-not-npy": (["sweep", "--dataset", "{tmp}/garbage.npy", "--out", "{tmp}/out"],
+                     r"cannot read dataset file \S+garbage.npy", None),
+    "data-with-nan": (["sweep", "--dataset", "{tmp}/nan.npy", "--out", "{tmp}/out"],
+                      "nan.npy has 1 NaN", None),
+    "data-not-here": (["sweep", "--dataset", "eeg", "--out", "{tmp}/out"],
+                      "eeg data not found", _no_data),
+    "out-is-a-file": (["sweep", "{tmp}/ok.json", "--out", "{tmp}/afile"], "is a file", None),
+    "out-under-a-file": (["sweep", "{tmp}/ok.json", "--out", "{tmp}/afile/out"],
+                         "cannot write the output folder .*Not a directory", None),
+    "out-read-only": (["sweep", "{tmp}/ok.json", "--out", "{tmp}/out"],
+                      "cannot write the output folder .*Permission denied", _unwritable),
+    "out-holds-another-sweep": (["sweep", "{tmp}/ok.json", "--out", "{tmp}/claimed"],
+                                "holds another sweep", None),
+    "workers-0": ([*SWEEP, "--dataset", "lorenz", "--workers", "0"],
+                  "--workers: must be a positive integer", None),
+    "time-limit-negative": ([*SWEEP, "--dataset", "lorenz", "--time-limit", "-1"],
+                            "--time-limit: must be a positive number", None),
+    "time-limit-zero": ([*SWEEP, "--dataset", "lorenz", "--time-limit", "0"],
+                        "--time-limit: must be a positive number", None),
+    "sweep-data-dir-missing": ([*SWEEP, "--dataset", "lorenz"],
+                               "CHAOSRNN_DATA_DIR=/nonexistent is not a folder", "env"),
+    "p-unknown": (["reproduce", "--only", "01", "-p", "sed", "3"],
+                  "unknown parameter 'sed'.*did you mean 'seed'", None),
+    "only-unknown": (["reproduce", "--only", "99", "02"],
+                     "--only 99: no notebook starts with '99' .notebooks: 01_", None),
+    "only-empty": (["reproduce", "--only"], "--only: expected at least one argument", None),
+    "refresh-only-unknown": (["refresh", "--only", "99"], "no notebook starts with '99'", None),
+    "reproduce-data-dir-missing": (["reproduce", "--only", "01"], "CHAOSRNN_DATA_DIR", "env"),
+}
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, monkeypatch):
+    """The files of BAD_INPUT; nothing may run (notebooks, training)."""
+    from chaosrnn_utils import sweeps
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a notebook or a training started")
+
+    for target, name in [(pipeline, "run_notebook"), (pipeline, "refresh_notebook"),
+                         (sweeps, "run_sweep")]:
+        monkeypatch.setattr(target, name, fail)
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.delenv("CHAOSRNN_DATA_DIR", raising=False)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.standard_normal((600, 3)))
+    nan = rng.standard_normal((600, 3))
+    nan[5, 1] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    (tmp_path / "garbage.npy").write_text("not numpy")
+    (tmp_path / "afile").write_text("")
+    spec = json.loads(json.dumps(SPEC).replace("{tmp}", str(tmp_path)))
+    (tmp_path / "ok.json").write_text(json.dumps(spec))
+    (tmp_path / "bad.json").write_text(json.dumps(spec)[:-10])
+    (tmp_path / "lr.json").write_text(json.dumps({**spec, "settings": {
+        **spec["settings"], "lr": "1e-3"}}))
+    (tmp_path / "latent.json").write_text(json.dumps({**spec, "settings": {
+        **spec["settings"], "latent_dim": 2}}))
+    (tmp_path / "claimed").mkdir()
+    (tmp_path / "claimed" / "spec.json").write_text(json.dumps({**spec, "name": "other"}))
+    return tmp_path
+
+
+def cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    """Exit status and stderr lines of the command line called in this process."""
+    try:
+        rc = pipeline.main(argv)
+    except SystemExit as stop:
+        rc = stop.code
+    return rc, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_status_2(case, bad_inputs, monkeypatch, capsys):
+    argv, message, setup = BAD_INPUT[case]
+    if setup == "env":
+        monkeypatch.setenv("CHAOSRNN_DATA_DIR", "/nonexistent")
+    elif setup is not None:
+        setup(monkeypatch, bad_inputs)
+    rc, err = cli([a.replace("{tmp}", str(bad_inputs)) for a in argv], capsys)
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"chaosrnn {argv[0]}: error: "), err[0]
+    assert re.search(message, err[0]), err[0]
+    assert not (bad_inputs / "out").exists()
+
+
+def test_bad_input_in_a_real_process_has_no_traceback(bad_inputs):
+    """The same through ``python -m chaosrnn_utils``: one line on stderr, nothing else."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "chaosrnn_utils", "sweep",
+                          str(bad_inputs / "latent.json"), "--out", str(bad_inputs / "out")],
+                         cwd=paths.ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "CHAOSRNN_CACHE_DIR": str(bad_inputs / "cache")})
+    assert out.returncode == 2 and out.stdout == "", out
+    assert out.stderr == ("chaosrnn sweep: error: plrnn: latent_dim 2 < data dimension 3\n")
