@@ -9,6 +9,7 @@ its key numbers with :func:`record_summary`, and the runner prints them as one t
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import json
 import math
@@ -19,7 +20,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from . import paths
 
@@ -192,15 +193,47 @@ def select_notebooks(prefixes: Sequence[str] | None) -> list[Path]:
     return [nb for nb in every if any(nb.name.startswith(p) for p in prefixes)]
 
 
-def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
-    """Raise a clear error when a parameter is not in the notebook's ``parameters`` cell, or
-    the profile is unknown (papermill itself only warns)."""
+# -------------------------------------------------------------------- notebook parameters
+
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,),
+                                       "bool": (bool,), "list": (list,), "dict": (dict,)}
+_DECLARED: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+
+
+def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
+    """The parameters cell of ``notebook`` as :func:`papermill.inspect_notebook` reads it
+    (name → ``default``, ``inferred_type_name``, ``help``); cached per file version."""
     import papermill
 
-    known = papermill.inspect_notebook(str(notebook))
+    key = (str(notebook), notebook.stat().st_mtime_ns)
+    if key not in _DECLARED:
+        _DECLARED[key] = papermill.inspect_notebook(str(notebook))
+    return _DECLARED[key]
+
+
+def _expected_type(info: dict[str, Any]) -> tuple[str, tuple[type, ...]] | None:
+    """(name, accepted types) of a parameter: its annotation when papermill infers a simple
+    one, else the type of its literal default; None when there is nothing to check."""
+    name = str(info.get("inferred_type_name"))
+    if name in _TYPES:
+        return name, _TYPES[name]
+    try:
+        default = ast.literal_eval(str(info.get("default")))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None  # an expression: no literal type
+    name = type(default).__name__
+    return (name, _TYPES[name]) if name in _TYPES else None
+
+
+def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
+    """Raise ValueError when a parameter is not in the notebook's ``parameters`` cell, its
+    value is not of the type of the cell's default (an int for an int, a number for a float,
+    text for text), or the profile is unknown (papermill itself only warns, and the kernel
+    fails later, if at all)."""
+    known = notebook_parameters(notebook)
     if not known:
         raise ValueError(f"{notebook.name} has no cell tagged 'parameters'")
-    for name in parameters:
+    for name, value in parameters.items():
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -208,8 +241,74 @@ def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
                 f"{notebook.name}: unknown parameter {name!r}{hint} "
                 f"(parameters: {', '.join(known)})"
             )
+        expected = _expected_type(known[name])
+        if expected is None:
+            continue
+        type_name, types = expected
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(
+                f"{notebook.name}: parameter {name!r} must be {type_name} (default "
+                f"{known[name]['default']}), got {value!r} ({type(value).__name__})"
+            )
     if parameters.get("profile", "quick") not in PROFILES:
         raise ValueError(f"unknown profile {parameters['profile']!r}: use one of {PROFILES}")
+
+
+class Run(NamedTuple):
+    """One notebook execution of ``reproduce``: its parameters, the executed copy's name
+    (None: the notebook's) and, for a run that cannot happen here, why it is skipped."""
+
+    notebook: Path
+    parameters: dict[str, Any]
+    name: str | None = None
+    skip: str | None = None
+
+
+def plan_reproduce(selected: Sequence[Path], profile: str,
+                   given: dict[str, Any] | None = None) -> list[Run]:
+    """The runs of ``reproduce``, every parameter checked before any kernel starts.
+
+    ``profile`` goes to every notebook; each of ``given`` (the ``-p`` values, ``--seed`` as
+    ``seed``) goes to the selected notebooks whose parameters cell declares it, and wins.
+    Refused (ValueError): ``profile`` in ``given`` (only ``--profile`` sets it), a name no
+    selected notebook declares, a value of the wrong type. A notebook of :data:`EXPANSIONS` is
+    run once per value of its parameter, or once with the value given; a data set given but
+    not available here raises FileNotFoundError, one left to the loop is skipped.
+    """
+    given = dict(given or {})
+    if "profile" in given:
+        raise ValueError("the profile is set with --profile, not with -p profile")
+    declared = {nb: notebook_parameters(nb) for nb in selected}
+    names = sorted(set().union(*declared.values())) if declared else []
+    for name in given:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown parameter {name!r}: no selected notebook declares it"
+                             f"{hint} (parameters: {', '.join(names)})")
+    runs = []
+    for nb in selected:
+        params = {"profile": profile, **{k: v for k, v in given.items() if k in declared[nb]}}
+        check_parameters(nb, params)
+        if nb.stem not in EXPANSIONS:
+            runs.append(Run(nb, params))
+            continue
+        from .experiments import dataset_available
+
+        key, values = EXPANSIONS[nb.stem]
+        if key in params and params[key] not in values:
+            close = difflib.get_close_matches(str(params[key]), values, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{nb.name}: unknown {key} {params[key]!r}{hint} "
+                             f"(known: {', '.join(values)})")
+        for value in [params[key]] if key in params else values:
+            skip = None
+            if key == "dataset" and not dataset_available(value):
+                skip = "the authors' data file is not here, see data/README.md"
+                if key in given:
+                    raise FileNotFoundError(f"{nb.name}: {key} {value!r}: {skip}")
+            runs.append(Run(nb, {**params, key: value}, f"{nb.stem}_{value}.ipynb", skip))
+    return runs
 
 
 # -------------------------------------------------------------------- execution
@@ -342,15 +441,33 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _given_parameters(pairs: Sequence[Sequence[str]], seed: int | None) -> dict[str, Any]:
+    """The ``-p NAME VALUE`` pairs (JSON values, else text) and ``--seed``; a name given twice
+    is refused."""
+    given: dict[str, Any] = {}
+    for name, text in pairs:
+        if name in given:
+            raise ValueError(f"-p {name} given twice")
+        given[name] = _parse_value(text)
+    if seed is not None:
+        if "seed" in given:
+            raise ValueError("the seed is given twice: use --seed or -p seed, not both")
+        given["seed"] = seed
+    return given
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chaosrnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the notebooks with papermill, print the summary")
     rep.add_argument("--profile", default="quick", choices=PROFILES)
-    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--seed", type=int, help="seed of the notebooks that declare one "
+                     "(default: each notebook's own)")
     rep.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                     metavar=("NAME", "VALUE"), help="extra notebook parameter (JSON value)")
+                     metavar=("NAME", "VALUE"),
+                     help="notebook parameter (JSON value, else text), given to the selected "
+                     "notebooks that declare it; checked against their parameters cells")
     sub.add_parser("summary", help="print the summary table of the last run")
     ref = sub.add_parser("refresh", help="re-execute notebooks (defaults) into their .ipynb")
     ref.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
@@ -395,10 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_data_dir()
         selected = select_notebooks(args.only)
         if args.command == "reproduce":
-            params = {"profile": args.profile, "seed": args.seed}
-            params.update({k: _parse_value(v) for k, v in args.parameter})
-            for nb in selected:  # fail fast, before any notebook runs
-                check_parameters(nb, params)
+            given = _given_parameters(args.parameter, args.seed)
+            runs = plan_reproduce(selected, args.profile, given)
     except USER_ERRORS as err:
         print(error_line(args.command, err), file=sys.stderr)
         return 2
@@ -408,26 +523,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             refresh_notebook(nb)
         return 0
     out_dir = paths.BUILD_DIR / "notebooks" / args.profile
-    for nb in selected:
-        if nb.stem not in EXPANSIONS:
-            print(f"== {nb.name} (profile {args.profile})", flush=True)
-            with staged_summary():
-                run_notebook(nb, params, out_dir)
+    for run in runs:
+        extra = "".join(f" {k}={v}" for k, v in run.parameters.items() if k != "profile")
+        if run.skip is not None:
+            print(f"== {run.notebook.name}{extra}: skipped ({run.skip})", flush=True)
             continue
-        from .experiments import dataset_available
-
-        key, values = EXPANSIONS[nb.stem]
-        for value in values:
-            if key == "dataset" and not dataset_available(value):
-                print(f"== {nb.name} {key}={value}: skipped (the authors' data file is not "
-                      "here, see data/README.md)", flush=True)
-                continue
-            print(f"== {nb.name} {key}={value} (profile {args.profile})", flush=True)
-            with staged_summary():
-                run_notebook(nb, {**params, key: value}, out_dir, f"{nb.stem}_{value}.ipynb")
+        print(f"== {run.notebook.name}{extra} (profile {args.profile})", flush=True)
+        with staged_summary():
+            run_notebook(run.notebook, run.parameters, out_dir, run.name)
     print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")
     print(summary_table())
-    if not args.only:  # a whole run: the committed comparison table and the README's copy
+    if not args.only and not args.parameter and args.seed is None:
+        # a whole run with the defaults: the committed comparison table and the README's copy
         print(f"\nComparison table: {write_comparison(args.profile)}")
     return 0
 

@@ -64,6 +64,27 @@ def test_misspelt_parameter_and_unknown_profile_fail_before_running():
         check_parameters(nb, {"profile": "fast"})
 
 
+def test_parameter_types_are_checked_against_the_parameters_cell():
+    """The type of each parameter's default (or its annotation) is the type a value must
+    have: an int for an int (not a bool, not a float), a number for a float, text for text."""
+    nb01, nb06 = NOTEBOOKS[0], next(nb for nb in NOTEBOOKS if nb.stem == "06_tau_sweep")
+    check_parameters(nb01, {"seed": 3, "profile": "paper"})
+    check_parameters(nb06, {"workers": 1, "source": "committed", "dataset": "eeg"})
+    for params, message in [({"seed": "abc"}, "'seed' must be int .*got 'abc' .str."),
+                            ({"seed": True}, "'seed' must be int"),
+                            ({"seed": 1.5}, "'seed' must be int"),
+                            ({"profile": 1}, "'profile' must be str")]:
+        with pytest.raises(ValueError, match=f"^{nb01.name}: parameter {message}"):
+            check_parameters(nb01, params)
+    with pytest.raises(ValueError, match="'workers' must be int .default 2., got 1.5"):
+        check_parameters(nb06, {"workers": 1.5})
+    expected = pipeline._expected_type
+    assert expected({"inferred_type_name": "None", "default": "1e-3"})[1] == (int, float)
+    assert expected({"inferred_type_name": "int", "default": "n_max // 2"})[1] == (int,)
+    assert expected({"inferred_type_name": "None", "default": "np.pi"}) is None
+    assert expected({"inferred_type_name": "None", "default": "None"}) is None
+
+
 def test_code_and_notebook_sources_pass_ruff():
     """Lint the package, tests and the notebooks' .py sources like code."""
     import subprocess
@@ -118,6 +139,47 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
     text = readme.read_text()
     assert out.read_text() in text and "old" not in text
     assert text.startswith("top\n") and text.endswith("bottom\n")
+
+
+# ---------------------------------------------------------------------------- the runner
+
+
+@pytest.fixture
+def runs(monkeypatch, tmp_path):
+    """The notebook runs of ``reproduce`` recorded instead of executed (summary and README in
+    tmp_path)."""
+    calls = []
+    monkeypatch.setattr(pipeline, "run_notebook",
+                        lambda nb, params, out, name=None: calls.append((nb.stem, params, name)))
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    monkeypatch.setattr(pipeline, "write_comparison", lambda profile: tmp_path / "cmp.md")
+    return calls
+
+
+def test_a_given_parameter_wins_over_the_expansion(runs, monkeypatch):
+    """``-p dataset eeg --only 06`` runs notebook 06 on eeg only (the main job's loop over the
+    data sets does not override it); -p workers reaches the notebooks that declare it."""
+    from chaosrnn_utils import experiments
+
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: True)
+    assert pipeline.main(["reproduce", "--only", "06", "-p", "dataset", "eeg",
+                          "-p", "workers", "1"]) == 0
+    assert runs == [("06_tau_sweep", {"profile": "quick", "dataset": "eeg", "workers": 1},
+                     "06_tau_sweep_eeg.ipynb")]
+
+
+def test_seed_goes_only_to_the_notebooks_that_declare_it(runs, monkeypatch, tmp_path):
+    import nbformat
+
+    for stem, source in [("01_a", "profile = 'quick'\nseed = 0"), ("02_b", "profile = 'quick'")]:
+        cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})
+        nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {
+            "name": "python3", "display_name": "Python 3", "language": "python"}})
+        nbformat.write(nb, tmp_path / f"{stem}.ipynb")
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
+    assert pipeline.main(["reproduce", "--seed", "3", "--profile", "paper"]) == 0
+    assert runs == [("01_a", {"profile": "paper", "seed": 3}, None),
+                    ("02_b", {"profile": "paper"}, None)]
 
 
 def test_a_failed_partial_run_keeps_every_summary(monkeypatch, tmp_path):
@@ -200,6 +262,12 @@ def _unwritable(monkeypatch, tmp_path):
     monkeypatch.setattr(paths, "atomic_open", refuse)
 
 
+def _no_eeg(monkeypatch, tmp_path):
+    from chaosrnn_utils import experiments
+
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: name != "eeg")
+
+
 SWEEP = ["sweep", "--out", "{tmp}/out"]
 # (argv, what the error line says, setup): every one is refused before a notebook or training
 # starts, with exit status 2 and one line on stderr; {tmp} is the test's folder
@@ -233,6 +301,18 @@ BAD_INPUT = {
                                "CHAOSRNN_DATA_DIR=/nonexistent is not a folder", "env"),
     "p-unknown": (["reproduce", "--only", "01", "-p", "sed", "3"],
                   "unknown parameter 'sed'.*did you mean 'seed'", None),
+    "p-wrong-type": (["reproduce", "-p", "seed", "abc"],
+                     "01_systems_and_lyapunov.ipynb: parameter 'seed' must be int", None),
+    "p-float-for-int": (["reproduce", "--only", "06", "-p", "workers", "1.5"],
+                        "06_tau_sweep.ipynb: parameter 'workers' must be int", None),
+    "p-profile": (["reproduce", "--profile", "quick", "-p", "profile", "paper"],
+                  "--profile", None),
+    "p-seed-twice": (["reproduce", "--seed", "1", "-p", "seed", "2"], "seed is given twice",
+                     None),
+    "p-unknown-dataset": (["reproduce", "--only", "06", "-p", "dataset", "lorentz"],
+                          "did you mean 'lorenz'", None),
+    "p-dataset-not-here": (["reproduce", "--only", "06", "-p", "dataset", "eeg"],
+                           "dataset 'eeg': the authors' data file is not here", _no_eeg),
     "only-unknown": (["reproduce", "--only", "99", "02"],
                      "--only 99: no notebook starts with '99' .notebooks: 01_", None),
     "only-empty": (["reproduce", "--only"], "--only: expected at least one argument", None),
