@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,15 +227,32 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """One line on stderr, once per process."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"chaosrnn: warning: {message}", file=sys.stderr, flush=True)
+
+
 def find_empirical(name: str, path: str | Path | None = None) -> Path | None:
-    """Path of an authors' file if it can be found (``path`` may be the file or its folder)."""
+    """Path of an authors' file if it can be found (``path`` may be the file or its folder).
+    A ``$CHAOSRNN_DATA_DIR`` that is not a folder, or that lacks the file when another folder
+    has it, gets a one-line warning on stderr (once)."""
     if name not in EMPIRICAL:
         raise KeyError(f"unknown empirical data set {name!r}; known: {', '.join(EMPIRICAL)}")
     fname = EMPIRICAL[name].filename
     candidates = [Path(path)] if path is not None else paths.empirical_data_dirs()
+    env = os.environ.get("CHAOSRNN_DATA_DIR") if path is None else None
+    if env and not Path(env).is_dir():
+        _warn_once(f"CHAOSRNN_DATA_DIR={env} is not a folder; looking in the other folders")
     for c in candidates:
         p = c / fname if c.is_dir() else c
         if p.is_file():
+            if env and Path(env).is_dir() and c != Path(env):
+                _warn_once(f"{fname} is not in CHAOSRNN_DATA_DIR={env}; using {p}")
             return p
     return None
 

@@ -9,18 +9,26 @@ its key numbers with :func:`record_summary`, and the runner prints them as one t
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import json
+import math
+import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 from . import paths
 
 PROFILES = ("quick", "paper")
 SUMMARY_DIR = paths.BUILD_DIR / "summary"
+#: when set, :func:`record_summary` writes there instead of :data:`SUMMARY_DIR` (the runner
+#: points each notebook's kernel at a staging folder, see :func:`staged_summary`)
+SUMMARY_ENV = "CHAOSRNN_SUMMARY_DIR"
 #: notebooks the main job runs once per value of one parameter (the committed copy holds the
 #: first value's run); executed copies are named ``<stem>_<value>.ipynb``
 EXPANSIONS = {"06_tau_sweep": ("dataset", ("lorenz", "lorenz2d", "roessler", "duffing",
@@ -44,13 +52,13 @@ def select_profile(profile: str, **settings: dict[str, Any]) -> dict[str, Any]:
 
 def record_summary(notebook: str, rows: Sequence[dict[str, Any]]) -> Path:
     """Write a notebook's key numbers for the summary table, atomically, to
-    ``build/summary/<notebook>.json``. Each row: ``quantity``, ``paper``, ``reproduced``
-    and optionally ``note``."""
+    ``build/summary/<notebook>.json`` (``$CHAOSRNN_SUMMARY_DIR`` when set). Each row:
+    ``quantity``, ``paper``, ``reproduced`` and optionally ``note``."""
     for row in rows:
         missing = {"quantity", "paper", "reproduced"} - set(row)
         if missing:
             raise ValueError(f"summary row {row} lacks {sorted(missing)}")
-    target = SUMMARY_DIR / f"{notebook}.json"
+    target = Path(os.environ.get(SUMMARY_ENV) or SUMMARY_DIR) / f"{notebook}.json"
     with paths.atomic_open(target, "w") as fh:
         json.dump([{k: _plain(v) for k, v in r.items()} for r in rows], fh, indent=1)
     return target
@@ -90,8 +98,9 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def summary_table(summary_dir: Path = SUMMARY_DIR) -> str:
+def summary_table(summary_dir: Path | None = None) -> str:
     """All recorded rows as a fixed-width text table, notebook by notebook."""
+    summary_dir = SUMMARY_DIR if summary_dir is None else summary_dir
     lines = []
     header = ("notebook", "quantity", "paper", "reproduced", "note")
     rows = []
@@ -169,15 +178,62 @@ def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
     return sorted(paths.NOTEBOOKS_DIR.glob(pattern))
 
 
-def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
-    """Raise a clear error when a parameter is not in the notebook's ``parameters`` cell, or
-    the profile is unknown (papermill itself only warns)."""
+def select_notebooks(prefixes: Sequence[str] | None) -> list[Path]:
+    """The notebooks whose names start with one of ``prefixes`` (all of them for None); a
+    prefix that matches no notebook raises ValueError."""
+    every = notebooks()
+    if prefixes is None:
+        return every
+    if not prefixes:
+        raise ValueError("--only needs at least one notebook prefix, e.g. --only 01 03")
+    for prefix in prefixes:
+        if not any(nb.name.startswith(prefix) for nb in every):
+            raise ValueError(f"--only {prefix}: no notebook starts with {prefix!r} "
+                             f"(notebooks: {', '.join(nb.stem for nb in every)})")
+    return [nb for nb in every if any(nb.name.startswith(p) for p in prefixes)]
+
+
+# -------------------------------------------------------------------- notebook parameters
+
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,),
+                                       "bool": (bool,), "list": (list,), "dict": (dict,)}
+_DECLARED: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+
+
+def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
+    """The parameters cell of ``notebook`` as :func:`papermill.inspect_notebook` reads it
+    (name → ``default``, ``inferred_type_name``, ``help``); cached per file version."""
     import papermill
 
-    known = papermill.inspect_notebook(str(notebook))
+    key = (str(notebook), notebook.stat().st_mtime_ns)
+    if key not in _DECLARED:
+        _DECLARED[key] = papermill.inspect_notebook(str(notebook))
+    return _DECLARED[key]
+
+
+def _expected_type(info: dict[str, Any]) -> tuple[str, tuple[type, ...]] | None:
+    """(name, accepted types) of a parameter: its annotation when papermill infers a simple
+    one, else the type of its literal default; None when there is nothing to check."""
+    name = str(info.get("inferred_type_name"))
+    if name in _TYPES:
+        return name, _TYPES[name]
+    try:
+        default = ast.literal_eval(str(info.get("default")))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None  # an expression: no literal type
+    name = type(default).__name__
+    return (name, _TYPES[name]) if name in _TYPES else None
+
+
+def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
+    """Raise ValueError when a parameter is not in the notebook's ``parameters`` cell, its
+    value is not of the type of the cell's default (an int for an int, a number for a float,
+    text for text), or the profile is unknown (papermill itself only warns, and the kernel
+    fails later, if at all)."""
+    known = notebook_parameters(notebook)
     if not known:
         raise ValueError(f"{notebook.name} has no cell tagged 'parameters'")
-    for name in parameters:
+    for name, value in parameters.items():
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -185,24 +241,124 @@ def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
                 f"{notebook.name}: unknown parameter {name!r}{hint} "
                 f"(parameters: {', '.join(known)})"
             )
+        expected = _expected_type(known[name])
+        if expected is None:
+            continue
+        type_name, types = expected
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(
+                f"{notebook.name}: parameter {name!r} must be {type_name} (default "
+                f"{known[name]['default']}), got {value!r} ({type(value).__name__})"
+            )
     if parameters.get("profile", "quick") not in PROFILES:
         raise ValueError(f"unknown profile {parameters['profile']!r}: use one of {PROFILES}")
+
+
+class Run(NamedTuple):
+    """One notebook execution of ``reproduce``: its parameters, the executed copy's name
+    (None: the notebook's) and, for a run that cannot happen here, why it is skipped."""
+
+    notebook: Path
+    parameters: dict[str, Any]
+    name: str | None = None
+    skip: str | None = None
+
+
+def plan_reproduce(selected: Sequence[Path], profile: str,
+                   given: dict[str, Any] | None = None) -> list[Run]:
+    """The runs of ``reproduce``, every parameter checked before any kernel starts.
+
+    ``profile`` goes to every notebook; each of ``given`` (the ``-p`` values, ``--seed`` as
+    ``seed``) goes to the selected notebooks whose parameters cell declares it, and wins.
+    Refused (ValueError): ``profile`` in ``given`` (only ``--profile`` sets it), a name no
+    selected notebook declares, a value of the wrong type. A notebook of :data:`EXPANSIONS` is
+    run once per value of its parameter, or once with the value given; a data set given but
+    not available here raises FileNotFoundError, one left to the loop is skipped.
+    """
+    given = dict(given or {})
+    if "profile" in given:
+        raise ValueError("the profile is set with --profile, not with -p profile")
+    declared = {nb: notebook_parameters(nb) for nb in selected}
+    names = sorted(set().union(*declared.values())) if declared else []
+    for name in given:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown parameter {name!r}: no selected notebook declares it"
+                             f"{hint} (parameters: {', '.join(names)})")
+    runs = []
+    for nb in selected:
+        params = {"profile": profile, **{k: v for k, v in given.items() if k in declared[nb]}}
+        check_parameters(nb, params)
+        if nb.stem not in EXPANSIONS:
+            runs.append(Run(nb, params))
+            continue
+        from .experiments import dataset_available
+
+        key, values = EXPANSIONS[nb.stem]
+        if key in params and params[key] not in values:
+            close = difflib.get_close_matches(str(params[key]), values, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{nb.name}: unknown {key} {params[key]!r}{hint} "
+                             f"(known: {', '.join(values)})")
+        for value in [params[key]] if key in params else values:
+            skip = None
+            if key == "dataset" and not dataset_available(value):
+                skip = "the authors' data file is not here, see data/README.md"
+                if key in given:
+                    raise FileNotFoundError(f"{nb.name}: {key} {value!r}: {skip}")
+            runs.append(Run(nb, {**params, key: value}, f"{nb.stem}_{value}.ipynb", skip))
+    return runs
+
+
+# -------------------------------------------------------------------- execution
+
+
+def _execute(notebook: Path, output: Path, parameters: dict[str, Any] | None = None) -> None:
+    """papermill with kernel ``python3`` in ``notebooks/``. The kernel's stdout and stderr are
+    forwarded as they come (the notebooks' messages, the sweeps' per-job lines and training
+    bars: which sweep, which architecture, epochs done, time left); papermill's own cell
+    counter is off, it would overwrite the forwarded bars."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(notebook), str(output), parameters=parameters or {}, kernel_name="python3",
+        cwd=str(notebook.parent), progress_bar=False, stdout_file=sys.stdout,
+        stderr_file=sys.stderr,
+    )
 
 
 def run_notebook(notebook: Path, parameters: dict[str, Any], out_dir: Path,
                  name: str | None = None) -> Path:
     """Execute one notebook with papermill (kernel ``python3``, cwd ``notebooks/``) into
     ``out_dir`` (as ``name``, by default the notebook's); the source is never written."""
-    import papermill
-
     check_parameters(notebook, parameters)
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / (name or notebook.name)
-    papermill.execute_notebook(
-        str(notebook), str(output), parameters=parameters, kernel_name="python3",
-        cwd=str(notebook.parent), progress_bar=True,
-    )
+    _execute(notebook, output, parameters)
     return output
+
+
+@contextmanager
+def staged_summary() -> Iterator[Path]:
+    """A staging folder for the summary of one notebook run: the kernel, which inherits
+    ``$CHAOSRNN_SUMMARY_DIR``, records there; when the block succeeds its files replace their
+    namesakes in :data:`SUMMARY_DIR`. A failed run changes nothing: the other notebooks'
+    entries and the last good run's stay."""
+    SUMMARY_DIR.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=SUMMARY_DIR, prefix=".run-"))
+    before = os.environ.get(SUMMARY_ENV)
+    os.environ[SUMMARY_ENV] = str(stage)
+    try:
+        yield stage
+        for f in sorted(stage.glob("*.json")):
+            os.replace(f, SUMMARY_DIR / f.name)
+    finally:
+        if before is None:
+            os.environ.pop(SUMMARY_ENV, None)
+        else:
+            os.environ[SUMMARY_ENV] = before
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def refresh_notebook(notebook: Path) -> None:
@@ -210,18 +366,72 @@ def refresh_notebook(notebook: Path) -> None:
     store the outputs in the committed ``.ipynb``, without papermill's metadata, so that
     nbval validates the current code. The ``.py`` source is not touched."""
     import nbformat
-    import papermill
     from nbstripout import strip_output
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / notebook.name
-        papermill.execute_notebook(str(notebook), str(out), kernel_name="python3",
-                                   cwd=str(notebook.parent), progress_bar=True)
+        _execute(notebook, out)
         nb = nbformat.read(out, as_version=4)
     nb = strip_output(nb, keep_output=True, keep_count=True, keep_id=True,
                       extra_keys=["metadata.papermill", "cell.metadata.papermill",
                                   "cell.metadata.execution"])
     nbformat.write(nb, notebook)
+
+
+# -------------------------------------------------------------------- command line
+
+#: what a command's input checks raise for bad input (json.JSONDecodeError is a ValueError;
+#: PermissionError, FileNotFoundError, IsADirectoryError, … are OSErrors): caught at the
+#: command line while the inputs are checked, before any notebook or training runs, and
+#: reported as one line with exit status 2. Anything raised later keeps its traceback.
+USER_ERRORS = (ValueError, KeyError, OSError)
+
+
+def error_line(command: str, err: BaseException) -> str:
+    """``chaosrnn <command>: error: <message>`` on one line."""
+    if isinstance(err, KeyError) and err.args:
+        message = str(err.args[0])
+    elif isinstance(err, OSError) and err.strerror and err.filename is not None:
+        message = f"{err.filename}: {err.strerror}"
+    else:
+        message = str(err) or type(err).__name__
+    return f"chaosrnn {command}: error: {' '.join(message.split())}"
+
+
+def check_data_dir() -> None:
+    """Refuse a ``$CHAOSRNN_DATA_DIR`` that is not a folder (the loader would fall back to the
+    other folders without a word)."""
+    env = os.environ.get("CHAOSRNN_DATA_DIR")
+    if env and not Path(env).is_dir():
+        raise NotADirectoryError(f"CHAOSRNN_DATA_DIR={env} is not a folder: unset it or point "
+                                 "it at the folder of the authors' data files (data/README.md)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, ``chaosrnn <command>: error: …``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def _parse_value(text: str) -> Any:
@@ -231,24 +441,41 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``chaosrnn`` or ``python -m chaosrnn_utils``)."""
-    parser = argparse.ArgumentParser(prog="chaosrnn", description=__doc__.split("\n")[0])
+def _given_parameters(pairs: Sequence[Sequence[str]], seed: int | None) -> dict[str, Any]:
+    """The ``-p NAME VALUE`` pairs (JSON values, else text) and ``--seed``; a name given twice
+    is refused."""
+    given: dict[str, Any] = {}
+    for name, text in pairs:
+        if name in given:
+            raise ValueError(f"-p {name} given twice")
+        given[name] = _parse_value(text)
+    if seed is not None:
+        if "seed" in given:
+            raise ValueError("the seed is given twice: use --seed or -p seed, not both")
+        given["seed"] = seed
+    return given
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="chaosrnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the notebooks with papermill, print the summary")
     rep.add_argument("--profile", default="quick", choices=PROFILES)
-    rep.add_argument("--seed", type=int, default=0)
-    rep.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    rep.add_argument("--seed", type=int, help="seed of the notebooks that declare one "
+                     "(default: each notebook's own)")
+    rep.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                     metavar=("NAME", "VALUE"), help="extra notebook parameter (JSON value)")
+                     metavar=("NAME", "VALUE"),
+                     help="notebook parameter (JSON value, else text), given to the selected "
+                     "notebooks that declare it; checked against their parameters cells")
     sub.add_parser("summary", help="print the summary table of the last run")
     ref = sub.add_parser("refresh", help="re-execute notebooks (defaults) into their .ipynb")
-    ref.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 03")
+    ref.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     swp = sub.add_parser("sweep", help="train and evaluate a grid of configurations "
                          "(resumable; exit status 3 when a time limit left it incomplete)")
     swp.add_argument("spec", nargs="?", help="sweep spec JSON (or build one with the flags)")
     swp.add_argument("--out", required=True, help="output folder (rerun to resume)")
-    swp.add_argument("--time-limit", type=float, help="seconds for this call")
+    swp.add_argument("--time-limit", type=_positive_seconds, help="seconds for this call")
     swp.add_argument("--device", help="torch device (default: cuda if available)")
     swp.add_argument("--name", help="sweep name (flags only)")
     swp.add_argument("--dataset", help="paper data set name or .npy path")
@@ -257,14 +484,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     swp.add_argument("--tau", nargs="+", type=int, help="forcing intervals (grid)")
     swp.add_argument("--seeds", nargs="+", type=int, help="seeds (grid; default 0)")
     swp.add_argument("--profile", help="training settings profile (default quick)")
-    swp.add_argument("--epochs", type=int)
-    swp.add_argument("--n-data", type=int)
-    swp.add_argument("--n-generate", type=int)
-    swp.add_argument("--checkpoint-every", type=int)
-    swp.add_argument("--split", type=int, help="sub-ensembles per architecture (flags only)")
-    swp.add_argument("--workers", type=int, default=1,
+    swp.add_argument("--epochs", type=_positive_int)
+    swp.add_argument("--n-data", type=_positive_int)
+    swp.add_argument("--n-generate", type=_positive_int)
+    swp.add_argument("--checkpoint-every", type=_positive_int)
+    swp.add_argument("--split", type=_positive_int,
+                     help="sub-ensembles per architecture (flags only)")
+    swp.add_argument("--workers", type=_positive_int, default=1,
                      help="processes running jobs side by side (one torch thread each)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``chaosrnn`` or ``python -m chaosrnn_utils``). Bad input is
+    one line on stderr, ``chaosrnn <command>: error: …``, and exit status 2."""
+    args = _build_parser().parse_args(argv)
 
     if args.command == "sweep":
         from . import sweeps
@@ -274,43 +508,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "summary":
         print(summary_table())
         return 0
+    try:
+        check_data_dir()
+        selected = select_notebooks(args.only)
+        if args.command == "reproduce":
+            given = _given_parameters(args.parameter, args.seed)
+            runs = plan_reproduce(selected, args.profile, given)
+    except USER_ERRORS as err:
+        print(error_line(args.command, err), file=sys.stderr)
+        return 2
     if args.command == "refresh":
-        for nb in notebooks():
-            if not args.only or any(nb.name.startswith(p) for p in args.only):
-                print(f"== refreshing {nb.name}", flush=True)
-                refresh_notebook(nb)
+        for nb in selected:
+            print(f"== refreshing {nb.name}", flush=True)
+            refresh_notebook(nb)
         return 0
-    selected = [
-        nb for nb in notebooks()
-        if not args.only or any(nb.name.startswith(p) for p in args.only)
-    ]
-    if not selected:
-        parser.error(f"no notebook matches {args.only}")
-    params = {"profile": args.profile, "seed": args.seed}
-    params.update({k: _parse_value(v) for k, v in args.parameter})
-    for nb in selected:  # fail fast, before any notebook runs
-        check_parameters(nb, params)
     out_dir = paths.BUILD_DIR / "notebooks" / args.profile
-    for f in SUMMARY_DIR.glob("*.json"):
-        f.unlink()
-    for nb in selected:
-        if nb.stem not in EXPANSIONS:
-            print(f"== {nb.name} (profile {args.profile})", flush=True)
-            run_notebook(nb, params, out_dir)
+    for run in runs:
+        extra = "".join(f" {k}={v}" for k, v in run.parameters.items() if k != "profile")
+        if run.skip is not None:
+            print(f"== {run.notebook.name}{extra}: skipped ({run.skip})", flush=True)
             continue
-        from .experiments import dataset_available
-
-        key, values = EXPANSIONS[nb.stem]
-        for value in values:
-            if key == "dataset" and not dataset_available(value):
-                print(f"== {nb.name} {key}={value}: skipped (the authors' data file is not "
-                      "here, see data/README.md)", flush=True)
-                continue
-            print(f"== {nb.name} {key}={value} (profile {args.profile})", flush=True)
-            run_notebook(nb, {**params, key: value}, out_dir, f"{nb.stem}_{value}.ipynb")
+        print(f"== {run.notebook.name}{extra} (profile {args.profile})", flush=True)
+        with staged_summary():
+            run_notebook(run.notebook, run.parameters, out_dir, run.name)
     print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")
     print(summary_table())
-    if not args.only:  # a whole run: the committed comparison table and the README's copy
+    if not args.only and not args.parameter and args.seed is None:
+        # a whole run with the defaults: the committed comparison table and the README's copy
         print(f"\nComparison table: {write_comparison(args.profile)}")
     return 0
 

@@ -6,7 +6,8 @@ A :class:`SweepSpec` names a data set, training settings, architectures and a gr
 as ensembles: per architecture the members are cut into ``spec.split`` sub-ensembles ("jobs";
 one job per architecture by default), each trained and evaluated with
 :func:`~chaosrnn_utils.metrics.evaluate`, one after another or by ``workers`` single-thread
-processes at once. A member's numbers do not depend on the ensemble it is trained in. Layout of
+processes at once. A member's numbers depend on the ensemble it is trained in only through
+rounding (about 1e-8 relative: batched kernels add in another order). Layout of
 ``out_dir``::
 
     .lock                     held (flock) by the run in progress: pid and host
@@ -45,6 +46,8 @@ import subprocess
 import sys
 import threading
 import time
+import types
+import typing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -361,6 +364,10 @@ def _claim_out_dir(spec: SweepSpec, out_dir: Path, inputs: dict[str, str]) -> st
     return None
 
 
+class SweepInUse(ValueError):
+    """Another process holds the sweep folder's lock (a user error: one line, status 2)."""
+
+
 @contextmanager
 def _locked(out_dir: Path) -> Iterator[None]:
     """Hold an exclusive, non-blocking ``flock`` on ``out_dir/.lock`` (which records pid and
@@ -378,7 +385,7 @@ def _locked(out_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = path.read_text(errors="replace").strip() or "a process not yet named"
-            raise ValueError(f"{out_dir} is in use by another sweep ({holder}; lock "
+            raise SweepInUse(f"{out_dir} is in use by another sweep ({holder}; lock "
                              f"{path}): wait for it to end or stop it") from None
         except OSError as err:
             print(f"cannot lock {path} ({training._brief(err)}); going on without a lock",
@@ -729,8 +736,60 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
 # ---------------------------------------------------------------------------- command line
 
 
+def _accepts(value: Any, allowed: tuple[Any, ...]) -> bool:
+    """Whether ``value`` is of one of the resolved annotation types ``allowed`` (an int is a
+    float, a bool is neither an int nor a float)."""
+    for t in allowed:
+        if t is type(None):
+            ok = value is None
+        elif t in (int, float):
+            number = (int, np.integer) if t is int else (int, float, np.integer, np.floating)
+            ok = isinstance(value, number) and not isinstance(value, bool | np.bool_)
+        else:
+            ok = isinstance(value, t)
+        if ok:
+            return True
+    return False
+
+
+def _check_types(where: str, values: dict[str, Any], cls: type) -> None:
+    """ValueError for a value of ``values`` (field name → value) whose type is not the one
+    ``cls`` (a dataclass) declares for it; names that are not fields are left to
+    :meth:`SweepSpec.validate`, which names them."""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if name not in hints:
+            continue
+        hint = hints[name]
+        union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        allowed = tuple(typing.get_origin(a) or a for a in
+                        (typing.get_args(hint) if union else (hint,)))
+        if not _accepts(value, allowed):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+            raise ValueError(f"{where} {name!r} must be {names}, got {value!r} "
+                             f"({type(value).__name__})")
+
+
+def check_spec_types(spec: SweepSpec) -> SweepSpec:
+    """Raise ValueError for a spec field, a settings field or a member value of the wrong type
+    (e.g. ``"lr": "1e-3"``), naming it; a spec read from JSON has whatever types it holds."""
+    _check_types("spec key", {f.name: getattr(spec, f.name) for f in fields(spec)}, SweepSpec)
+    if isinstance(spec.settings, dict):
+        _check_types("settings field", spec.settings, TrainSettings)
+    if isinstance(spec.grid, dict):
+        for name, values in spec.grid.items():
+            for v in values if isinstance(values, list | tuple) else []:
+                _check_types("grid value of", {name: v}, MemberConfig)
+    for m in spec.members if isinstance(spec.members, list | tuple) else []:
+        if isinstance(m, dict):
+            _check_types("members field", m, MemberConfig)
+    return spec
+
+
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
-    """The spec of ``chaosrnn sweep``: the JSON file, or one built from the flags."""
+    """The spec of ``chaosrnn sweep``: the JSON file, or one built from the flags; a file that
+    cannot be read or parsed raises ValueError naming it, a value of the wrong type
+    ValueError naming the field."""
     flags = ("dataset", "arch", "tau", "seeds", "mode", "profile", "epochs", "n_data",
              "n_generate", "checkpoint_every", "name", "split")
     given = [f for f in flags if getattr(args, f, None) is not None]
@@ -738,7 +797,16 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         if given:
             raise ValueError(f"give either a spec file or flags, not both (got "
                              f"{', '.join('--' + g.replace('_', '-') for g in given)})")
-        return SweepSpec.from_json(args.spec)
+        try:
+            return check_spec_types(SweepSpec.from_json(args.spec))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"spec file {args.spec}: not valid JSON ({err})") from err
+        except UnicodeDecodeError as err:
+            raise ValueError(f"spec file {args.spec}: not a JSON text file ({err})") from err
+        except OSError as err:
+            raise ValueError(f"spec file {args.spec}: {err.strerror or err}") from err
+        except ValueError as err:
+            raise ValueError(f"spec file {args.spec}: {err}") from err
     if args.dataset is None:
         raise ValueError("give a spec file or at least --dataset")
     grid: dict[str, list[Any]] = {}
@@ -758,15 +826,60 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     return spec
 
 
-def sweep_main(args: argparse.Namespace) -> int:
-    """Run ``chaosrnn sweep``; 0 when complete, :data:`EXIT_INCOMPLETE` after a time limit."""
+def _check_inputs(spec: SweepSpec, out: Path, device: str | None) -> None:
+    """What :func:`run_sweep` checks with the data, the device and the output folder before it
+    trains, done here so that ``chaosrnn sweep`` reports bad input as one line (``run_sweep``
+    repeats the checks): the data file readable, latent_dim and the test set large enough,
+    the folder writable and not another sweep's. Writes ``spec.json`` last."""
     try:
+        x_train, x_test = load_sweep_data(spec)
+    except (ValueError, EOFError) as err:
+        if _dataset_kind(spec.dataset) != "file" or spec.dataset in str(err):
+            raise
+        raise ValueError(f"cannot read dataset file {spec.dataset!r}: {err}") from err
+    for arch in spec.architectures:
+        s = spec.train_settings(arch).validate(x_train.shape[0])
+        if s.latent_dim < x_train.shape[1]:
+            raise ValueError(f"{arch}: latent_dim {s.latent_dim} < data dimension "
+                             f"{x_train.shape[1]}")
+    if x_test.shape[0] < 100:
+        raise ValueError(f"test set of {x_test.shape[0]} steps too short for the evaluation "
+                         "(needs >= 100): raise n_data or test_fraction")
+    if device is not None:
+        try:
+            dev = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(f"--device {device}: {err}") from err
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: CUDA is not available here")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output folder {out} is a file")
+    try:
+        _claim_out_dir(spec, out, sweep_inputs(spec, x_train, x_test))
+    except OSError as err:
+        raise OSError(f"cannot write the output folder {out}: {err.strerror or err}"
+                      + (f" ({err.filename})" if err.filename else "")) from err
+
+
+def sweep_main(args: argparse.Namespace) -> int:
+    """Run ``chaosrnn sweep``; 0 when complete, :data:`EXIT_INCOMPLETE` after a time limit,
+    2 with one line on stderr for bad input (found before any training; errors during
+    training are bugs and keep their traceback)."""
+    from .pipeline import USER_ERRORS, check_data_dir, error_line
+
+    try:
+        check_data_dir()
         spec = spec_from_args(args).validate()
-    except (ValueError, OSError) as err:
-        print(f"chaosrnn sweep: error: {err}", file=sys.stderr)
+        _check_inputs(spec, Path(args.out), args.device)
+    except USER_ERRORS as err:
+        print(error_line("sweep", err), file=sys.stderr)
         return 2
-    df = run_sweep(spec, args.out, device=args.device, time_limit=args.time_limit,
-                   workers=args.workers)
+    try:
+        df = run_sweep(spec, args.out, device=args.device, time_limit=args.time_limit,
+                       workers=args.workers)
+    except SweepInUse as err:
+        print(error_line("sweep", err), file=sys.stderr)
+        return 2
     if not df.attrs["complete"]:
         print(f"incomplete (pending: {', '.join(df.attrs['pending'])}); rerun to continue",
               flush=True)

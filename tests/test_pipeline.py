@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import jupytext
+import numpy as np
 import papermill
 import pytest
 
-from chaosrnn_utils import pipeline
+from chaosrnn_utils import paths, pipeline
 from chaosrnn_utils.pipeline import check_parameters, notebooks, select_profile
 
 NOTEBOOKS = notebooks()
@@ -59,8 +62,27 @@ def test_misspelt_parameter_and_unknown_profile_fail_before_running():
         check_parameters(nb, {"sed": 1})
     with pytest.raises(ValueError, match="unknown profile"):
         check_parameters(nb, {"profile": "fast"})
-    with pytest.raises(ValueError, match="unknown parameter"):
-        pipeline.main(["reproduce", "--only", nb.name[:2], "-p", "profle", '"paper"'])
+
+
+def test_parameter_types_are_checked_against_the_parameters_cell():
+    """The type of each parameter's default (or its annotation) is the type a value must
+    have: an int for an int (not a bool, not a float), a number for a float, text for text."""
+    nb01, nb06 = NOTEBOOKS[0], next(nb for nb in NOTEBOOKS if nb.stem == "06_tau_sweep")
+    check_parameters(nb01, {"seed": 3, "profile": "paper"})
+    check_parameters(nb06, {"workers": 1, "source": "committed", "dataset": "eeg"})
+    for params, message in [({"seed": "abc"}, "'seed' must be int .*got 'abc' .str."),
+                            ({"seed": True}, "'seed' must be int"),
+                            ({"seed": 1.5}, "'seed' must be int"),
+                            ({"profile": 1}, "'profile' must be str")]:
+        with pytest.raises(ValueError, match=f"^{nb01.name}: parameter {message}"):
+            check_parameters(nb01, params)
+    with pytest.raises(ValueError, match="'workers' must be int .default 2., got 1.5"):
+        check_parameters(nb06, {"workers": 1.5})
+    expected = pipeline._expected_type
+    assert expected({"inferred_type_name": "None", "default": "1e-3"})[1] == (int, float)
+    assert expected({"inferred_type_name": "int", "default": "n_max // 2"})[1] == (int,)
+    assert expected({"inferred_type_name": "None", "default": "np.pi"}) is None
+    assert expected({"inferred_type_name": "None", "default": "None"}) is None
 
 
 def test_code_and_notebook_sources_pass_ruff():
@@ -117,3 +139,252 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
     text = readme.read_text()
     assert out.read_text() in text and "old" not in text
     assert text.startswith("top\n") and text.endswith("bottom\n")
+
+
+# ---------------------------------------------------------------------------- the runner
+
+
+@pytest.fixture
+def runs(monkeypatch, tmp_path):
+    """The notebook runs of ``reproduce`` recorded instead of executed (summary and README in
+    tmp_path)."""
+    calls = []
+    monkeypatch.setattr(pipeline, "run_notebook",
+                        lambda nb, params, out, name=None: calls.append((nb.stem, params, name)))
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    monkeypatch.setattr(pipeline, "write_comparison", lambda profile: tmp_path / "cmp.md")
+    return calls
+
+
+def test_a_given_parameter_wins_over_the_expansion(runs, monkeypatch):
+    """``-p dataset eeg --only 06`` runs notebook 06 on eeg only (the main job's loop over the
+    data sets does not override it); -p workers reaches the notebooks that declare it."""
+    from chaosrnn_utils import experiments
+
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: True)
+    assert pipeline.main(["reproduce", "--only", "06", "-p", "dataset", "eeg",
+                          "-p", "workers", "1"]) == 0
+    assert runs == [("06_tau_sweep", {"profile": "quick", "dataset": "eeg", "workers": 1},
+                     "06_tau_sweep_eeg.ipynb")]
+
+
+def test_seed_goes_only_to_the_notebooks_that_declare_it(runs, monkeypatch, tmp_path):
+    import nbformat
+
+    for stem, source in [("01_a", "profile = 'quick'\nseed = 0"), ("02_b", "profile = 'quick'")]:
+        cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]})
+        nb = nbformat.v4.new_notebook(cells=[cell], metadata={"kernelspec": {
+            "name": "python3", "display_name": "Python 3", "language": "python"}})
+        nbformat.write(nb, tmp_path / f"{stem}.ipynb")
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
+    assert pipeline.main(["reproduce", "--seed", "3", "--profile", "paper"]) == 0
+    assert runs == [("01_a", {"profile": "paper", "seed": 3}, None),
+                    ("02_b", {"profile": "paper"}, None)]
+
+
+def test_a_failed_partial_run_keeps_every_summary(monkeypatch, tmp_path):
+    """Each notebook records into a staging folder; only a run that succeeds replaces its
+    own entries, so a failed ``--only 02`` leaves the last good summary of every notebook."""
+    summary = tmp_path / "summary"
+    summary.mkdir()
+    old = {f"{nb.stem}.json": json.dumps([dict(quantity=nb.stem, paper=1, reproduced=1)])
+           for nb in NOTEBOOKS[:3]}
+    for name, text in old.items():
+        (summary / name).write_text(text)
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", summary)
+    fail = True
+
+    def run(nb, params, out, name=None):  # records like a notebook, then fails or not
+        pipeline.record_summary(nb.stem, [dict(quantity="new", paper=1, reproduced=2)])
+        if fail:
+            raise RuntimeError("kernel died")
+
+    monkeypatch.setattr(pipeline, "run_notebook", run)
+    with pytest.raises(RuntimeError, match="kernel died"):
+        pipeline.main(["reproduce", "--only", "02"])
+    assert {f.name: f.read_text() for f in summary.iterdir()} == old  # no staging folder left
+    fail = False
+    assert pipeline.main(["reproduce", "--only", "02"]) == 0
+    new = {f.name: f.read_text() for f in summary.iterdir()}
+    assert set(new) == set(old) and json.loads(new[NOTEBOOKS[1].stem + ".json"])[0][
+        "quantity"] == "new"
+    assert all(new[k] == old[k] for k in old if not k.startswith("02"))
+
+
+def test_the_runner_forwards_the_notebooks_output(monkeypatch, tmp_path):
+    """The kernel's stdout and stderr (training bars, one line per finished sweep job) reach
+    the terminal as they come; papermill's cell counter, which would overwrite them, is off."""
+    import sys
+
+    seen = {}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: seen.update(kw))
+    pipeline.run_notebook(NOTEBOOKS[0], {"profile": "quick"}, tmp_path)
+    assert seen["stdout_file"] is sys.stdout and seen["stderr_file"] is sys.stderr
+    assert seen["progress_bar"] is False and seen["parameters"] == {"profile": "quick"}
+
+
+def test_a_data_dir_that_is_not_there_is_said_once(monkeypatch, tmp_path, capsys):
+    from chaosrnn_utils import data
+
+    monkeypatch.setattr(data, "_WARNED", set())
+    monkeypatch.setenv("CHAOSRNN_DATA_DIR", str(tmp_path / "nonexistent"))
+    for _ in range(2):
+        data.find_empirical("eeg")
+    assert capsys.readouterr().err == (f"chaosrnn: warning: CHAOSRNN_DATA_DIR={tmp_path}/"
+                                       "nonexistent is not a folder; looking in the other "
+                                       "folders\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / data.EMPIRICAL["eeg"].filename).write_bytes(b"")
+    monkeypatch.setenv("CHAOSRNN_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(paths, "empirical_data_dirs",
+                        lambda: [tmp_path / "empty", tmp_path / "other"])
+    assert data.find_empirical("eeg") == tmp_path / "other" / data.EMPIRICAL["eeg"].filename
+    assert capsys.readouterr().err.count("is not in CHAOSRNN_DATA_DIR") == 1
+
+
+# ---------------------------------------------------------------------------- bad input
+
+SPEC = dict(name="t", dataset="{tmp}/x.npy", n_data=600, n_generate=100,
+            settings=dict(latent_dim=6, seq_len=30, batch_size=4, batches_per_epoch=2,
+                          epochs=2),
+            grid={"seed": [0]})
+
+
+def _no_data(monkeypatch, tmp_path):
+    monkeypatch.setattr(paths, "empirical_data_dirs", lambda: [tmp_path / "empty"])
+
+
+def _unwritable(monkeypatch, tmp_path):
+    def refuse(path, mode="wb"):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(paths, "atomic_open", refuse)
+
+
+def _no_eeg(monkeypatch, tmp_path):
+    from chaosrnn_utils import experiments
+
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: name != "eeg")
+
+
+SWEEP = ["sweep", "--out", "{tmp}/out"]
+# (argv, what the error line says, setup): every one is refused before a notebook or training
+# starts, with exit status 2 and one line on stderr; {tmp} is the test's folder
+BAD_INPUT = {
+    "spec-not-json": (["sweep", "{tmp}/bad.json", "--out", "{tmp}/out"],
+                      r"spec file \S+bad.json: not valid JSON", None),
+    "spec-lr-as-text": (["sweep", "{tmp}/lr.json", "--out", "{tmp}/out"],
+                        "settings field 'lr' must be float, got '1e-3'", None),
+    "latent-dim-too-small": (["sweep", "{tmp}/latent.json", "--out", "{tmp}/out"],
+                             "latent_dim 2 < data dimension 3", None),
+    "data-not-npy": (["sweep", "--dataset", "{tmp}/garbage.npy", "--out", "{tmp}/out"],
+                     r"dataset file \S+garbage.npy' is unreadable", None),
+    "data-with-nan": (["sweep", "--dataset", "{tmp}/nan.npy", "--out", "{tmp}/out"],
+                      "nan.npy has 1 NaN", None),
+    "data-not-here": (["sweep", "--dataset", "eeg", "--out", "{tmp}/out"],
+                      "eeg data not found", _no_data),
+    "out-is-a-file": (["sweep", "{tmp}/ok.json", "--out", "{tmp}/afile"], "is a file", None),
+    "out-under-a-file": (["sweep", "{tmp}/ok.json", "--out", "{tmp}/afile/out"],
+                         "cannot write the output folder .*Not a directory", None),
+    "out-read-only": (["sweep", "{tmp}/ok.json", "--out", "{tmp}/out"],
+                      "cannot write the output folder .*Permission denied", _unwritable),
+    "out-holds-another-sweep": (["sweep", "{tmp}/ok.json", "--out", "{tmp}/claimed"],
+                                "holds another sweep", None),
+    "workers-0": ([*SWEEP, "--dataset", "lorenz", "--workers", "0"],
+                  "--workers: must be a positive integer", None),
+    "time-limit-negative": ([*SWEEP, "--dataset", "lorenz", "--time-limit", "-1"],
+                            "--time-limit: must be a positive number", None),
+    "time-limit-zero": ([*SWEEP, "--dataset", "lorenz", "--time-limit", "0"],
+                        "--time-limit: must be a positive number", None),
+    "sweep-data-dir-missing": ([*SWEEP, "--dataset", "lorenz"],
+                               "CHAOSRNN_DATA_DIR=/nonexistent is not a folder", "env"),
+    "p-unknown": (["reproduce", "--only", "01", "-p", "sed", "3"],
+                  "unknown parameter 'sed'.*did you mean 'seed'", None),
+    "p-wrong-type": (["reproduce", "-p", "seed", "abc"],
+                     "01_systems_and_lyapunov.ipynb: parameter 'seed' must be int", None),
+    "p-float-for-int": (["reproduce", "--only", "06", "-p", "workers", "1.5"],
+                        "06_tau_sweep.ipynb: parameter 'workers' must be int", None),
+    "p-profile": (["reproduce", "--profile", "quick", "-p", "profile", "paper"],
+                  "--profile", None),
+    "p-seed-twice": (["reproduce", "--seed", "1", "-p", "seed", "2"], "seed is given twice",
+                     None),
+    "p-unknown-dataset": (["reproduce", "--only", "06", "-p", "dataset", "lorentz"],
+                          "did you mean 'lorenz'", None),
+    "p-dataset-not-here": (["reproduce", "--only", "06", "-p", "dataset", "eeg"],
+                           "dataset 'eeg': the authors' data file is not here", _no_eeg),
+    "only-unknown": (["reproduce", "--only", "99", "02"],
+                     "--only 99: no notebook starts with '99' .notebooks: 01_", None),
+    "only-empty": (["reproduce", "--only"], "--only: expected at least one argument", None),
+    "refresh-only-unknown": (["refresh", "--only", "99"], "no notebook starts with '99'", None),
+    "reproduce-data-dir-missing": (["reproduce", "--only", "01"], "CHAOSRNN_DATA_DIR", "env"),
+}
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, monkeypatch):
+    """The files of BAD_INPUT; nothing may run (notebooks, training)."""
+    from chaosrnn_utils import sweeps
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a notebook or a training started")
+
+    for target, name in [(pipeline, "run_notebook"), (pipeline, "refresh_notebook"),
+                         (sweeps, "run_sweep")]:
+        monkeypatch.setattr(target, name, fail)
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.delenv("CHAOSRNN_DATA_DIR", raising=False)
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.standard_normal((600, 3)))
+    nan = rng.standard_normal((600, 3))
+    nan[5, 1] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    (tmp_path / "garbage.npy").write_text("not numpy")
+    (tmp_path / "afile").write_text("")
+    spec = json.loads(json.dumps(SPEC).replace("{tmp}", str(tmp_path)))
+    (tmp_path / "ok.json").write_text(json.dumps(spec))
+    (tmp_path / "bad.json").write_text(json.dumps(spec)[:-10])
+    (tmp_path / "lr.json").write_text(json.dumps({**spec, "settings": {
+        **spec["settings"], "lr": "1e-3"}}))
+    (tmp_path / "latent.json").write_text(json.dumps({**spec, "settings": {
+        **spec["settings"], "latent_dim": 2}}))
+    (tmp_path / "claimed").mkdir()
+    (tmp_path / "claimed" / "spec.json").write_text(json.dumps({**spec, "name": "other"}))
+    return tmp_path
+
+
+def cli(argv: list[str], capsys) -> tuple[int, list[str]]:
+    """Exit status and stderr lines of the command line called in this process."""
+    try:
+        rc = pipeline.main(argv)
+    except SystemExit as stop:
+        rc = stop.code
+    return rc, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_status_2(case, bad_inputs, monkeypatch, capsys):
+    argv, message, setup = BAD_INPUT[case]
+    if setup == "env":
+        monkeypatch.setenv("CHAOSRNN_DATA_DIR", "/nonexistent")
+    elif setup is not None:
+        setup(monkeypatch, bad_inputs)
+    rc, err = cli([a.replace("{tmp}", str(bad_inputs)) for a in argv], capsys)
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"chaosrnn {argv[0]}: error: "), err[0]
+    assert re.search(message, err[0]), err[0]
+    assert not (bad_inputs / "out").exists()
+
+
+def test_bad_input_in_a_real_process_has_no_traceback(bad_inputs):
+    """The same through ``python -m chaosrnn_utils``: one line on stderr, nothing else."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "chaosrnn_utils", "sweep",
+                          str(bad_inputs / "latent.json"), "--out", str(bad_inputs / "out")],
+                         cwd=paths.ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "CHAOSRNN_CACHE_DIR": str(bad_inputs / "cache")})
+    assert out.returncode == 2 and out.stdout == "", out
+    assert out.stderr == ("chaosrnn sweep: error: plrnn: latent_dim 2 < data dimension 3\n")

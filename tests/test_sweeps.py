@@ -255,6 +255,20 @@ def test_spec_json_roundtrip_and_unknown_key(tmp_path):
         SweepSpec.from_json(tmp_path / "bad.json")
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(settings={"lr": "1e-3"}), r"settings field 'lr' must be float, got '1e-3' \(str\)"),
+    (dict(settings={"profile": "quick", "epochs": 2.5}), "settings field 'epochs' must be int"),
+    (dict(grid={"tau": ["5"]}), "grid value of 'tau' must be int or None"),
+    (dict(members=[{"alpha": True}]), "members field 'alpha' must be float"),
+    (dict(test_fraction="0.2"), "spec key 'test_fraction' must be float"),
+])
+def test_a_spec_value_of_the_wrong_type_is_named(change, message):
+    """A spec read from JSON holds whatever types it was written with."""
+    with pytest.raises(ValueError, match=message):
+        sweeps.check_spec_types(SweepSpec(**{**SPEC, **change}))
+    assert sweeps.check_spec_types(SweepSpec(**SPEC)) == SweepSpec(**SPEC)
+
+
 def test_command_line_builds_the_spec_from_flags(tmp_path, monkeypatch):
     seen = {}
 
@@ -265,18 +279,18 @@ def test_command_line_builds_the_spec_from_flags(tmp_path, monkeypatch):
         return df
 
     monkeypatch.setattr(sweeps, "run_sweep", fake_run)
-    rc = pipeline.main(["sweep", "--out", str(tmp_path), "--dataset", "lorenz", "--arch",
+    rc = pipeline.main(["sweep", "--out", str(tmp_path / "a"), "--dataset", "lorenz", "--arch",
                         "lstm", "plrnn", "--tau", "5", "30", "--seeds", "0", "1", "--profile",
                         "quick", "--epochs", "5", "--time-limit", "60", "--split", "2",
-                        "--workers", "2"])
+                        "--workers", "2", "--n-data", "3000"])
     assert rc == sweeps.EXIT_INCOMPLETE
     spec = seen["spec"]
-    assert spec.split == 2 and seen["workers"] == 2
+    assert spec.split == 2 and seen["workers"] == 2 and spec.n_data == 3000
     assert spec.architectures == ["lstm", "plrnn"] and spec.grid == {"tau": [5, 30],
                                                                      "seed": [0, 1]}
     assert spec.train_settings("lstm").epochs == 5 and seen["time_limit"] == 60.0
     spec_file = SweepSpec(**SPEC).to_json(tmp_path / "s.json")
-    assert pipeline.main(["sweep", str(spec_file), "--out", str(tmp_path)]) == 3
+    assert pipeline.main(["sweep", str(spec_file), "--out", str(tmp_path / "b")]) == 3
     assert seen["spec"] == SweepSpec(**SPEC)
     # a spec file and flags together, or a bad spec: an error message, status 2
     assert pipeline.main(["sweep", str(spec_file), "--out", str(tmp_path), "--epochs", "3"]) == 2
