@@ -213,30 +213,73 @@ def condition(df: pd.DataFrame) -> pd.Series:
     return df.apply(one, axis=1)
 
 
+#: a free run is scored only if at least this fraction of its points lies inside the D_stsp
+#: box: a run that settles outside it is scored on a handful of transient points otherwise
+MIN_IN_BOX = 0.5
+#: what a run can be, in the order the rule checks them (:func:`run_status`)
+RUN_STATUSES = ("diverged", "left the box", "no score", "scored")
+
+
+def run_status(df: pd.DataFrame, *, min_in_box: float = MIN_IN_BOX) -> pd.Series:
+    """Per row of a results table: ``diverged`` (training diverged: the member is frozen at
+    its last finite parameters, so its scores say nothing about training), ``left the box``
+    (fewer than ``min_in_box`` of its generated points inside the binned D_stsp's box; the
+    GMM D_stsp has no box, its ``frac_in_box`` is NaN and never fails this test),
+    ``no score`` (D_stsp NaN or inf, e.g. the free run left the floats) or ``scored``."""
+    diverged = df["diverged"].astype(bool) if "diverged" in df else pd.Series(False, df.index)
+    frac = (df["frac_in_box"].astype(float) if "frac_in_box" in df
+            else pd.Series(np.nan, df.index))
+    score = df["D_stsp"].astype(float) if "D_stsp" in df else pd.Series(np.nan, df.index)
+    status = np.select([diverged.to_numpy(), (frac < min_in_box).to_numpy(),
+                        ~np.isfinite(score.to_numpy())],
+                       list(RUN_STATUSES[:3]), default="scored")
+    return pd.Series(status, index=df.index, name="status")
+
+
 def aggregate(df: pd.DataFrame, by: list[str] | None = None,
-              metrics: tuple[str, ...] = ("D_stsp", "D_H")) -> pd.DataFrame:
-    """Mean, standard error and count per group over runs, ignoring NaN scores (training
-    diverged, or the free run left the floats), as the paper aggregates; ``n_diverged``
-    counts the runs whose training diverged."""
-    df = df.assign(condition=condition(df))
+              metrics: tuple[str, ...] = ("D_stsp", "D_H"), *,
+              min_in_box: float = MIN_IN_BOX) -> pd.DataFrame:
+    """Per group: ``n`` runs, ``n_scored`` and the failures by kind (``n_diverged``,
+    ``n_left_box``, ``n_no_score``; :func:`run_status`), ``majority_scored`` (more than half
+    of the runs scored), and the mean and standard error of each metric over the scored runs
+    only (NaN where none was scored). The paper averages over the runs that did not diverge
+    and does not count them; here a failed run is never averaged and always counted."""
+    df = df.assign(condition=condition(df), status=run_status(df, min_in_box=min_in_box))
     by = by or ["architecture", "condition"]
     rows = []
     for key, g in df.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         row: dict[str, Any] = dict(zip(by, key, strict=True))
+        scored = g[g["status"] == "scored"]
         for m in metrics:
-            v = g[m].to_numpy(dtype=float)
+            v = scored[m].to_numpy(dtype=float)
             ok = v[np.isfinite(v)]
             row[m] = ok.mean() if ok.size else np.nan
             row[f"{m}_sem"] = ok.std(ddof=1) / np.sqrt(ok.size) if ok.size > 1 else np.nan
         row["n"] = len(g)
-        row["n_diverged"] = int(g["diverged"].sum()) if "diverged" in g else 0
+        row["n_scored"] = len(scored)
+        row["n_diverged"] = int((g["status"] == "diverged").sum())
+        row["n_left_box"] = int((g["status"] == "left the box").sum())
+        row["n_no_score"] = int((g["status"] == "no score").sum())
+        row["majority_scored"] = 2 * len(scored) > len(g)
         row["frac_in_box"] = float(g["frac_in_box"].mean()) if "frac_in_box" in g else np.nan
         for col in ("mode", "tau"):
             if col in g:
                 row[col] = g[col].iloc[0]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def failure_note(row: pd.Series) -> str:
+    """``"2/3 failed (1 diverged, 1 left the box)"`` for an aggregate row, "" when every run
+    was scored."""
+    failed = int(row["n"]) - int(row["n_scored"])
+    if failed == 0:
+        return ""
+    kinds = [(int(row[c]), k) for c, k in (("n_diverged", "diverged"),
+                                           ("n_left_box", "left the box"),
+                                           ("n_no_score", "no score")) if int(row[c])]
+    return f"{failed}/{int(row['n'])} failed ({', '.join(f'{n} {k}' for n, k in kinds)})"
 
 
 def tau_curve(agg: pd.DataFrame, architecture: str) -> pd.DataFrame:
@@ -248,14 +291,19 @@ def tau_curve(agg: pd.DataFrame, architecture: str) -> pd.DataFrame:
 
 def clip_levels(agg: pd.DataFrame, metric: str = "D_stsp") -> dict[str, float]:
     """Per architecture, the mean ``metric`` of the BPTT (clipping baseline) rows of
-    :func:`aggregate` (NaN where an architecture has none)."""
+    :func:`aggregate`, over their scored runs (NaN where an architecture has none, or none
+    was scored)."""
     return {a: float(agg.loc[(agg["architecture"] == a) & (agg["mode"] == "bptt"), metric]
                      .mean()) for a in ARCHITECTURES}
 
 
 def best_tau(agg: pd.DataFrame, architecture: str, metric: str = "D_stsp") -> tuple[int, float]:
-    """(τ, value) of the lowest mean ``metric`` of one architecture's τ curve."""
+    """(τ, value) of the lowest mean ``metric`` of one architecture's τ curve, among the τ
+    whose runs were mostly scored (:func:`aggregate`'s ``majority_scored``); (-1, NaN) when
+    there is none."""
     curve = tau_curve(agg, architecture).dropna(subset=[metric])
+    if "majority_scored" in curve:
+        curve = curve[curve["majority_scored"].astype(bool)]
     if curve.empty:
         return -1, float("nan")
     row = curve.loc[curve[metric].idxmin()]

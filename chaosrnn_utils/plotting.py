@@ -171,17 +171,41 @@ ARCH_COLORS = {"rnn": "C0", "plrnn": "C1", "lstm": "C2"}
 ARCH_LABELS = {"rnn": "RNN", "plrnn": "PLRNN", "lstm": "LSTM"}
 
 
+def _mark_failures(ax: plt.Axes, x: Any, y: Any, n: Any, n_scored: Any, color: Any) -> None:
+    """Beside each point with failed runs, "failed/n"; a hollow marker over a mean of a
+    minority of scored runs; for a point without any scored run, its count at the bottom."""
+    for xi, yi, ni, si in zip(x, y, n, n_scored, strict=True):
+        failed = int(ni) - int(si)
+        if failed == 0:
+            continue
+        label = f"{failed}/{int(ni)}"
+        if np.isfinite(yi):
+            if 2 * int(si) <= int(ni):
+                ax.plot([xi], [yi], marker="o", ms=8, mfc="white", mec=color, zorder=3)
+            ax.annotate(label, (xi, yi), xytext=(4, 4), textcoords="offset points",
+                        fontsize=7, color=color)
+        else:
+            ax.annotate(f"{label} failed", (xi, 0.02), xycoords=("data", "axes fraction"),
+                        fontsize=7, color=color, ha="center")
+
+
 def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
                    clip: Mapping[str, float] | None = None,
                    tau_pred: Mapping[str, float] | None = None, logy: bool = False,
                    title: str = "") -> plt.Axes:
-    """Fig. 2's panel: ``metric`` (mean ± SEM) against τ per architecture, from ``curves``
-    (architecture → table with ``tau``, ``metric``, ``metric_sem``); clipping baselines per
-    architecture as dashed horizontal lines; τ_pred values (label → τ) as vertical lines."""
+    """Fig. 2's panel: ``metric`` (mean ± SEM over scored runs) against τ per architecture,
+    from ``curves`` (architecture → table with ``tau``, ``metric``, ``metric_sem`` and, from
+    :func:`~chaosrnn_utils.experiments.aggregate`, ``n`` and ``n_scored``); clipping
+    baselines per architecture as dashed horizontal lines; τ_pred values (label → τ) as
+    vertical lines. A τ with failed runs gets "failed/n" beside its marker, and a mean of a
+    minority of scored runs is drawn hollow; a τ with no scored run gets its count at the
+    bottom of the panel."""
     for arch, c in curves.items():
         color = ARCH_COLORS.get(arch, None)
         ax.errorbar(c["tau"], c[metric], yerr=c[f"{metric}_sem"], marker="o", ms=4, lw=1.2,
                     capsize=2, color=color, label=ARCH_LABELS.get(arch, arch))
+        if "n_scored" in c:
+            _mark_failures(ax, c["tau"], c[metric], c["n"], c["n_scored"], color)
         if clip is not None and np.isfinite(clip.get(arch, np.nan)):
             ax.axhline(clip[arch], ls="--", lw=1.0, color=color)
     for k, (label, tau) in enumerate((tau_pred or {}).items()):
@@ -198,11 +222,14 @@ def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
 
 def plot_conditions(ax: plt.Axes, table: Any, metric: str, *, reference: float | None = None,
                     title: str = "", logy: bool = True) -> plt.Axes:
-    """Bar chart of ``metric`` (mean ± SEM) per ``condition`` row of an
-    aggregated table, with an optional reference level (e.g. sparse forcing) dashed."""
+    """Bar chart of ``metric`` (mean ± SEM over scored runs) per ``condition`` row of an
+    aggregated table (failed runs marked as in :func:`plot_tau_sweep`), with an optional
+    reference level (e.g. sparse forcing) dashed."""
     x = np.arange(len(table))
     ax.bar(x, table[metric], yerr=table[f"{metric}_sem"].fillna(0), color="C2", alpha=0.8,
            capsize=2)
+    if "n_scored" in table:
+        _mark_failures(ax, x, table[metric], table["n"], table["n_scored"], "C3")
     if reference is not None:
         ax.axhline(reference, ls="--", color="k", lw=1.0, label="sparse forcing τ = 30")
         ax.legend(fontsize="small")

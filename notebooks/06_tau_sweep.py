@@ -126,9 +126,14 @@ best
 # on a fixed point outside the box or on a cycle (PAPER.md §5), so the successful runs at the
 # best $\tau$ must be on an aperiodic attractor: $\lambda_{max} > 0$ of the model's own orbit
 # and more than half of the generated points counted by the metric. Every data set: one row
-# per member and architecture. A run whose free run leaves the floats (its training may not
-# have diverged) scores NaN and, as in the paper, is left out of the means; the count is
-# printed.
+# per member and architecture. A run is **scored** only when its training did not diverge and
+# at least half of its free run's points lie inside the D_stsp box
+# (`experiments.MIN_IN_BOX`); otherwise it is a failure of a named kind (diverged, left the
+# box, no score), counted in every aggregate row (`n_scored`, `n_diverged`, `n_left_box`,
+# `n_no_score`) and marked in the figure ("failed/n" beside a marker; hollow where fewer
+# than half were scored). Means are over scored runs, and the best τ is chosen among the τ
+# whose runs were mostly scored. (The paper averages over the runs that did not diverge and
+# does not say how many it dropped.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -49,25 +49,49 @@ def test_paper_lorenz_grid_and_ablations():
         [1.0, 10.0, 100.0, 1000.0]
 
 
-def test_aggregate_ignores_diverged_runs_and_finds_the_best_tau():
-    df = pd.DataFrame(dict(
-        architecture=["lstm"] * 6, mode=["sparse"] * 4 + ["bptt"] * 2,
-        tau=[5, 5, 30, 30, 30, 30], tau_spread=0, tau_start=np.nan, clip_norm=np.nan,
-        clip_value=np.nan, truncation=np.nan, window=np.nan, alpha=0.0, seed=[0, 1] * 3,
-        D_stsp=[10.0, 12.0, 0.5, np.nan, 15.0, 17.0], D_H=0.1,
-        diverged=[False, False, False, True, False, False], frac_in_box=1.0))
-    df.loc[4:, "clip_norm"] = 1.0
-    agg = ex.aggregate(df)
-    assert list(agg["condition"]) == ["τ=5", "τ=30", "clip norm 1"]
-    row = agg.set_index("condition").loc["τ=5"]
-    assert row["D_stsp"] == 11.0 and row["D_stsp_sem"] == pytest.approx(np.std([10, 12],
-                                                                                ddof=1) / 2**0.5)
-    assert agg.set_index("condition").loc["τ=30", ["D_stsp", "n", "n_diverged"]].tolist() == \
-        [0.5, 2, 1]
-    assert ex.best_tau(agg, "lstm") == (30, 0.5)
-    clip = ex.clip_levels(agg)
-    assert clip["lstm"] == 16.0 and np.isnan(clip["rnn"])
-    assert list(ex.tau_curve(agg, "lstm")["tau"]) == [5, 30]
+def _runs(**columns) -> pd.DataFrame:
+    n = len(columns["D_stsp"])
+    base = dict(architecture=["lstm"] * n, mode=["sparse"] * n, tau=30, tau_spread=0,
+                tau_start=np.nan, clip_norm=np.nan, clip_value=np.nan, truncation=np.nan,
+                window=np.nan, alpha=0.0, seed=range(n), D_H=0.1, diverged=False,
+                frac_in_box=1.0)
+    return pd.DataFrame({**base, **columns})
+
+
+def test_run_status_names_every_kind_of_failure():
+    df = _runs(D_stsp=[0.5, 8.4, 8.3, np.nan, 14.0, 9.0],
+               diverged=[False, True, False, False, False, False],
+               frac_in_box=[0.97, 1e-4, 8e-5, 1.0, 0.6, np.nan])
+    assert list(ex.run_status(df)) == ["scored", "diverged", "left the box", "no score",
+                                       "scored", "scored"]  # GMM (NaN box fraction): scored
+    assert list(ex.run_status(df, min_in_box=0.7))[4] == "left the box"
+
+
+def test_aggregate_scores_only_scored_runs_and_counts_failures_by_kind():
+    df = _runs(tau=[5, 5, 30, 30, 30, 30, 100, 100, 100],
+               D_stsp=[10.0, 12.0, 0.5, 0.7, 8.4, 15.0, 0.1, 8.3, np.nan],
+               diverged=[False, False, False, False, True, False, False, False, False],
+               frac_in_box=[1.0, 1.0, 0.96, 0.97, 0.9, 0.99, 0.8, 1e-4, 1.0])
+    clip = _runs(D_stsp=[15.0, 17.0, 8.4], diverged=[False, False, True], clip_norm=1.0,
+                 mode="bptt")
+    agg = ex.aggregate(pd.concat([df, clip], ignore_index=True))
+    assert list(agg["condition"]) == ["τ=5", "τ=30", "τ=100", "clip norm 1"]
+    t = agg.set_index("condition")
+    assert t.loc["τ=5", "D_stsp"] == 11.0
+    assert t.loc["τ=5", "D_stsp_sem"] == pytest.approx(np.std([10, 12], ddof=1) / 2**0.5)
+    # τ = 30: the diverged run (frozen at its last parameters, 8.4) is counted, not averaged
+    assert t.loc["τ=30", ["n", "n_scored", "n_diverged", "n_left_box", "n_no_score"]].tolist() \
+        == [4, 3, 1, 0, 0]
+    assert t.loc["τ=30", "D_stsp"] == pytest.approx((0.5 + 0.7 + 15.0) / 3)
+    # τ = 100: one scored run of three (one left the box with 8.3, one has no score)
+    assert t.loc["τ=100", ["n_scored", "n_left_box", "n_no_score"]].tolist() == [1, 1, 1]
+    assert not t.loc["τ=100", "majority_scored"] and t.loc["τ=30", "majority_scored"]
+    # the best τ is chosen among mostly scored cells: τ = 100's single 0.1 does not count
+    assert ex.best_tau(agg, "lstm") == (30, pytest.approx((0.5 + 0.7 + 15.0) / 3))
+    assert ex.clip_levels(agg)["lstm"] == 16.0 and np.isnan(ex.clip_levels(agg)["rnn"])
+    assert ex.failure_note(t.loc["τ=100"]) == "2/3 failed (1 left the box, 1 no score)"
+    assert ex.failure_note(t.loc["τ=5"]) == ""
+    assert list(ex.tau_curve(agg, "lstm")["tau"]) == [5, 30, 100]
 
 
 def test_obtain_copies_the_table_and_reads_it_back(tmp_path, monkeypatch):
@@ -96,3 +120,24 @@ def test_obtain_copies_the_table_and_reads_it_back(tmp_path, monkeypatch):
     assert cfg == chosen[0][0]
     x = torch.randn(1, 3, 12, dtype=torch.float64)  # LSTM state (h, c)
     torch.testing.assert_close(model.step(x), chosen[0][1].step(x), rtol=0, atol=0)
+
+
+def test_tau_sweep_panel_marks_failed_runs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from chaosrnn_utils.plotting import plot_conditions, plot_tau_sweep
+
+    df = _runs(tau=[5, 5, 30, 30, 100, 100], D_stsp=[10.0, 12.0, 0.5, 8.4, 9.0, np.nan],
+               diverged=[False, False, False, True, False, False],
+               frac_in_box=[1.0, 1.0, 1.0, 1.0, 1e-4, 1.0])
+    agg = ex.aggregate(df)
+    fig, (a, b) = plt.subplots(1, 2)
+    plot_tau_sweep(a, {"lstm": ex.tau_curve(agg, "lstm")}, "D_stsp")
+    texts = sorted(t.get_text() for t in a.texts)
+    assert texts == ["1/2", "2/2 failed"]  # τ = 30 half scored (hollow), τ = 100 none
+    plot_conditions(b, agg, "D_stsp")
+    assert sorted(t.get_text() for t in b.texts) == ["1/2", "2/2 failed"]
+    plt.close(fig)
