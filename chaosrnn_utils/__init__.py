@@ -4,7 +4,7 @@ Durstewitz, *On the difficulty of learning chaotic dynamics with RNNs* (NeurIPS 
 Modules: ``systems`` (vector fields, Jacobians, parameter table), ``data`` (trajectories,
 the paper's data sets, embedding, cache, the authors' files), ``lyapunov`` (QR spectra,
 Rosenstein, τ_pred), ``models`` (ensemble RNNs with analytic Jacobians), ``jacobians``
-(Jacobian products, RNN spectra, gradient diagnostics), ``regimes`` (PLRNNs with known
+(Jacobian products, RNN spectra, gradient diagnostics), ``regimes`` (RNNs with known
 dynamics), ``forcing`` (sparse teacher forcing), ``metrics`` (D_stsp, D_H, PE),
 ``training`` (one training loop for every mode, on ensembles), ``fused`` (hand-written
 backpropagation through time for the training rollouts), ``sweeps`` (grids, worker processes,
@@ -27,11 +27,13 @@ from .data import (
 from .forcing import check_tau, forced_rollout, forcing_mask
 from .jacobians import (
     gradient_terms,
+    growth_epsilon,
     loss_gradient_norms,
     orbit,
     orbit_jacobians,
     product_log_norms,
     rnn_lyapunov_spectrum,
+    theorem3_check,
 )
 from .lyapunov import (
     RosensteinResult,
@@ -55,7 +57,20 @@ from .metrics import (
 )
 from .models import LSTM, MODELS, PLRNN, DendPLRNN, ShallowPLRNN, TanhRNN, make_model
 from .pipeline import APPROX, PROFILES, approx_columns, record_summary, select_profile
-from .regimes import REGIMES, chaotic_plrnn, fixed_point_plrnn, quasiperiodic_plrnn, two_cycle_plrnn
+from .regimes import (
+    GOLDEN_ANGLE,
+    REGIMES,
+    Regime,
+    TanhRegime,
+    chaotic_plrnn,
+    curve_profile,
+    fixed_point_plrnn,
+    nearest_rational,
+    quasiperiodic_attracting_rnn,
+    quasiperiodic_plrnn,
+    rotation_number,
+    two_cycle_plrnn,
+)
 from .sweeps import SweepSpec, run_sweep
 from .systems import System, get_system, integrate, system_names
 from .training import MODES, MemberConfig, TrainSettings, member_summary, train
@@ -89,6 +104,15 @@ __all__ = [
     "chaotic_plrnn",
     "fixed_point_plrnn",
     "gradient_terms",
+    "growth_epsilon",
+    "GOLDEN_ANGLE",
+    "Regime",
+    "TanhRegime",
+    "curve_profile",
+    "nearest_rational",
+    "quasiperiodic_attracting_rnn",
+    "rotation_number",
+    "theorem3_check",
     "loss_gradient_norms",
     "make_model",
     "orbit",

@@ -89,17 +89,52 @@ def _jacobian_stream(model, s0: Tensor, n_steps: int, chunk: int) -> Iterator[Ar
 @torch.no_grad()
 def rnn_lyapunov_spectrum(
     model, s0: Tensor, n_steps: int, *, n_align: int = 100, n_transient: int = 500,
-    n_exponents: int | None = None, chunk: int = 1000,
-) -> Array:
+    n_exponents: int | None = None, chunk: int = 1000, return_history: bool = False,
+) -> Array | tuple[Array, Array]:
     """Lyapunov spectrum per step of each member and orbit, shape (E, B, k), by the same QR
     routine as for the benchmark systems (:func:`chaosrnn_utils.lyapunov.qr_spectrum`), on
     the orbit from ``s0`` after ``n_transient`` steps; the first ``n_align`` factors only
-    align the frame."""
+    align the frame. With ``return_history`` also the running estimates, (n_steps, E, B, k),
+    for :func:`chaosrnn_utils.lyapunov.spectrum_standard_error`."""
     s = s0
     for _ in range(n_transient):
         s = model.step(s)
     jacs = _jacobian_stream(model, s, n_align + n_steps, chunk)
-    return qr_spectrum(jacs, n_exponents=n_exponents, discard=n_align)
+    return qr_spectrum(jacs, n_exponents=n_exponents, discard=n_align,
+                       return_history=return_history)
+
+
+def growth_epsilon(log_norms: Tensor | Array, T_lo: int, T_hi: int) -> Array:
+    """The smallest ε with (1 − ε)^T ≤ ||P_T|| ≤ (1 + ε)^T for all T in [T_lo, T_hi], to first
+    order in ε: ε(T_lo, T_hi) = max_{T_lo ≤ T ≤ T_hi} |ℓ_T| / T, ℓ_T = log ||P_T|| the
+    ``log_norms`` of :func:`product_log_norms` (entry T − 1 is the product of T factors).
+    Shape log_norms.shape[:-1]."""
+    ln = np.asarray(log_norms, dtype=np.float64)
+    if not 1 <= T_lo <= T_hi <= ln.shape[-1]:
+        raise ValueError(f"need 1 <= T_lo <= T_hi <= {ln.shape[-1]}, got {T_lo}, {T_hi}")
+    T = np.arange(T_lo, T_hi + 1)
+    return np.max(np.abs(ln[..., T_lo - 1:T_hi]) / T, axis=-1)
+
+
+def theorem3_check(log_norms: Tensor | Array, T0: int, *, ratio: float = 0.5,
+                   eps_max: float = 0.01, atol: float = 1e-12) -> dict[str, float | bool]:
+    """Theorem 3's bound on an orbit: log||∂z_T/∂z_1|| grows sub-linearly in T.
+
+    With ε(a, b) from :func:`growth_epsilon` (maximum over orbits), ``eps_early`` =
+    ε(T0, 2T0) and ``eps_late`` = ε(10T0, 20T0). The check ``holds`` iff
+    eps_late ≤ max(ratio·eps_early, ``atol``) (the needed ε shrinks as T grows: ℓ_T bounded gives
+    eps_late/eps_early ≈ 1/10, ℓ_T ~ c log T about (1/10)·log(20T0)/log(2T0), while
+    ℓ_T ≈ λT with λ ≠ 0 gives ≈ 1; ``atol`` admits rounding noise, ℓ_T ≡ 0 for an isometry) and
+    eps_late ≤ ``eps_max``. Also returned: ``growth`` =
+    max|ℓ_T| over [10T0, 20T0] minus max|ℓ_T| over [T0, 2T0] (≈ 0 when ℓ is bounded, ≈ log 10
+    per unit of c when ℓ ~ c log T, ≈ 18|λ|T0 when exponential). Needs 20·T0 log-norms.
+    """
+    ln = np.asarray(log_norms, dtype=np.float64).reshape(-1, np.shape(log_norms)[-1])
+    early = float(growth_epsilon(ln, T0, 2 * T0).max())
+    late = float(growth_epsilon(ln, 10 * T0, 20 * T0).max())
+    growth = float(np.abs(ln[:, 10 * T0 - 1:20 * T0]).max() - np.abs(ln[:, T0 - 1:2 * T0]).max())
+    holds = late <= max(ratio * early, atol) and late <= eps_max
+    return dict(eps_early=early, eps_late=late, growth=growth, holds=bool(holds))
 
 
 def loss_gradient_norms(

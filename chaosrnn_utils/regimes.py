@@ -1,9 +1,14 @@
-"""PLRNNs with known dynamical regimes, for the theorem notebooks and tests.
+"""RNNs with known dynamical regimes, for the theorem notebooks and tests.
 
-Each constructor returns a :class:`Regime`: the PLRNN's parameters (A diagonal, W
+Each PLRNN constructor returns a :class:`Regime`: the PLRNN's parameters (A diagonal, W
 off-diagonal, h, readout B), an initial state, and the exact Lyapunov exponents where a
 closed form exists. In the positive orthant a PLRNN is linear, z ↦ (diag A + W) z + h, so any
 matrix R = diag A + W can be realised there (A = diag R, W = R − diag R).
+
+:func:`quasiperiodic_attracting_rnn` returns a :class:`TanhRegime` (same interface: ``model``,
+``initial_state``, ``step``, ``latent_dim``): a tanh RNN past a Neimark–Sacker bifurcation,
+whose attracting invariant circle carries quasi-periodic motion. :func:`rotation_number`,
+:func:`nearest_rational` and :func:`curve_profile` check such an orbit.
 """
 
 from __future__ import annotations
@@ -146,5 +151,131 @@ def chaotic_plrnn(latent_dim: int = 8, seed: int = 149, *, a_max: float = 0.9,
                   f"random PLRNN, M = {M}, seed {seed}: λ_max > 0 verified by QR")
 
 
+@dataclass(frozen=True)
+class TanhRegime:
+    """Parameters of a one-member tanh RNN z ↦ tanh(W z + h) (numpy, float64) and what is
+    known about its orbit; the same interface as :class:`Regime`."""
+
+    name: str
+    W: Array  # (M, M)
+    h: Array  # (M,)
+    z0: Array  # (M,) initial state
+    exact_exponents: Array | None  # per step, descending, when known in closed form
+    note: str
+
+    @property
+    def latent_dim(self) -> int:
+        return self.h.size
+
+    def step(self, z: Array) -> Array:
+        """z ↦ tanh(W z + h) (numpy reference of the TanhRNN step)."""
+        return np.tanh(self.W @ z + self.h)
+
+    def model(self, *, obs_dim: int | None = None, dtype: torch.dtype = torch.float64):
+        """The regime as a one-member :class:`chaosrnn_utils.models.TanhRNN`; the readout B
+        observes the first ``obs_dim`` units (default all)."""
+        from .models import TanhRNN
+
+        M = self.latent_dim
+        N = M if obs_dim is None else int(obs_dim)
+        t = lambda a: torch.as_tensor(a, dtype=dtype).unsqueeze(0)  # noqa: E731
+        return TanhRNN.from_parameters(W=t(self.W), h=t(self.h), B=t(np.eye(N, M)))
+
+    def initial_state(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """z0 as an ensemble state of shape (1, 1, M)."""
+        return torch.as_tensor(self.z0, dtype=dtype).reshape(1, 1, -1)
+
+
+GOLDEN_ANGLE = 2 * np.pi * (3 - np.sqrt(5)) / 2
+"""2π(1 − 1/φ) ≈ 2.39996 rad: the rotation by the golden mean, the most irrational angle."""
+
+
+def quasiperiodic_attracting_rnn(*, gain: float = 1.2, angle: float = GOLDEN_ANGLE) -> TanhRegime:
+    """An attracting invariant circle with quasi-periodic motion: the 2-D tanh RNN
+
+        z ↦ tanh(r·R(θ) z),   R(θ) = [[cos θ, −sin θ], [sin θ, cos θ]],   h = 0.
+
+    z = 0 is a fixed point with Jacobian r·R(θ), eigenvalues r·e^{±iθ}: for r < 1 it is a
+    stable focus, at r = 1 the pair crosses the unit circle away from the strong resonances
+    (θ ∉ {0, π/2, 2π/3, π}), a Neimark–Sacker bifurcation. Since tanh u = u − u³/3 + …
+    saturates, the bifurcation is supercritical: for r > 1 the origin repels and an invariant
+    closed curve around it attracts (transverse exponent λ₂ < 0, ≈ −2 ln r to leading order
+    in r − 1 by the normal form; ≈ −0.39 for the defaults, by QR). Its radius is ≈ 0.735–0.783 for
+    r = 1.2, not constant, since the componentwise tanh breaks the rotational symmetry down to
+    rotations by π/2. θ is the golden angle 2π(1 − 1/φ), so the rotation number on the curve
+    (≈ 0.38205 for the defaults, shifted from θ/2π = 0.381966 by the nonlinearity) lies
+    between the Arnold tongues of the low-order resonances p/q, q ≤ 20 (nearest: 5/13 at
+    ≈ 0.0026): the motion is quasi-periodic and λ₁ = 0 (a smooth circle map with irrational
+    rotation number has no exponential stretching). No closed form for λ₂, so
+    ``exact_exponents`` is None.
+
+    Parameters: ``gain`` r (in (1, 1.5]; larger r moves the curve into the tanh saturation),
+    ``angle`` θ in radians. Initial state (0.3, 0.1), inside the curve.
+    """
+    if not 1.0 < gain <= 1.5:
+        raise ValueError(f"need gain in (1, 1.5] for an invariant circle, got {gain}")
+    W = _rotation(angle, gain)
+    return TanhRegime("quasi-periodic attractor", W, np.zeros(2), np.array([0.3, 0.1]), None,
+                      f"tanh(r·R(θ) z), r = {gain}, θ = {angle:.5f}: attracting invariant circle")
+
+
+def rotation_number(points: Array, centre: Array | None = None) -> float:
+    """Mean angle advance per step / 2π of a planar orbit around ``centre`` (default 0):
+    ρ = (ϑ_T − ϑ_1) / (2π (T − 1)) with ϑ_t the unwrapped polar angle of points[t] − centre,
+    ``points`` (T, 2). Unwrapping assumes each step advances by less than π in absolute value
+    (true for ρ in (−½, ½)); on an invariant circle ρ does not depend on the starting point."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 2:
+        raise ValueError(f"points must be (T >= 2, 2), got shape {p.shape}")
+    if centre is not None:
+        p = p - np.asarray(centre, dtype=np.float64)
+    angle = np.unwrap(np.arctan2(p[:, 1], p[:, 0]))
+    return float((angle[-1] - angle[0]) / (2 * np.pi * (p.shape[0] - 1)))
+
+
+def nearest_rational(x: float, q_max: int = 20) -> tuple[int, int, float]:
+    """The fraction p/q with 1 ≤ q ≤ ``q_max`` nearest to x: (p, q, |x − p/q|); ties go to
+    the smallest q."""
+    if q_max < 1:
+        raise ValueError(f"need q_max >= 1, got {q_max}")
+    best = (0, 1, np.inf)
+    for q in range(1, q_max + 1):
+        p = int(np.round(x * q))
+        d = abs(x - p / q)
+        if d < best[2] - 1e-15:
+            best = (p, q, d)
+    return best[0], best[1], float(best[2])
+
+
+def curve_profile(points: Array, n_bins: int = 64, centre: Array | None = None
+                  ) -> dict[str, Array | float]:
+    """Whether a planar orbit lies on a closed curve r = R(ϑ) around ``centre``.
+
+    Bins the polar angle ϑ into ``n_bins`` equal sectors and returns, per sector, the lowest
+    and highest radius (``r_lo``, ``r_hi``, NaN where empty), ``spread`` = max over sectors of
+    r_hi − r_lo (on a smooth curve ≈ |dR/dϑ|·2π/n_bins, on a 2-D blob or a spiral towards a
+    point of order the radius itself), ``r_min`` = the smallest radius (away from 0: no
+    approach to the fixed point) and ``max_gap`` = the largest angular gap between successive
+    sorted angles times T / 2π (a few for an orbit filling the curve, as for an irrational
+    rotation; ≈ T/q for a q-periodic orbit)."""
+    p = np.asarray(points, dtype=np.float64)
+    if centre is not None:
+        p = p - np.asarray(centre, dtype=np.float64)
+    theta = np.mod(np.arctan2(p[:, 1], p[:, 0]), 2 * np.pi)
+    radius = np.hypot(p[:, 0], p[:, 1])
+    k = np.minimum((theta / (2 * np.pi) * n_bins).astype(int), n_bins - 1)
+    r_lo = np.full(n_bins, np.nan)
+    r_hi = np.full(n_bins, np.nan)
+    np.fmin.at(r_lo, k, radius)
+    np.fmax.at(r_hi, k, radius)
+    s = np.sort(theta)
+    gaps = np.diff(np.r_[s, s[0] + 2 * np.pi])
+    return dict(r_lo=r_lo, r_hi=r_hi, spread=float(np.nanmax(r_hi - r_lo)),
+                r_min=float(radius.min()), max_gap=float(gaps.max() * p.shape[0] / (2 * np.pi)))
+
+
 REGIMES = {"fixed_point": fixed_point_plrnn, "two_cycle": two_cycle_plrnn,
-           "quasiperiodic": quasiperiodic_plrnn, "chaos": chaotic_plrnn}
+           "quasiperiodic": quasiperiodic_attracting_rnn, "chaos": chaotic_plrnn}
+"""One constructor per regime of Theorems 1–3; "quasiperiodic" is the attracting invariant
+circle (:func:`quasiperiodic_attracting_rnn`); the neutral linear centre
+:func:`quasiperiodic_plrnn` stays available by name."""
