@@ -250,11 +250,13 @@ plt.show()
 #   not 46.2.
 # - **Rössler** agrees with the paper.
 # - **Duffing**: the paper's 0.01765 per step matches Rosenstein's estimate on the data; the
-#   QR exponent of the generating system is about 20–30 % higher (0.021–0.023 per step,
-#   $\tau_{pred} \approx 30$–33 instead of 39.3).
-# - **Mackey–Glass**: the authors' file is unpublished; we sample every 2 time units, so
-#   Rosenstein's 4.37e-3 per time unit is 8.7e-3 per step (the paper: 8.43e-3). Our
-#   Rosenstein estimate on the embedded series is higher.
+#   QR exponent of the generating system is about 20–40 % higher (0.021–0.025 per step,
+#   $\tau_{pred} \approx 28$–33 instead of 39.3: at this profile's length the estimate moves
+#   that much between machines, see `se_1`).
+# - **Mackey–Glass**: the authors' repository lists a file (`MackeyGlass_data_chaos.npy`),
+#   but no copy could be had here, so its sampling is unknown. We generate our own series
+#   and sample it every 2 time units, so Rosenstein's 4.37e-3 per time unit is 8.7e-3 per
+#   step (the paper: 8.43e-3). Our Rosenstein estimate on the embedded series is higher.
 # - **EEG**: Rosenstein on the embedded file gives far less than the paper's 0.017, which
 #   came from the raw series (not published).
 
@@ -323,7 +325,7 @@ summary = [
 # why the data's own τ_pred may differ from the paper's (PAPER.md §4 and the notes above)
 WHY = {"lorenz": "the paper's λ 0.015 is Rosenstein's for other Lorenz parameters",
        "lorenz2d": "the paper's λ 0.015 is Rosenstein's for other Lorenz parameters",
-       "mackey_glass": "our own sampling (Δt = 2); the authors' file is unpublished",
+       "mackey_glass": "our own series, sampled at Δt = 2 (the authors' file was not at hand)",
        "temperature": "Rosenstein's fit window and lag move λ",
        "eeg": "the paper's λ came from the raw series, not the embedded file"}
 for name in PAPER:

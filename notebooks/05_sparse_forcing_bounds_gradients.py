@@ -106,6 +106,12 @@ for tau, (Ts, g) in curves.items():
           f"to ≈ {g[-1]:.3g} (T = {Ts[-1]})")
 
 # %% [markdown]
+# A caveat on check 1: the loss is a *mean* over the $T$ steps, so each step's contribution to
+# the gradient carries a weight $1/T$, and a gradient whose per-step terms are bounded is flat
+# in $T$ by construction. That flatness therefore shows that no term blows up (BPTT's do), not
+# the size of the bound. The quantitative test of the theory is check 2: the level against
+# $\tau$ grows at the rate $\lambda_{max}$.
+#
 # ## 2. The gradient level against τ
 #
 # For windows of $\tau$ steps started by forcing, the gradient of the loss at the window's
