@@ -241,8 +241,8 @@ def aggregate(df: pd.DataFrame, by: list[str] | None = None,
               min_in_box: float = MIN_IN_BOX) -> pd.DataFrame:
     """Per group: ``n`` runs, ``n_scored`` and the failures by kind (``n_diverged``,
     ``n_left_box``, ``n_no_score``; :func:`run_status`), ``majority_scored`` (more than half
-    of the runs scored), and the mean and standard error of each metric over the scored runs
-    only (NaN where none was scored). The paper averages over the runs that did not diverge
+    of the runs scored), and the mean, standard error and median (``<metric>_median``) of
+    each metric over the scored runs only (NaN where none was scored). The paper averages over the runs that did not diverge
     and does not count them; here a failed run is never averaged and always counted."""
     df = df.assign(condition=condition(df), status=run_status(df, min_in_box=min_in_box))
     by = by or ["architecture", "condition"]
@@ -256,6 +256,7 @@ def aggregate(df: pd.DataFrame, by: list[str] | None = None,
             ok = v[np.isfinite(v)]
             row[m] = ok.mean() if ok.size else np.nan
             row[f"{m}_sem"] = ok.std(ddof=1) / np.sqrt(ok.size) if ok.size > 1 else np.nan
+            row[f"{m}_median"] = float(np.median(ok)) if ok.size else np.nan
         row["n"] = len(g)
         row["n_scored"] = len(scored)
         row["n_diverged"] = int((g["status"] == "diverged").sum())
@@ -297,10 +298,14 @@ def clip_levels(agg: pd.DataFrame, metric: str = "D_stsp") -> dict[str, float]:
                      .mean()) for a in ARCHITECTURES}
 
 
-def best_tau(agg: pd.DataFrame, architecture: str, metric: str = "D_stsp") -> tuple[int, float]:
-    """(τ, value) of the lowest mean ``metric`` of one architecture's τ curve, among the τ
-    whose runs were mostly scored (:func:`aggregate`'s ``majority_scored``); (-1, NaN) when
-    there is none."""
+def best_tau(agg: pd.DataFrame, architecture: str, metric: str = "D_stsp", *,
+             statistic: str = "mean") -> tuple[int, float]:
+    """(τ, value) of the lowest ``statistic`` ("mean" or "median" over scored runs) of
+    ``metric`` on one architecture's τ curve, among the τ whose runs were mostly scored
+    (:func:`aggregate`'s ``majority_scored``); (-1, NaN) when there is none."""
+    if statistic not in ("mean", "median"):
+        raise ValueError(f"statistic must be 'mean' or 'median', got {statistic!r}")
+    metric = metric if statistic == "mean" else f"{metric}_median"
     curve = tau_curve(agg, architecture).dropna(subset=[metric])
     if "majority_scored" in curve:
         curve = curve[curve["majority_scored"].astype(bool)]

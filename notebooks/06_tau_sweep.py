@@ -119,10 +119,15 @@ best
 # %% [markdown]
 # ## Checks
 #
-# For Lorenz-63 the paper's effect must show, whatever the profile: the LSTM's mean
-# $D_{stsp}$ is lowest at a $\tau$ between a quarter and twice the paper's
+# For Lorenz-63 the paper's effect must show, whatever the profile: the LSTM's median
+# $D_{stsp}$ over scored runs is lowest at a $\tau$ between a quarter and twice the paper's
 # $\tau_{pred} = 46.2$, and that minimum is at least 10× below its value at $\tau = 5$, at
-# $\tau = 200$ and under clipped BPTT. A low $D_{stsp}$ could also come from a model that sits
+# $\tau = 200$ and under clipped BPTT. The median, not the mean: at the quick budget (3
+# seeds, 300 epochs) whether a seed at the best $\tau$ succeeds (about 0.3) or stalls on a
+# fixed point (about 14) differs from one CPU to another (chaos amplifies the last bits of
+# training), and one stalled seed of three moves the mean from 0.3 to about 5 while the
+# median stays. Measured: τ = 30 gave 0.29 / 0.25 / 0.63 on one machine and 0.33 / 14.1 /
+# 0.12 on another. A low $D_{stsp}$ could also come from a model that sits
 # on a fixed point outside the box or on a cycle (PAPER.md §5), so the successful runs at the
 # best $\tau$ must be on an aperiodic attractor: $\lambda_{max} > 0$ of the model's own orbit
 # and more than half of the generated points counted by the metric. Every data set: one row
@@ -144,16 +149,19 @@ print(f"runs without finite D_stsp: {len(blown)} of {len(results)} "
       f"{int(results['diverged'].sum())})")
 if dataset == "lorenz":
     lstm = curves["lstm"].set_index("tau")
-    t_best, d_best = ex.best_tau(agg, "lstm")
+    clip_median = float(agg.loc[(agg["architecture"] == "lstm") & (agg["mode"] == "bptt"),
+                                "D_stsp_median"].iloc[0])
+    t_best, d_best = ex.best_tau(agg, "lstm", statistic="median")
     assert 46.2 / 4 <= t_best <= 2 * 46.2, t_best
-    for worse in (lstm.loc[5, "D_stsp"], lstm.loc[200, "D_stsp"], clip["lstm"]):
+    for worse in (lstm.loc[5, "D_stsp_median"], lstm.loc[200, "D_stsp_median"], clip_median):
         assert d_best * 10 <= worse, (d_best, worse)
     at_best = results[(results["architecture"] == "lstm") & (results["mode"] == "sparse")
                       & (results["tau"] == t_best)]
     good = at_best[at_best["D_stsp"] < 1.0]
     assert len(good) >= 2 and (good["lambda_max"] > 0).all() and (good["frac_in_box"] > 0.5).all()
-    print(f"LSTM: best τ = {t_best} (D_stsp {d_best:.3f}); τ = 5: {lstm.loc[5, 'D_stsp']:.2f}, "
-          f"τ = 200: {lstm.loc[200, 'D_stsp']:.2f}, clipping: {clip['lstm']:.2f}; "
+    print(f"LSTM, medians over scored runs: best τ = {t_best} (D_stsp {d_best:.3f}); "
+          f"τ = 5: {lstm.loc[5, 'D_stsp_median']:.2f}, τ = 200: "
+          f"{lstm.loc[200, 'D_stsp_median']:.2f}, clipping: {clip_median:.2f}; "
           f"λ_max of the good runs {good['lambda_max'].round(4).tolist()}")
 
 # %% [markdown]

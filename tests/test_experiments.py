@@ -88,6 +88,11 @@ def test_aggregate_scores_only_scored_runs_and_counts_failures_by_kind():
     assert not t.loc["τ=100", "majority_scored"] and t.loc["τ=30", "majority_scored"]
     # the best τ is chosen among mostly scored cells: τ = 100's single 0.1 does not count
     assert ex.best_tau(agg, "lstm") == (30, pytest.approx((0.5 + 0.7 + 15.0) / 3))
+    # one failed seed of three moves the mean by 5, the median not: the robust statistic
+    assert t.loc["τ=30", "D_stsp_median"] == 0.7
+    assert ex.best_tau(agg, "lstm", statistic="median") == (30, 0.7)
+    with pytest.raises(ValueError, match="statistic"):
+        ex.best_tau(agg, "lstm", statistic="mode")
     assert ex.clip_levels(agg)["lstm"] == 16.0 and np.isnan(ex.clip_levels(agg)["rnn"])
     assert ex.failure_note(t.loc["τ=100"]) == "2/3 failed (1 left the box, 1 no score)"
     assert ex.failure_note(t.loc["τ=5"]) == ""
