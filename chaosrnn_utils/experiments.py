@@ -242,8 +242,9 @@ def aggregate(df: pd.DataFrame, by: list[str] | None = None,
     """Per group: ``n`` runs, ``n_scored`` and the failures by kind (``n_diverged``,
     ``n_left_box``, ``n_no_score``; :func:`run_status`), ``majority_scored`` (more than half
     of the runs scored), and the mean, standard error and median (``<metric>_median``) of
-    each metric over the scored runs only (NaN where none was scored). The paper averages over the runs that did not diverge
-    and does not count them; here a failed run is never averaged and always counted."""
+    each metric over the scored runs only (NaN where none was scored). The paper averages
+    over the runs that did not diverge and does not count them; here a failed run is never
+    averaged and always counted."""
     df = df.assign(condition=condition(df), status=run_status(df, min_in_box=min_in_box))
     by = by or ["architecture", "condition"]
     rows = []

@@ -24,8 +24,8 @@
 # freely from a data-inferred state $z_1 = B^{+}x_1$, and drawn in 3-D beside the true
 # attractor; at each $\tau$ the scored run (`experiments.run_status`) with the lowest
 # $D_{stsp}$ (so even the best run of a bad $\tau$ is shown); the best $\tau$ is the one with
-# the lowest median, as in notebook 06's check. In the paper: $\tau = 5$ collapses onto a loop, $\tau = 30$ overlaps the
-# butterfly, $\tau = 200$ is a distorted blob.
+# the lowest median, as in notebook 06's check. In the paper: $\tau = 5$ collapses onto a
+# loop, $\tau = 30$ overlaps the butterfly, $\tau = 200$ is a distorted blob.
 #
 # The models come from notebook 06's sweep (same profile): `source = "train"` runs or resumes
 # that sweep (nothing to do when notebook 06 ran) and saves the three models to
