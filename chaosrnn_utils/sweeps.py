@@ -606,6 +606,19 @@ def _note(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _check_data_fits(spec: SweepSpec, x_train: np.ndarray, x_test: np.ndarray) -> None:
+    """Each architecture's settings valid for the training series, latent_dim at least the
+    data dimension, and a test set long enough for the evaluation (ValueError otherwise)."""
+    for arch in spec.architectures:
+        s = spec.train_settings(arch).validate(x_train.shape[0])
+        if s.latent_dim < x_train.shape[1]:
+            raise ValueError(f"{arch}: latent_dim {s.latent_dim} < data dimension "
+                             f"{x_train.shape[1]}")
+    if x_test.shape[0] < 100:
+        raise ValueError(f"test set of {x_test.shape[0]} steps too short for the evaluation "
+                         "(needs >= 100): raise n_data or test_fraction")
+
+
 def run_sweep(
     spec: SweepSpec,
     out_dir: str | Path,
@@ -636,14 +649,7 @@ def run_sweep(
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     out_dir = Path(out_dir)
     x_train, x_test = load_sweep_data(spec)
-    obs_dim = x_train.shape[1]
-    for arch in spec.architectures:
-        s = spec.train_settings(arch).validate(x_train.shape[0])
-        if s.latent_dim < obs_dim:
-            raise ValueError(f"{arch}: latent_dim {s.latent_dim} < data dimension {obs_dim}")
-    if x_test.shape[0] < 100:
-        raise ValueError(f"test set of {x_test.shape[0]} steps too short for the evaluation "
-                         "(needs >= 100): raise n_data or test_fraction")
+    _check_data_fits(spec, x_train, x_test)
     inputs = sweep_inputs(spec, x_train, x_test)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _locked(out_dir):
@@ -837,14 +843,7 @@ def _check_inputs(spec: SweepSpec, out: Path, device: str | None) -> None:
         if _dataset_kind(spec.dataset) != "file" or spec.dataset in str(err):
             raise
         raise ValueError(f"cannot read dataset file {spec.dataset!r}: {err}") from err
-    for arch in spec.architectures:
-        s = spec.train_settings(arch).validate(x_train.shape[0])
-        if s.latent_dim < x_train.shape[1]:
-            raise ValueError(f"{arch}: latent_dim {s.latent_dim} < data dimension "
-                             f"{x_train.shape[1]}")
-    if x_test.shape[0] < 100:
-        raise ValueError(f"test set of {x_test.shape[0]} steps too short for the evaluation "
-                         "(needs >= 100): raise n_data or test_fraction")
+    _check_data_fits(spec, x_train, x_test)
     if device is not None:
         try:
             dev = torch.device(device)
