@@ -7,9 +7,12 @@
 
 ``test`` with arguments passes them to pytest and runs one pass only (e.g. one file);
 ``reproduce`` passes further arguments on, e.g. ``--profile paper`` or ``--only 01``;
+``python3 tasks.py fetch-data`` downloads and verifies the authors' data files (data/README.md);
 ``python3 tasks.py sweep ...`` runs a training sweep (see ``python -m chaosrnn_utils sweep -h``)
 with the same environment (one BLAS thread, glibc heap kept between updates).
-The virtual environment lives in ``.venv/`` and is reinstalled when ``pyproject.toml`` changes.
+The virtual environment lives in ``.venv/`` and is reinstalled when ``pyproject.toml`` changes;
+``test`` installs the ``test`` extra (pytest, nbval, ruff, ...) as well, and, as root with apt,
+SLURM for the real-SLURM test.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import venv
@@ -28,18 +32,45 @@ PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 STAMP = VENV / ".chaosrnn-installed"
 
 
-def setup() -> None:
-    """Create .venv and install the package with its pinned dependencies (once per change)."""
+def setup(extras: tuple[str, ...] = ()) -> None:
+    """Create .venv and install the package with its pinned dependencies and the optional
+    ``extras`` (e.g. ``("test",)``), once per change of pyproject.toml or of the extras: the
+    stamp records the file's SHA-256 and the extras installed; a stamp with more extras than
+    asked for also counts."""
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if PY.exists() and STAMP.exists() and STAMP.read_text() == wanted:
-        return
+    if PY.exists() and STAMP.exists():
+        digest, _, have = STAMP.read_text().partition(" ")
+        if digest == wanted and set(extras) <= set(have.split(",")) - {""}:
+            return
     if not PY.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("installing chaosrnn-utils and its pinned dependencies", flush=True)
+    target = str(ROOT) + (f"[{','.join(extras)}]" if extras else "")
+    print(f"installing chaosrnn-utils{'[' + ','.join(extras) + ']' if extras else ''} and its "
+          "pinned dependencies", flush=True)
     subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "-e", str(ROOT)], check=True)
-    STAMP.write_text(wanted)
+                    "-e", target], check=True)
+    STAMP.write_text(f"{wanted} {','.join(sorted(extras))}")
+
+
+def install_slurm() -> None:
+    """Install Debian's ``slurm-wlm`` and ``munge`` for the real-SLURM test when they are
+    missing and this is root on a machine with apt; otherwise say in one line why not (the
+    test then skips)."""
+    if shutil.which("slurmctld") and shutil.which("munged"):
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("SLURM is not installed (needs root and apt-get: apt-get install slurm-wlm "
+              "munge); the SLURM test will skip", flush=True)
+        return
+    print("installing slurm-wlm and munge for the SLURM test (apt-get)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"]
+    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+            print("apt-get could not install slurm-wlm and munge; the SLURM test will skip",
+                  flush=True)
 
 
 # The second pass of ``test``: the tests and notebooks whose numbers depend on the last bits of
@@ -64,10 +95,10 @@ FLOAT_SENSITIVE = [
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("reproduce", "test", "setup", "sweep"):
+    if not argv or argv[0] not in ("reproduce", "test", "setup", "sweep", "fetch-data"):
         print(__doc__)
         return 2
-    setup()
+    setup(("test",) if argv[0] == "test" else ())
     env = dict(os.environ)
     # one BLAS/OpenMP thread: results are identical from run to run on one machine (another
     # CPU gives the same conclusions within the seed spread, not the same last digits)
@@ -81,9 +112,13 @@ def main(argv: list[str]) -> int:
         env.setdefault(var, value)
     if argv[0] == "setup":
         return 0
+    if argv[0] == "fetch-data":
+        return subprocess.run([str(PY), "-m", "chaosrnn_utils.fetch", *argv[1:]], cwd=ROOT,
+                              env=env).returncode
     if argv[0] in ("reproduce", "sweep"):
         return subprocess.run([str(PY), "-m", "chaosrnn_utils", *argv], cwd=ROOT,
                               env=env).returncode
+    install_slurm()
     pytest = [str(PY), "-m", "pytest"]
     first = subprocess.run([*pytest, *argv[1:]], cwd=ROOT, env=env).returncode
     if len(argv) > 1:
