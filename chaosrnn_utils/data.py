@@ -168,15 +168,46 @@ PAPER_DATASETS = {
 }
 
 
+def mackey_glass_source() -> str:
+    """What ``paper_dataset("mackey_glass")`` gives here: the authors' file where it is found
+    locally (checked by its git blob id, see :mod:`chaosrnn_utils.fetch`), otherwise our own
+    generated series (the label every use of it carries)."""
+    from .fetch import MACKEY_GLASS_FILE, locate
+
+    if locate(MACKEY_GLASS_FILE) is not None:
+        return f"authors' file {MACKEY_GLASS_FILE}"
+    return ("ours: generated Mackey-Glass (delay 17), sampled every 2 time units, "
+            "delay-embedded in 6-D with lag 4 (the authors' file is not here)")
+
+
+def _authors_mackey_glass(n_steps: int) -> Array | None:
+    """The authors' Mackey–Glass file (first ``n_steps`` rows; a scalar series is embedded as
+    ours is), or None where it is not found locally."""
+    from .fetch import MACKEY_GLASS_FILE, locate
+
+    found = locate(MACKEY_GLASS_FILE)
+    if found is None:
+        return None
+    x = np.load(found, allow_pickle=False)
+    if x.ndim == 1 or (x.ndim == 2 and x.shape[1] == 1):
+        x = delay_embed(np.ravel(x), **MACKEY_GLASS_EMBEDDING)
+    if x.ndim != 2 or x.shape[0] < 100:
+        raise ValueError(f"{found} has shape {x.shape}; expected a series (n, d), n >= 100")
+    return check_series(x[:n_steps], name=str(found))
+
+
 def paper_dataset(name: str, n_steps: int = 100_000, *, seed: int = 0) -> Array:
     """One of the paper's data sets by its short name (``PAPER_DATASETS``): simulated sets are
-    generated (``n_steps`` samples), empirical ones loaded with :func:`load_empirical`."""
+    generated (``n_steps`` samples), empirical ones loaded with :func:`load_empirical`.
+    Mackey–Glass: the authors' file where found locally, else ours (:func:`mackey_glass_source`)."""
     if name not in PAPER_DATASETS:
         raise KeyError(f"unknown data set {name!r}; known: {', '.join(PAPER_DATASETS)}")
     spec = PAPER_DATASETS[name]
     if "empirical" in spec:
         return load_empirical(spec["empirical"])
     if name == "mackey_glass":
+        if (authors := _authors_mackey_glass(n_steps)) is not None:
+            return authors
         extra = (MACKEY_GLASS_EMBEDDING["dim"] - 1) * MACKEY_GLASS_EMBEDDING["lag"]
         x = generate("mackey_glass", n_steps + extra, seed=seed)
         return delay_embed(x[:, 0], **MACKEY_GLASS_EMBEDDING)
@@ -259,18 +290,29 @@ def find_empirical(name: str, path: str | Path | None = None) -> Path | None:
 
 def load_empirical(name: str, path: str | Path | None = None, *, verify: bool = True) -> Array:
     """Load one of the authors' data files (``EMPIRICAL``), checking shape, finiteness and
-    (``verify``) SHA-256. A missing or wrong file raises an error that says where to get it."""
+    (``verify``) SHA-256. Without ``path``, a file found in no local folder is downloaded
+    (:func:`chaosrnn_utils.fetch.fetch`). A missing or wrong file raises an error that says
+    where to get it."""
     spec = EMPIRICAL.get(name)
     if spec is None:
         raise KeyError(f"unknown empirical data set {name!r}; known: {', '.join(EMPIRICAL)}")
     found = find_empirical(name, path)
     where = f"{spec.filename} (SHA-256 {spec.sha256}) from {SOURCE_URL}"
+    download = ""
+    if found is None and path is None:  # in no local folder: download it
+        from .fetch import DataUnavailable, fetch
+
+        try:
+            found = fetch(spec.filename)
+        except DataUnavailable as err:
+            download = f" and could not be downloaded ({err.reason})"
     if found is None:
         dirs = [path] if path is not None else paths.empirical_data_dirs()
         searched = [str(d) for d in dirs]
         raise FileNotFoundError(
-            f"{name} data not found (looked in: {', '.join(searched)}). Download {where} "
-            "into data/external/ or set CHAOSRNN_DATA_DIR to its folder."
+            f"{name} data not found (looked in: {', '.join(searched)}){download}. Download "
+            f"{where} into data/external/ or set CHAOSRNN_DATA_DIR to its folder "
+            "(python3 tasks.py fetch-data does this online)."
         )
     if verify and (digest := _sha256(found)) != spec.sha256:
         raise ValueError(f"{found} has SHA-256 {digest}; expected {where}")

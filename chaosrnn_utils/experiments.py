@@ -24,7 +24,8 @@ import pandas as pd
 import torch
 
 from . import paths, training
-from .data import PAPER_DATASETS, find_empirical
+from .data import EMPIRICAL, PAPER_DATASETS, find_empirical
+from .fetch import MACKEY_GLASS_FILE, fetch_or_none
 from .models import MODELS, make_model
 from .sweeps import SweepSpec, load_sweep_data, run_sweep, sweep_jobs
 from .training import MemberConfig
@@ -146,9 +147,14 @@ def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
 
 def dataset_available(dataset: str) -> bool:
     """Whether a data set can be made here (simulated ones always; the empirical ones when
-    the authors' file is found, see :func:`~chaosrnn_utils.data.find_empirical`)."""
+    the authors' file is found, see :func:`~chaosrnn_utils.data.find_empirical`, or can be
+    downloaded: one line on stderr when not). The main job's way to fetch what it needs."""
     spec = PAPER_DATASETS[dataset]
-    return "empirical" not in spec or find_empirical(spec["empirical"]) is not None
+    if dataset == "mackey_glass":  # the authors' file where it can be had, else ours
+        fetch_or_none(MACKEY_GLASS_FILE)
+    if "empirical" not in spec or find_empirical(spec["empirical"]) is not None:
+        return True
+    return fetch_or_none(EMPIRICAL[spec["empirical"]].filename) is not None
 
 
 def obtain(spec: SweepSpec, profile: str, source: str = "train", *, workers: int = 2,

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import pooch
+
 ROOT = Path(__file__).resolve().parents[1]
 if not (ROOT / "pyproject.toml").exists():  # installed non-editable: work from the cwd
     ROOT = Path.cwd()
@@ -24,10 +26,15 @@ BUILD_DIR = ROOT / "build"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 
 
+#: where ``python3 tasks.py fetch-data`` downloads the authors' files (pooch's user cache)
+USER_CACHE = Path(os.environ.get("CHAOSRNN_USER_CACHE") or pooch.os_cache("chaosrnn"))
+
+
 def empirical_data_dirs() -> list[Path]:
     """Folders searched for the authors' data files, in order: ``$CHAOSRNN_DATA_DIR``,
-    ``data/external/`` and ``../shared/data/`` beside the repository."""
-    dirs = [DATA_DIR / "external", ROOT.parent / "shared" / "data"]
+    ``data/external/``, ``../shared/data/`` beside the repository, and the user cache
+    (``USER_CACHE``) that :mod:`chaosrnn_utils.fetch` downloads into."""
+    dirs = [DATA_DIR / "external", ROOT.parent / "shared" / "data", USER_CACHE]
     env = os.environ.get("CHAOSRNN_DATA_DIR")
     return ([Path(env)] if env else []) + dirs
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: one torch thread, and the authors' data folder (../shared/data)."""
+"""Shared fixtures: one torch thread, no downloads, and the authors' data folder
+(../shared/data)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ def authors_file():
         return path
 
     return need
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_downloads():
+    """The tests never download the authors' files (tests/test_fetch.py passes its own
+    downloaders): a file in no local folder is missing, at once."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHAOSRNN_OFFLINE", "1")
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")
