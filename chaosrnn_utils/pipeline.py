@@ -491,7 +491,19 @@ def _build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--split", type=_positive_int,
                      help="sub-ensembles per architecture (flags only)")
     swp.add_argument("--workers", type=_positive_int, default=1,
-                     help="processes running jobs side by side (one torch thread each)")
+                     help="processes running jobs side by side (one torch thread each; "
+                     "with several GPUs each its own)")
+    swp.add_argument("--executor", choices=("local", "slurm"), default="local",
+                     help="local worker processes, or one SLURM job array (submitit)")
+    swp.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's)")
+    swp.add_argument("--slurm-time", type=_positive_int, default=60, metavar="MINUTES",
+                     help="time limit of each SLURM job; one that reaches it is requeued and "
+                     "resumes from its checkpoint (default 60)")
+    swp.add_argument("--slurm-array-parallelism", type=_positive_int, default=64,
+                     help="SLURM jobs running at once (default 64)")
+    swp.add_argument("--slurm-gpus", type=_positive_int, help="GPUs per SLURM job")
+    swp.add_argument("--job", help="run only this job of the sweep (e.g. lstm-0), for any "
+                     "scheduler; the plain command then collects the parts")
     return parser
 
 

@@ -40,6 +40,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -65,8 +66,8 @@ from . import metrics, paths, training
 from .models import MODELS
 from .training import MemberConfig, TrainSettings
 
-__all__ = ["SweepSpec", "load_sweep_data", "run_sweep", "spec_from_args", "sweep_inputs",
-           "sweep_jobs", "sweep_main"]
+__all__ = ["SlurmOptions", "SweepSpec", "load_sweep_data", "run_job", "run_sweep",
+           "spec_from_args", "sweep_inputs", "sweep_jobs", "sweep_main", "worker_devices"]
 
 MEMBER_FIELDS = tuple(f.name for f in fields(MemberConfig))
 SETTINGS_FIELDS = tuple(f.name for f in fields(TrainSettings) if f.name != "model")
@@ -369,8 +370,8 @@ class SweepInUse(ValueError):
 
 
 @contextmanager
-def _locked(out_dir: Path) -> Iterator[None]:
-    """Hold an exclusive, non-blocking ``flock`` on ``out_dir/.lock`` (which records pid and
+def _locked(out_dir: Path, name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive, non-blocking ``flock`` on ``out_dir/<name>`` (which records pid and
     host) for the block: a second run on the folder fails at once with a one-line ValueError
     naming the holder. Without ``fcntl`` (not POSIX) or file-system locks: no lock."""
     try:
@@ -378,7 +379,8 @@ def _locked(out_dir: Path) -> Iterator[None]:
     except ImportError:
         yield
         return
-    path = out_dir / ".lock"
+    path = out_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
@@ -528,10 +530,27 @@ _COST = {"lstm": 3.0}
 _PR_SET_PDEATHSIG = 1
 
 
-def _worker_init(parent: int) -> None:
-    """Initializer of each worker process: die with the parent ``parent`` (the sweep's
+def worker_devices(workers: int, device: str | None, n_cuda: int) -> list[str | None]:
+    """The device of each of ``workers`` local worker processes: ``device`` when given (all
+    the same), else with ``n_cuda`` > 1 GPUs worker k gets ``cuda:{k mod n_cuda}`` (its own
+    GPU while workers ≤ GPUs), else None (each job's default: ``cuda`` or the CPU)."""
+    if device is not None or n_cuda < 2:
+        return [device] * workers
+    return [f"cuda:{k % n_cuda}" for k in range(workers)]
+
+
+#: the device a local worker process was given (:func:`worker_devices`), None elsewhere
+_WORKER_DEVICE: str | None = None
+
+
+def _worker_init(parent: int, devices: Any = None) -> None:
+    """Initializer of each worker process: take this worker's device from the queue
+    ``devices`` (:func:`worker_devices`), and die with the parent ``parent`` (the sweep's
     process). Linux: the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``);
     elsewhere, and as a second guard, a daemon thread exits when the parent pid changes."""
+    global _WORKER_DEVICE
+    if devices is not None:
+        _WORKER_DEVICE = devices.get()
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL),
@@ -561,6 +580,8 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
     of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here."""
     if threads is not None:
         torch.set_num_threads(threads)
+    if device is None:
+        device = _WORKER_DEVICE
     spec = SweepSpec.from_dict(spec_dict)
     out = Path(out_dir)
     part, ckpt = out / "parts" / f"{job}.csv", out / "checkpoints" / f"{job}.pt"
@@ -627,6 +648,8 @@ def run_sweep(
     time_limit: float | None = None,
     workers: int = 1,
     progress: bool = True,
+    executor: str = "local",
+    slurm: SlurmOptions | None = None,
 ) -> pd.DataFrame:
     """Train and evaluate the sweep into ``out_dir`` (layout: module docstring).
 
@@ -643,10 +666,24 @@ def run_sweep(
     finished ensemble is always evaluated. Returns the rows done so far (``results.csv`` once
     complete), sorted by architecture (spec order) and member; ``df.attrs["complete"]`` says
     whether the sweep is finished and ``df.attrs["pending"]`` lists the jobs still to do.
+
+    ``executor="slurm"`` submits the unfinished jobs as one SLURM job array through submitit
+    (``slurm``: :class:`SlurmOptions`) instead, waits for them holding the folder's lock, and
+    collects their parts; a job preempted or timed out is requeued and resumes from its
+    checkpoint; jobs of an interrupted earlier call still queued are waited for, not
+    submitted again (``out_dir/slurm/submitted.json``). ``workers`` and ``time_limit`` are
+    the local executor's.
     """
     spec.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    if executor == "slurm" and time_limit is not None:
+        raise ValueError("time_limit is the local executor's; on SLURM give each job's time "
+                         "(SlurmOptions.time_min, --slurm-time)")
+    if executor == "slurm":
+        slurm = (slurm or SlurmOptions()).validate()
     out_dir = Path(out_dir)
     x_train, x_test = load_sweep_data(spec)
     _check_data_fits(spec, x_train, x_test)
@@ -656,6 +693,8 @@ def run_sweep(
         if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
             _note(note)
         _remove_stale_temporaries(out_dir)
+        if executor == "slurm":
+            return _run_slurm(spec, out_dir, inputs, device, slurm, progress)
         return _run_jobs(spec, out_dir, inputs, device, time_limit, workers, progress)
 
 
@@ -710,8 +749,13 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
     else:
         todo.sort(key=lambda j: -_COST.get(j[1], 1.0) * len(j[2]))
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                                 initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+        n_proc = min(workers, len(todo))
+        devices = ctx.Queue()
+        n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        for d in worker_devices(n_proc, dev, n_cuda):
+            devices.put(d)
+        with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(os.getpid(), devices)) as pool:
             futures = [pool.submit(_run_job, spec.to_dict(), str(out_dir), job, arch, index, dev,
                                    deadline, False, inputs, 1) for job, arch, index in todo]
             try:
@@ -724,7 +768,13 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
                 for fut in futures:  # do not start more jobs; running ones end normally
                     fut.cancel()
                 raise
+    return _table(spec, out_dir, inputs, say)
+
+
+def _table(spec: SweepSpec, out_dir: Path, inputs: dict[str, str], say: Any) -> pd.DataFrame:
+    """The rows of the finished parts; ``results.csv`` once every job is finished."""
     # parts are checked again before they make the table (one damaged since is redone later)
+    jobs = sweep_jobs(spec)
     finished = _finished_parts(spec, out_dir, inputs, jobs)
     pending = [j[0] for j in jobs if j[0] not in finished]
     result = _collect(spec, out_dir / "parts", finished)
@@ -737,6 +787,182 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
     result.attrs["pending"] = pending
     return result
 
+
+# ---------------------------------------------------------------------------- one job, SLURM
+
+
+EXECUTORS = ("local", "slurm")
+
+
+def run_job(spec: SweepSpec, out_dir: str | Path, job: str, *,
+            device: torch.device | str | None = None, progress: bool = True) -> bool:
+    """Train (or resume) and evaluate the single job ``job`` (a name of :func:`sweep_jobs`)
+    into ``out_dir``, for any scheduler: it holds only that job's lock
+    (``checkpoints/<job>.lock``), so jobs of one sweep run side by side; the plain sweep
+    command afterwards finds their parts. Returns whether the job is finished."""
+    spec.validate()
+    out_dir = Path(out_dir)
+    names = {name: (arch, index) for name, arch, index in sweep_jobs(spec)}
+    if job not in names:
+        _unknown("job", [job], list(names))
+    x_train, x_test = load_sweep_data(spec)
+    _check_data_fits(spec, x_train, x_test)
+    inputs = sweep_inputs(spec, x_train, x_test)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
+        _note(note)
+    arch, index = names[job]
+    with _locked(out_dir, f"checkpoints/{job}.lock"):
+        if job in _finished_parts(spec, out_dir, inputs, [(job, arch, index)]):
+            print(f"[{spec.name}] {job}: done", flush=True)
+            return True
+        ckpt = out_dir / "checkpoints" / f"{job}.pt"
+        if ckpt.exists():
+            try:
+                epoch = training.read_checkpoint(ckpt)["epoch"]
+                print(f"[{spec.name}] {job}: resuming from {ckpt} at epoch {epoch}", flush=True)
+            except training.CheckpointError:
+                pass  # _run_job moves it aside and says so
+        dev = None if device is None else str(device)
+        _, done, message, notes = _run_job(spec.to_dict(), str(out_dir), job, arch, index,
+                                           dev, None, progress, inputs)
+    for line in notes:
+        _note(line)
+    print(message, flush=True)
+    return done
+
+
+@dataclass
+class SlurmOptions:
+    """How :func:`run_sweep` submits a sweep's jobs to SLURM (submitit's ``AutoExecutor``):
+    ``partition`` (None: the cluster's default), ``time_min`` per job (a job that reaches it
+    is requeued and resumes from its checkpoint, up to ``max_requeue`` times), at most
+    ``array_parallelism`` jobs running at once, ``gpus_per_job`` (0: CPU), ``cpus_per_job``
+    (torch threads of the job), ``poll_s`` between the parent's looks at the queue and
+    ``extra``: further submitit parameters (e.g. ``{"slurm_account": "lab"}``)."""
+
+    partition: str | None = None
+    time_min: int = 60
+    array_parallelism: int = 64
+    gpus_per_job: int = 0
+    cpus_per_job: int = 1
+    max_requeue: int = 3
+    poll_s: float = 10.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> SlurmOptions:
+        """Raise a one-line ValueError for a bad option."""
+        for name in ("time_min", "array_parallelism", "cpus_per_job"):
+            _positive_int(getattr(self, name), f"slurm {name}")
+        for name in ("gpus_per_job", "max_requeue"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"slurm {name} must be an integer >= 0, got {value!r}")
+        if not self.poll_s > 0:
+            raise ValueError(f"slurm poll_s must be > 0, got {self.poll_s!r}")
+        return self
+
+
+_SlurmTask: type | None = None
+
+
+def _slurm_task_class() -> type:
+    """The callable a SLURM job runs: :func:`run_job` on its job, as a submitit
+    ``Checkpointable`` (on preemption or timeout it is requeued with the same arguments and
+    resumes from the job's checkpoint). Built on first use: submitit is imported only here."""
+    global _SlurmTask
+    if _SlurmTask is None:
+        import submitit
+
+        class SlurmTask(submitit.helpers.Checkpointable):
+            def __call__(self, spec_dict: dict[str, Any], out_dir: str, job: str,
+                         device: str | None, threads: int) -> bool:
+                torch.set_num_threads(threads)
+                return run_job(SweepSpec.from_dict(spec_dict), out_dir, job, device=device,
+                               progress=False)
+
+        _SlurmTask = SlurmTask
+    return _SlurmTask
+
+
+def _queued(ids: Sequence[str]) -> set[str]:
+    """Which of the SLURM job ids ``ids`` (``<array>_<task>``) are still queued or running."""
+    if not ids:
+        return set()
+    r = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True,
+                       timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"squeue failed: {r.stderr.strip()[:200]}")
+    return set(r.stdout.split()) & set(ids)
+
+
+def _run_slurm(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
+               device: torch.device | str | None, opts: SlurmOptions,
+               progress: bool) -> pd.DataFrame:
+    """:func:`run_sweep` on SLURM, once the folder is locked and claimed."""
+    say = print if progress else (lambda *a, **k: None)
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        raise ValueError("the slurm executor needs SLURM's sbatch and squeue on PATH; "
+                         "use --executor local")
+    import submitit
+
+    jobs = sweep_jobs(spec)
+    finished = _finished_parts(spec, out_dir, inputs, jobs)
+    todo = [j for j in jobs if j[0] not in finished]
+    record_path = out_dir / "slurm" / "submitted.json"
+    try:
+        submitted = json.loads(record_path.read_text()) if record_path.exists() else {}
+    except (OSError, ValueError):
+        submitted = {}
+    still = _queued([submitted[j[0]] for j in todo if j[0] in submitted])
+    waiting: dict[str, tuple[str, Any]] = {
+        j[0]: (submitted[j[0]], None) for j in todo if submitted.get(j[0]) in still}
+    for name in sorted(finished):
+        say(f"[{spec.name}] {name}: done", flush=True)
+    for name, (jid, _) in waiting.items():
+        say(f"[{spec.name}] {name}: already on SLURM as job {jid}; waiting for it", flush=True)
+    new = [j for j in todo if j[0] not in waiting]
+    if new:
+        ex = submitit.AutoExecutor(folder=out_dir / "slurm" / "%j", cluster="slurm",
+                                   slurm_max_num_timeout=opts.max_requeue)
+        params: dict[str, Any] = dict(
+            name=f"chaosrnn-{spec.name}", timeout_min=opts.time_min,
+            slurm_array_parallelism=opts.array_parallelism, cpus_per_task=opts.cpus_per_job,
+            **opts.extra)
+        if opts.partition is not None:
+            params["slurm_partition"] = opts.partition
+        if opts.gpus_per_job:
+            params["gpus_per_node"] = opts.gpus_per_job
+        ex.update_parameters(**params)
+        dev = None if device is None else str(device)
+        task = _slurm_task_class()()
+        n = len(new)
+        subs = ex.map_array(task, [spec.to_dict()] * n, [str(out_dir)] * n,
+                            [j[0] for j in new], [dev] * n, [opts.cpus_per_job] * n)
+        for (name, _, _), sub in zip(new, subs, strict=True):
+            waiting[name] = (sub.job_id, sub)
+            submitted[name] = sub.job_id
+        _atomic_write_text(record_path, json.dumps(submitted, indent=1) + "\n")
+        say(f"[{spec.name}] submitted {n} jobs to SLURM as array "
+            f"{subs[0].job_id.split('_')[0]} (logs: {out_dir / 'slurm'})", flush=True)
+    while waiting:
+        time.sleep(opts.poll_s)
+        queued = _queued([jid for jid, _ in waiting.values()])
+        for name, (jid, sub) in list(waiting.items()):
+            if jid in queued:
+                continue
+            del waiting[name]
+            if sub is None or not sub.paths.result_pickle.exists():
+                say(f"[{spec.name}] {name}: SLURM job {jid} left the queue", flush=True)
+                continue
+            try:
+                sub.result()
+                say(f"[{spec.name}] {name}: SLURM job {jid} done", flush=True)
+            except Exception as err:  # noqa: BLE001 - the job's error, as submitit gives it
+                last = [ln for ln in str(err).strip().splitlines() if ln.strip()][-1:]
+                _note(f"[{spec.name}] {name}: SLURM job {jid} failed ({''.join(last)[:200]}); "
+                      f"log {sub.paths.stderr}")
+    return _table(spec, out_dir, inputs, say)
 
 
 # ---------------------------------------------------------------------------- command line
@@ -866,16 +1092,34 @@ def sweep_main(args: argparse.Namespace) -> int:
     training are bugs and keep their traceback)."""
     from .pipeline import USER_ERRORS, check_data_dir, error_line
 
+    job = getattr(args, "job", None)
+    executor = getattr(args, "executor", "local")
+    slurm = None
     try:
         check_data_dir()
         spec = spec_from_args(args).validate()
+        if job is not None:
+            if executor != "local" or args.time_limit is not None:
+                raise ValueError("--job runs one job here: without --executor slurm or "
+                                 "--time-limit (the scheduler gives the time limit)")
+            _unknown("job", [job], [name for name, _, _ in sweep_jobs(spec)])
+        if executor == "slurm":
+            if args.time_limit is not None:
+                raise ValueError("--time-limit is the local executor's; give --slurm-time")
+            if shutil.which("sbatch") is None:
+                raise ValueError("--executor slurm needs SLURM's sbatch on PATH")
+            slurm = SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time,
+                                 array_parallelism=args.slurm_array_parallelism,
+                                 gpus_per_job=args.slurm_gpus or 0).validate()
         _check_inputs(spec, Path(args.out), args.device)
     except USER_ERRORS as err:
         print(error_line("sweep", err), file=sys.stderr)
         return 2
     try:
+        if job is not None:
+            return 0 if run_job(spec, args.out, job, device=args.device) else EXIT_INCOMPLETE
         df = run_sweep(spec, args.out, device=args.device, time_limit=args.time_limit,
-                       workers=args.workers)
+                       workers=args.workers, executor=executor, slurm=slurm)
     except SweepInUse as err:
         print(error_line("sweep", err), file=sys.stderr)
         return 2

@@ -1,0 +1,173 @@
+"""Sweeps on a real SLURM cluster (one node, started here; skipped where SLURM is not
+installed): a tiny sweep through the ``slurm`` executor, one array task interrupted mid-run
+(preemption signal: it is requeued and resumes from its checkpoint), and the same table as a
+``local`` run. Also the single-job entry point and the local pool's device assignment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from chaosrnn_utils import paths, pipeline
+from chaosrnn_utils.sweeps import SlurmOptions, SweepSpec, run_job, run_sweep, worker_devices
+
+sys.path.insert(0, str(Path(__file__).parent))
+from slurm_cluster import OneNodeSlurm, why_not  # noqa: E402
+
+SPEC = dict(
+    name="tiny-slurm",
+    dataset="lorenz",
+    n_data=3000,
+    settings=dict(latent_dim=6, seq_len=40, batch_size=8, batches_per_epoch=3, epochs=60,
+                  lr=1e-2, dtype="float64"),
+    architectures=["plrnn"],
+    grid={"tau": [5, 10], "seed": [0, 1]},
+    n_generate=2000,
+    checkpoint_every=5,
+    split=2,
+)
+DROP = ["wall_time", "git_commit"]
+
+
+def test_each_local_worker_gets_its_own_gpu():
+    assert worker_devices(3, None, 4) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert worker_devices(3, None, 2) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert worker_devices(2, None, 1) == [None, None]  # one GPU (or none): the default
+    assert worker_devices(2, None, 0) == [None, None]
+    assert worker_devices(2, "cpu", 4) == ["cpu", "cpu"]  # a device given wins
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """The generated data in a temporary cache, seen by this process and by SLURM's jobs (they
+    inherit the environment), which import this checkout's package."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(paths, "CACHE_DIR", cache)
+        mp.setenv("CHAOSRNN_CACHE_DIR", str(cache))
+        mp.setenv("PYTHONPATH", str(paths.ROOT))
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            mp.setenv(var, "1")
+        yield cache
+
+
+@pytest.fixture(scope="module")
+def local(env, tmp_path_factory):
+    """The tiny sweep on the local executor: (wall seconds, table)."""
+    t0 = time.perf_counter()
+    out = tmp_path_factory.mktemp("local")
+    df = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False)
+    assert df.attrs["complete"]
+    return time.perf_counter() - t0, df, pd.read_csv(out / "results.csv")
+
+
+@pytest.fixture(scope="module")
+def cluster(env, tmp_path_factory):
+    """A one-node SLURM cluster for the module; only its own daemons are stopped."""
+    if (reason := why_not()) is not None:
+        pytest.skip(reason)
+    c = OneNodeSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        c.start()
+    except RuntimeError as err:
+        c.stop()
+        pytest.fail(f"the one-node SLURM cluster did not start: {err}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLURM_CONF", str(c.conf))
+        yield c
+    c.stop()
+
+
+def _wait_for(ok, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if ok():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_slurm_sweep_with_a_preempted_task_equals_the_local_run(cluster, local, tmp_path,
+                                                                capsys):
+    out = tmp_path / "slurm"
+    result: dict[str, object] = {}
+
+    def parent() -> None:
+        try:
+            result["df"] = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False,
+                                     executor="slurm",
+                                     slurm=SlurmOptions(time_min=10, poll_s=0.5))
+        except BaseException as err:  # noqa: BLE001 - handed to the test thread
+            result["error"] = err
+
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=parent, daemon=True)
+    thread.start()
+    submitted = out / "slurm" / "submitted.json"
+    ckpt, part = out / "checkpoints" / "plrnn-1.pt", out / "parts" / "plrnn-1.csv"
+    _wait_for(lambda: submitted.exists() and ckpt.exists() or "error" in result, 120,
+              f"a first checkpoint of plrnn-1 ({cluster.logs()})")
+    assert "error" not in result, result.get("error")
+    assert not part.exists(), "plrnn-1 finished before it could be interrupted"
+    job_id = json.loads(submitted.read_text())["plrnn-1"]
+    # what a preemption (or the warning before a time limit) sends: submitit's handler
+    # checkpoints the call and requeues the job, which resumes from the training checkpoint
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True, env=cluster.env)
+
+    def requeued() -> bool:
+        q = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True,
+                           text=True, env=cluster.env).stdout.split("\n")
+        return f"{job_id} PENDING" in q or part.exists()
+
+    _wait_for(requeued, 60, f"job {job_id} requeued ({cluster.logs()})")
+    # SLURM holds a requeued job back for two minutes (its begin time): release it now
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
+                   env=cluster.env, capture_output=True)
+    thread.join(timeout=240)
+    wall = time.perf_counter() - t0
+    assert not thread.is_alive(), f"the SLURM sweep did not end ({cluster.logs()})"
+    assert "error" not in result, result.get("error")
+    df = result["df"]
+    assert df.attrs["complete"]
+    logs = "\n".join(f.read_text(errors="replace") for f in (out / "slurm").rglob("*_log.*"))
+    assert "Caught signal SIGUSR2" in logs and f"Requeued job {job_id}" in logs, logs[-2000:]
+    resumed = [ln for ln in logs.splitlines() if "plrnn-1: resuming from" in ln]
+    assert resumed and int(resumed[-1].rsplit(" ", 1)[-1]) > 0, logs[-2000:]
+    local_wall, ref, ref_csv = local
+    pd.testing.assert_frame_equal(df.drop(columns=DROP), ref.drop(columns=DROP),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv").drop(columns=DROP),
+                                  ref_csv.drop(columns=DROP), check_exact=True)
+    with capsys.disabled():
+        print(f"\ntiny sweep: local {local_wall:.1f} s, SLURM {wall:.1f} s "
+              "(one task preempted and requeued)")
+    # a rerun finds every part: nothing is submitted again
+    before = submitted.read_text()
+    again = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False, executor="slurm",
+                      slurm=SlurmOptions(poll_s=0.5))
+    assert again.attrs["complete"] and submitted.read_text() == before
+
+
+def test_single_job_entry_point(env, local, tmp_path):
+    """``--job NAME`` runs one job (as any scheduler would): its part holds the rows of the
+    local run; a finished job is not redone; an unknown job is one line, status 2."""
+    out = tmp_path / "out"
+    spec_file = SweepSpec(**SPEC).to_json(tmp_path / "spec.json")
+    assert pipeline.main(["sweep", str(spec_file), "--out", str(out), "--job", "plrnn-0",
+                          "--device", "cpu"]) == 0
+    assert sorted(p.name for p in (out / "parts").iterdir()) == ["plrnn-0.csv"]
+    part = pd.read_csv(out / "parts" / "plrnn-0.csv").drop(columns=["row_sha256", *DROP])
+    ref = local[2].drop(columns=DROP)
+    pd.testing.assert_frame_equal(part, ref[ref["member"].isin(part["member"])],
+                                  check_exact=True)
+    assert run_job(SweepSpec(**SPEC), out, "plrnn-0", progress=False)  # done: not redone
+    assert pipeline.main(["sweep", str(spec_file), "--out", str(out), "--job", "nope"]) == 2
+    assert pipeline.main(["sweep", str(spec_file), "--out", str(out), "--job", "plrnn-1",
+                          "--executor", "slurm"]) == 2
