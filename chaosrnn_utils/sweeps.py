@@ -1118,8 +1118,9 @@ def sweep_main(args: argparse.Namespace) -> int:
     try:
         if job is not None:
             return 0 if run_job(spec, args.out, job, device=args.device) else EXIT_INCOMPLETE
+        on = {} if executor == "local" else dict(executor=executor, slurm=slurm)
         df = run_sweep(spec, args.out, device=args.device, time_limit=args.time_limit,
-                       workers=args.workers, executor=executor, slurm=slurm)
+                       workers=args.workers, **on)
     except SweepInUse as err:
         print(error_line("sweep", err), file=sys.stderr)
         return 2
