@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ SPEC = dict(
     name="tiny-slurm",
     dataset="lorenz",
     n_data=3000,
-    settings=dict(latent_dim=6, seq_len=40, batch_size=8, batches_per_epoch=3, epochs=60,
+    settings=dict(latent_dim=6, seq_len=40, batch_size=8, batches_per_epoch=3, epochs=80,
                   lr=1e-2, dtype="float64"),
     architectures=["plrnn"],
     grid={"tau": [5, 10], "seed": [0, 1]},
@@ -96,27 +95,28 @@ def _wait_for(ok, timeout: float, what: str) -> None:
 
 def test_slurm_sweep_with_a_preempted_task_equals_the_local_run(cluster, local, tmp_path,
                                                                 capsys):
+    """The command line submits the array and is killed; one task is preempted mid-run and
+    requeued; a rerun waits for the queued tasks (submitting nothing again) and gets the local
+    run's table."""
     out = tmp_path / "slurm"
-    result: dict[str, object] = {}
-
-    def parent() -> None:
-        try:
-            result["df"] = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False,
-                                     executor="slurm",
-                                     slurm=SlurmOptions(time_min=10, poll_s=0.5))
-        except BaseException as err:  # noqa: BLE001 - handed to the test thread
-            result["error"] = err
-
+    spec_file = SweepSpec(**SPEC).to_json(tmp_path / "spec.json")
     t0 = time.perf_counter()
-    thread = threading.Thread(target=parent, daemon=True)
-    thread.start()
+    parent = subprocess.Popen([sys.executable, "-m", "chaosrnn_utils", "sweep", str(spec_file),
+                               "--out", str(out), "--device", "cpu", "--executor", "slurm",
+                               "--slurm-time", "10"], cwd=paths.ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     submitted = out / "slurm" / "submitted.json"
     ckpt, part = out / "checkpoints" / "plrnn-1.pt", out / "parts" / "plrnn-1.csv"
-    _wait_for(lambda: submitted.exists() and ckpt.exists() or "error" in result, 120,
-              f"a first checkpoint of plrnn-1 ({cluster.logs()})")
-    assert "error" not in result, result.get("error")
+    try:
+        _wait_for(lambda: submitted.exists() and ckpt.exists() or parent.poll() is not None,
+                  120, f"a first checkpoint of plrnn-1 ({cluster.logs()})")
+        assert parent.poll() is None, parent.communicate()[0].decode()[-2000:]
+    finally:
+        parent.kill()  # the parent goes; its array stays queued
+        parent.wait()
     assert not part.exists(), "plrnn-1 finished before it could be interrupted"
-    job_id = json.loads(submitted.read_text())["plrnn-1"]
+    ids = json.loads(submitted.read_text())
+    job_id = ids["plrnn-1"]
     # what a preemption (or the warning before a time limit) sends: submitit's handler
     # checkpoints the call and requeues the job, which resumes from the training checkpoint
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True, env=cluster.env)
@@ -130,12 +130,12 @@ def test_slurm_sweep_with_a_preempted_task_equals_the_local_run(cluster, local, 
     # SLURM holds a requeued job back for two minutes (its begin time): release it now
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
                    env=cluster.env, capture_output=True)
-    thread.join(timeout=240)
+    df = run_sweep(SweepSpec(**SPEC), out, device="cpu", executor="slurm",
+                   slurm=SlurmOptions(time_min=10, poll_s=0.5))
     wall = time.perf_counter() - t0
-    assert not thread.is_alive(), f"the SLURM sweep did not end ({cluster.logs()})"
-    assert "error" not in result, result.get("error")
-    df = result["df"]
     assert df.attrs["complete"]
+    assert json.loads(submitted.read_text()) == ids  # waited for, not submitted again
+    assert f"plrnn-1: already on SLURM as job {job_id}" in capsys.readouterr().out
     logs = "\n".join(f.read_text(errors="replace") for f in (out / "slurm").rglob("*_log.*"))
     assert "Caught signal SIGUSR2" in logs and f"Requeued job {job_id}" in logs, logs[-2000:]
     resumed = [ln for ln in logs.splitlines() if "plrnn-1: resuming from" in ln]
@@ -146,13 +146,8 @@ def test_slurm_sweep_with_a_preempted_task_equals_the_local_run(cluster, local, 
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv").drop(columns=DROP),
                                   ref_csv.drop(columns=DROP), check_exact=True)
     with capsys.disabled():
-        print(f"\ntiny sweep: local {local_wall:.1f} s, SLURM {wall:.1f} s "
-              "(one task preempted and requeued)")
-    # a rerun finds every part: nothing is submitted again
-    before = submitted.read_text()
-    again = run_sweep(SweepSpec(**SPEC), out, device="cpu", progress=False, executor="slurm",
-                      slurm=SlurmOptions(poll_s=0.5))
-    assert again.attrs["complete"] and submitted.read_text() == before
+        print(f"\ntiny sweep: local {local_wall:.1f} s, SLURM {wall:.1f} s (parent killed and "
+              "rerun, one task preempted and requeued)")
 
 
 def test_single_job_entry_point(env, local, tmp_path):
