@@ -51,7 +51,7 @@ import types
 import typing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -400,10 +400,25 @@ def _locked(out_dir: Path, name: str = ".lock") -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _job_busy(out_dir: Path, job: str) -> bool:
+    """Whether another process holds the job's lock (a SLURM task or a ``--job`` run)."""
+    if not (out_dir / "checkpoints" / f"{job}.lock").exists():
+        return False
+    try:
+        with _locked(out_dir, f"checkpoints/{job}.lock"):
+            return False
+    except SweepInUse:
+        return True
+
+
 def _remove_stale_temporaries(out_dir: Path) -> None:
-    """Temporary files left by a killed run (call only while holding the folder's lock)."""
+    """Temporary files left by a killed run (call only while holding the folder's lock); those
+    of a job another process is running (its lock held) are its own and stay."""
     for d in (out_dir, out_dir / "parts", out_dir / "checkpoints"):
         for tmp in [*d.glob(".*.tmp"), *d.glob("tmp*.tmp")]:
+            job = tmp.name[1:].split(".", 1)[0] if tmp.name.startswith(".") else None
+            if d != out_dir and job and _job_busy(out_dir, job):
+                continue
             tmp.unlink(missing_ok=True)
 
 
@@ -577,7 +592,24 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
     """Train (or resume) and evaluate one job; returns (job, finished, message, notes: lines
     on repairs made). Runs in the calling process or in a worker (``threads``: torch threads
     there). ``deadline``: a ``training.clock()`` reading after which training stops at the end
-    of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here."""
+    of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here. Holds
+    the job's lock (``checkpoints/<job>.lock``): a job another process is running (a SLURM
+    task, a ``--job`` run) is skipped, saying so."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(_locked(Path(out_dir), f"checkpoints/{job}.lock"))
+        except SweepInUse as err:
+            holder = str(err).split("(", 1)[-1].split(";", 1)[0]
+            return job, False, (f"[{spec_dict.get('name')}] {job}: being run by another "
+                                f"process ({holder}); skipped, rerun when it is done"), []
+        return _train_job(spec_dict, out_dir, job, arch, index, device, deadline, progress,
+                          inputs, threads)
+
+
+def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index: range,
+               device: str | None, deadline: float | None, progress: bool,
+               inputs: dict[str, str], threads: int | None) -> tuple[str, bool, str, list[str]]:
+    """:func:`_run_job` once the job's lock is held."""
     if threads is not None:
         torch.set_num_threads(threads)
     if device is None:
@@ -798,8 +830,9 @@ def run_job(spec: SweepSpec, out_dir: str | Path, job: str, *,
             device: torch.device | str | None = None, progress: bool = True) -> bool:
     """Train (or resume) and evaluate the single job ``job`` (a name of :func:`sweep_jobs`)
     into ``out_dir``, for any scheduler: it holds only that job's lock
-    (``checkpoints/<job>.lock``), so jobs of one sweep run side by side; the plain sweep
-    command afterwards finds their parts. Returns whether the job is finished."""
+    (``checkpoints/<job>.lock``, see :func:`_run_job`), so jobs of one sweep run side by side;
+    the plain sweep command afterwards finds their parts. Returns whether the job is
+    finished."""
     spec.validate()
     out_dir = Path(out_dir)
     names = {name: (arch, index) for name, arch, index in sweep_jobs(spec)}
@@ -812,20 +845,19 @@ def run_job(spec: SweepSpec, out_dir: str | Path, job: str, *,
     if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
         _note(note)
     arch, index = names[job]
-    with _locked(out_dir, f"checkpoints/{job}.lock"):
-        if job in _finished_parts(spec, out_dir, inputs, [(job, arch, index)]):
-            print(f"[{spec.name}] {job}: done", flush=True)
-            return True
-        ckpt = out_dir / "checkpoints" / f"{job}.pt"
-        if ckpt.exists():
-            try:
-                epoch = training.read_checkpoint(ckpt)["epoch"]
-                print(f"[{spec.name}] {job}: resuming from {ckpt} at epoch {epoch}", flush=True)
-            except training.CheckpointError:
-                pass  # _run_job moves it aside and says so
-        dev = None if device is None else str(device)
-        _, done, message, notes = _run_job(spec.to_dict(), str(out_dir), job, arch, index,
-                                           dev, None, progress, inputs)
+    if job in _finished_parts(spec, out_dir, inputs, [(job, arch, index)]):
+        print(f"[{spec.name}] {job}: done", flush=True)
+        return True
+    ckpt = out_dir / "checkpoints" / f"{job}.pt"
+    if ckpt.exists():
+        try:
+            epoch = training.read_checkpoint(ckpt)["epoch"]
+            print(f"[{spec.name}] {job}: resuming from {ckpt} at epoch {epoch}", flush=True)
+        except training.CheckpointError:
+            pass  # _run_job moves it aside and says so
+    dev = None if device is None else str(device)
+    _, done, message, notes = _run_job(spec.to_dict(), str(out_dir), job, arch, index, dev,
+                                       None, progress, inputs)
     for line in notes:
         _note(line)
     print(message, flush=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chaosrnn_utils import paths, pipeline
+from chaosrnn_utils import paths, pipeline, sweeps
 from chaosrnn_utils.sweeps import SlurmOptions, SweepSpec, run_job, run_sweep, worker_devices
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -166,3 +166,20 @@ def test_single_job_entry_point(env, local, tmp_path):
     assert pipeline.main(["sweep", str(spec_file), "--out", str(out), "--job", "nope"]) == 2
     assert pipeline.main(["sweep", str(spec_file), "--out", str(out), "--job", "plrnn-1",
                           "--executor", "slurm"]) == 2
+
+
+def test_a_job_another_process_runs_is_left_alone(env, tmp_path, capsys):
+    """While a job's lock is held (by a SLURM task or a ``--job`` run), another run skips that
+    job and keeps its temporary files; a temporary file of a free job is removed."""
+    out = tmp_path / "out"
+    spec = SweepSpec(**SPEC)
+    (out / "checkpoints").mkdir(parents=True)
+    busy, stale = (out / "checkpoints" / f".plrnn-{k}.pt.0123456789ab.tmp" for k in (1, 0))
+    busy.write_bytes(b"x")
+    stale.write_bytes(b"x")
+    with sweeps._locked(out, "checkpoints/plrnn-1.lock"):
+        sweeps._remove_stale_temporaries(out)
+        assert busy.exists() and not stale.exists()
+        assert not run_job(spec, out, "plrnn-1", progress=False)
+    assert "plrnn-1: being run by another process (pid" in capsys.readouterr().out
+    assert not (out / "parts" / "plrnn-1.csv").exists()
