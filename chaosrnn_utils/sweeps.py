@@ -15,9 +15,12 @@ rounding (about 1e-8 relative: batched kernels add in another order). Layout of
                               resolved spec and of the training data); a rerun whose spec or
                               inputs differ is refused
     checkpoints/<job>.pt      training state, resumed by a rerun
+    checkpoints/<job>.lock    held (flock) by the process training <job>
     parts/<job>.csv           one row per member, written atomically once <job> is evaluated,
                               each row with a checksum (``row_sha256``)
     results.csv               all parts, once every job is done
+    slurm/                    with ``executor="slurm"``: submitit's pickles and logs per
+                              SLURM job, submitted.json (job -> SLURM job id)
     */*.bad-<n>               a damaged part or unreadable checkpoint, kept aside
 
 with ``<job>`` = ``<arch>`` (split 1) or ``<arch>-<k>`` (k = 0 … split − 1). A rerun skips
@@ -26,6 +29,11 @@ running it again. A part is finished only if it has every member row of its job,
 its checksum and this sweep's inputs; otherwise it is moved aside and the job redone (from its
 checkpoint). An unreadable checkpoint is moved aside and its job trained from scratch. Each
 such repair is said in one line on stderr. Worker processes die with the sweep's process.
+
+Executors: ``local`` (the calling process, or ``workers`` processes; with several GPUs each
+worker gets its own) and ``slurm`` (one SLURM job array through submitit; a preempted or
+timed-out job is requeued and resumes from its checkpoint). :func:`run_job` runs a single job
+for any other scheduler.
 """
 
 from __future__ import annotations
