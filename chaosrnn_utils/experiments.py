@@ -151,7 +151,8 @@ def dataset_available(dataset: str) -> bool:
     downloaded: one line on stderr when not). The main job's way to fetch what it needs."""
     spec = PAPER_DATASETS[dataset]
     if dataset == "mackey_glass":  # the authors' file where it can be had, else ours
-        fetch_or_none(MACKEY_GLASS_FILE)
+        fetch_or_none(MACKEY_GLASS_FILE,
+                      instead="using our own generated Mackey-Glass series (data/README.md)")
     if "empirical" not in spec or find_empirical(spec["empirical"]) is not None:
         return True
     return fetch_or_none(EMPIRICAL[spec["empirical"]].filename) is not None

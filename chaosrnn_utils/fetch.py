@@ -185,15 +185,17 @@ def fetch(filename: str, *, dirs: Sequence[Path] | None = None, path: str | Path
 _SAID: set[str] = set()
 
 
-def fetch_or_none(filename: str, **kwargs) -> Path | None:
+def fetch_or_none(filename: str, *, instead: str = "going on without it",
+                  **kwargs) -> Path | None:
     """:func:`fetch`, or None with one line on stderr (once per file and process) when the
-    file cannot be had: the caller goes on without that data set. A hash mismatch raises."""
+    file cannot be had, ending with ``instead`` (what the caller does without it). A hash
+    mismatch raises."""
     try:
         return fetch(filename, **kwargs)
     except DataUnavailable as err:
         if filename not in _SAID:
             _SAID.add(filename)
-            print(f"chaosrnn: {err}; going on without it", file=sys.stderr, flush=True)
+            print(f"chaosrnn: {err}; {instead}", file=sys.stderr, flush=True)
         return None
 
 
