@@ -528,10 +528,16 @@ _COST = {"lstm": 3.0}
 _PR_SET_PDEATHSIG = 1
 
 
-def _worker_init(parent: int) -> None:
+#: tqdm options of this worker process's epoch bars (set by :func:`_worker_init`)
+_BAR: dict[str, Any] = {}
+
+
+def _worker_init(parent: int, lock: Any = None, slots: Any = None) -> None:
     """Initializer of each worker process: die with the parent ``parent`` (the sweep's
     process). Linux: the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``);
-    elsewhere, and as a second guard, a daemon thread exits when the parent pid changes."""
+    elsewhere, and as a second guard, a daemon thread exits when the parent pid changes.
+    ``lock``, ``slots`` (shared with the parent): tqdm's write lock and a counter that gives
+    each worker its own line for the epoch bars of the jobs it runs."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL),
@@ -542,6 +548,11 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent",
                      daemon=True).start()
+    if lock is not None and slots is not None:
+        tqdm.set_lock(lock)
+        with slots.get_lock():
+            slots.value += 1
+            _BAR["position"] = slots.value
 
 
 def _watch_parent(parent: int, every: float = 1.0) -> None:
@@ -572,13 +583,15 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
     settings = spec.train_settings(arch)
     notes = []
 
+    bar = dict(_BAR, desc=f"{spec.name} {job}") if progress and _BAR else progress
+
     def fit() -> training.TrainState:
         limit = None
         if deadline is not None:
             limit = _checkpoint_wall_time(ckpt) + max(deadline - training.clock(), 0.0)
         return training.train(x_train, members, settings, device=device, checkpoint=ckpt,
                               checkpoint_every=spec.checkpoint_every, time_limit=limit,
-                              progress=progress)
+                              progress=bar)
 
     try:
         state = fit()
@@ -710,10 +723,14 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
     else:
         todo.sort(key=lambda j: -_COST.get(j[1], 1.0) * len(j[2]))
         ctx = multiprocessing.get_context("spawn")
+        # each worker draws its jobs' epoch bars on a line of its own, under the jobs bar
+        bars = (ctx.RLock(), ctx.Value("i", 0)) if progress else ()
+        if bars:
+            tqdm.set_lock(bars[0])
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
-                                 initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+                                 initializer=_worker_init, initargs=(os.getpid(), *bars)) as pool:
             futures = [pool.submit(_run_job, spec.to_dict(), str(out_dir), job, arch, index, dev,
-                                   deadline, False, inputs, 1) for job, arch, index in todo]
+                                   deadline, progress, inputs, 1) for job, arch, index in todo]
             try:
                 with tqdm(total=len(futures), desc=f"{spec.name} jobs", disable=not progress,
                           leave=False) as bar:

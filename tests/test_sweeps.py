@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -297,12 +298,17 @@ def test_command_line_builds_the_spec_from_flags(tmp_path, monkeypatch):
     assert pipeline.main(["sweep", "--out", str(tmp_path), "--dataset", "nope"]) == 2
 
 
-def test_split_sweep_with_two_workers_gives_the_same_table(reference, tmp_path):
+def test_split_sweep_with_two_workers_gives_the_same_table(reference, tmp_path, capfd):
     """Members cut into sub-ensembles, run by two worker processes: the same numbers as one
-    ensemble per architecture in one process (a member does not depend on its ensemble)."""
+    ensemble per architecture in one process (a member does not depend on its ensemble); each
+    worker shows its jobs' epochs as they train."""
     spec = SweepSpec(**{**SPEC, "split": 2})
-    df = run_sweep(spec, tmp_path / "out", device="cpu", workers=2, progress=False)
+    df = run_sweep(spec, tmp_path / "out", device="cpu", workers=2, progress=True)
     assert df.attrs["complete"]
+    err = capfd.readouterr().err
+    for job in ("lstm-0", "lstm-1", "plrnn-0", "plrnn-1"):
+        epochs = spec.train_settings(job.split("-")[0]).epochs
+        assert re.search(rf"{spec.name} {job}: .*\d+/{epochs}\b", err), (job, err[-2000:])
     parts = sorted(p.name for p in (tmp_path / "out" / "parts").iterdir())
     assert parts == ["lstm-0.csv", "lstm-1.csv", "plrnn-0.csv", "plrnn-1.csv"]
     ref = read(reference[0])
