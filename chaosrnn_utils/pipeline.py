@@ -34,6 +34,11 @@ SUMMARY_ENV = "CHAOSRNN_SUMMARY_DIR"
 EXPANSIONS = {"06_tau_sweep": ("dataset", ("lorenz", "lorenz2d", "roessler", "duffing",
                                            "mackey_glass", "temperature", "eeg"))}
 
+#: what the main job gives the notebooks that train, unless ``-p`` says otherwise: their own
+#: default is to redraw the committed results (what nbval checks); ``reproduce`` trains
+MAIN_JOB = {"06_tau_sweep": {"source": "train"}, "07_lorenz_attractors": {"source": "train"},
+            "09_ablations": {"source": "train"}}
+
 
 def select_profile(profile: str, **settings: dict[str, Any]) -> dict[str, Any]:
     """The settings of ``profile`` among ``settings`` (one dict per profile name).
@@ -268,8 +273,9 @@ def plan_reproduce(selected: Sequence[Path], profile: str,
                    given: dict[str, Any] | None = None) -> list[Run]:
     """The runs of ``reproduce``, every parameter checked before any kernel starts.
 
-    ``profile`` goes to every notebook; each of ``given`` (the ``-p`` values, ``--seed`` as
-    ``seed``) goes to the selected notebooks whose parameters cell declares it, and wins.
+    ``profile`` goes to every notebook, :data:`MAIN_JOB`'s values to theirs; each of ``given``
+    (the ``-p`` values, ``--seed`` as ``seed``) goes to the selected notebooks whose
+    parameters cell declares it, and wins.
     Refused (ValueError): ``profile`` in ``given`` (only ``--profile`` sets it), a name no
     selected notebook declares, a value of the wrong type. A notebook of :data:`EXPANSIONS` is
     run once per value of its parameter, or once with the value given; a data set given but
@@ -288,7 +294,8 @@ def plan_reproduce(selected: Sequence[Path], profile: str,
                              f"{hint} (parameters: {', '.join(names)})")
     runs = []
     for nb in selected:
-        params = {"profile": profile, **{k: v for k, v in given.items() if k in declared[nb]}}
+        params = {"profile": profile, **MAIN_JOB.get(nb.stem, {}),
+                  **{k: v for k, v in given.items() if k in declared[nb]}}
         check_parameters(nb, params)
         if nb.stem not in EXPANSIONS:
             runs.append(Run(nb, params))
@@ -456,6 +463,10 @@ def _given_parameters(pairs: Sequence[Sequence[str]], seed: int | None) -> dict[
     return given
 
 
+_BITWISE_HELP = ("the same last bits on any x86-64 CPU (portable kernels, slower; "
+                 "see chaosrnn_utils.bitwise)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chaosrnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -464,6 +475,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seed", type=int, help="seed of the notebooks that declare one "
                      "(default: each notebook's own)")
     rep.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
+    rep.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
     rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"),
                      help="notebook parameter (JSON value, else text), given to the selected "
@@ -492,13 +504,21 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="sub-ensembles per architecture (flags only)")
     swp.add_argument("--workers", type=_positive_int, default=1,
                      help="processes running jobs side by side (one torch thread each)")
+    swp.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``chaosrnn`` or ``python -m chaosrnn_utils``). Bad input is
     one line on stderr, ``chaosrnn <command>: error: …``, and exit status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
+    if getattr(args, "bitwise", False):
+        from . import bitwise
+
+        bitwise.reexec_bitwise(argv)  # a new process unless the settings are in effect
+        print("bitwise mode: " + " ".join(f"{k}={os.environ[k]}" for k in bitwise.bitwise_env({})),
+              flush=True)
 
     if args.command == "sweep":
         from . import sweeps

@@ -34,13 +34,15 @@
 # $N \le 5$, Gaussian-mixture KL above) and the power-spectrum distance $D_H$ of 100 000-step
 # free runs against $\tau$, mean ± SEM over seeds, with $\tau_{pred}$ from the paper and from
 # the data (notebook 01) as vertical lines and the clipping baselines as dashed lines.
-# `source = "committed"` redraws the figure from `data/results/<profile>/` without training.
+# `source = "committed"` (the default, what the tests validate) redraws the figure from
+# `data/results/<profile>/` without training; the main job (`python3 tasks.py reproduce`)
+# runs it with `source = "train"`.
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (CPU, minutes) or "paper" (the paper's grid, 5 seeds, 3 000 epochs)
 seed = 0  # unused: the seeds are part of the sweep's grid
 dataset = "lorenz"  # lorenz, lorenz2d, roessler, duffing, mackey_glass, temperature, eeg
-source = "train"  # "train" (run or resume the sweep) or "committed" (redraw saved results)
+source = "committed"  # "committed" (redraw saved results) or "train" (run or resume the sweep)
 workers = 2  # processes training side by side
 
 # %%

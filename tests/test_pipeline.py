@@ -112,6 +112,13 @@ def test_main_job_runs_the_tau_sweep_per_available_data_set(monkeypatch, tmp_pat
     key, values = pipeline.EXPANSIONS["06_tau_sweep"]
     assert [c[2] for c in calls] == [f"06_tau_sweep_{v}.ipynb" for v in values if v != "eeg"]
     assert all(c[1][key] in values and c[1]["profile"] == "quick" for c in calls)
+    # the notebook redraws committed results by default; the main job trains, unless told
+    assert pipeline.notebook_parameters(pipeline.select_notebooks(["06"])[0])["source"][
+        "default"] == "\"committed\""
+    assert all(c[1]["source"] == "train" for c in calls)
+    calls.clear()
+    assert pipeline.main(["reproduce", "--only", "06", "09", "-p", "source", "committed"]) == 0
+    assert calls and all(c[1]["source"] == "committed" for c in calls)
 
 
 def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
@@ -164,7 +171,8 @@ def test_a_given_parameter_wins_over_the_expansion(runs, monkeypatch):
     monkeypatch.setattr(experiments, "dataset_available", lambda name: True)
     assert pipeline.main(["reproduce", "--only", "06", "-p", "dataset", "eeg",
                           "-p", "workers", "1"]) == 0
-    assert runs == [("06_tau_sweep", {"profile": "quick", "dataset": "eeg", "workers": 1},
+    assert runs == [("06_tau_sweep", {"profile": "quick", "source": "train", "dataset": "eeg",
+                                      "workers": 1},
                      "06_tau_sweep_eeg.ipynb")]
 
 
