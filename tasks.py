@@ -6,7 +6,8 @@
                                  # then the float-sensitive ones again under another ISA
 
 ``test`` with arguments passes them to pytest and runs one pass only (e.g. one file);
-``reproduce`` passes further arguments on, e.g. ``--profile paper`` or ``--only 01``;
+``reproduce`` passes further arguments on, e.g. ``--profile paper``, ``--only 01`` or
+``--bitwise`` (the same last bits on any x86-64 CPU, see ``chaosrnn_utils/bitwise.py``);
 ``python3 tasks.py sweep ...`` runs a training sweep (see ``python -m chaosrnn_utils sweep -h``)
 with the same environment (one BLAS thread, glibc heap kept between updates).
 The virtual environment lives in ``.venv/`` and is reinstalled when ``pyproject.toml`` changes.
