@@ -10,6 +10,8 @@
 ``--bitwise`` (the same last bits on any x86-64 CPU, see ``chaosrnn_utils/bitwise.py``);
 ``python3 tasks.py sweep ...`` runs a training sweep (see ``python -m chaosrnn_utils sweep -h``)
 with the same environment (one BLAS thread, glibc heap kept between updates).
+``python3 tasks.py book`` builds the notebooks, with their stored outputs and without running
+them, into an HTML book in ``build/book/`` (open ``build/book/index.html``).
 The virtual environment lives in ``.venv/`` and is reinstalled when ``pyproject.toml`` changes.
 """
 
@@ -29,18 +31,29 @@ PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 STAMP = VENV / ".chaosrnn-installed"
 
 
-def setup() -> None:
-    """Create .venv and install the package with its pinned dependencies (once per change)."""
+def setup(extra: str = "") -> None:
+    """Create .venv and install the package with its pinned dependencies (once per change),
+    with the optional dependencies ``extra`` of pyproject.toml when given (e.g. ``book``)."""
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if PY.exists() and STAMP.exists() and STAMP.read_text() == wanted:
+    stamp = STAMP.with_name(f"{STAMP.name}-{extra}") if extra else STAMP
+    if PY.exists() and stamp.exists() and stamp.read_text() == wanted:
         return
     if not PY.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("installing chaosrnn-utils and its pinned dependencies", flush=True)
+    print(f"installing chaosrnn-utils{f'[{extra}]' if extra else ''} and its pinned dependencies",
+          flush=True)
     subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "-e", str(ROOT)], check=True)
-    STAMP.write_text(wanted)
+                    "-e", f"{ROOT}[{extra}]" if extra else str(ROOT)], check=True)
+    stamp.write_text(wanted)
+
+
+def book_command(out: Path, python: str = str(PY)) -> list[str]:
+    """The Sphinx call that builds the book into ``out``: the repository root is the source
+    (README, ``notebooks/*.ipynb`` with their stored outputs, never executed, ``docs/*.md``),
+    ``docs/conf.py`` the configuration; a fresh environment each time (``-E``)."""
+    return [python, "-m", "sphinx", "-b", "html", "-E", "-q", "-c", str(ROOT / "docs"),
+            str(ROOT), str(out)]
 
 
 # The second pass of ``test``: the tests and notebooks whose numbers depend on the last bits of
@@ -65,10 +78,10 @@ FLOAT_SENSITIVE = [
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("reproduce", "test", "setup", "sweep"):
+    if not argv or argv[0] not in ("reproduce", "test", "setup", "sweep", "book"):
         print(__doc__)
         return 2
-    setup()
+    setup("book" if argv[0] == "book" else "")
     env = dict(os.environ)
     # one BLAS/OpenMP thread: results are identical from run to run on one machine (another
     # CPU gives the same conclusions within the seed spread, not the same last digits)
@@ -82,6 +95,12 @@ def main(argv: list[str]) -> int:
         env.setdefault(var, value)
     if argv[0] == "setup":
         return 0
+    if argv[0] == "book":
+        out = ROOT / "build" / "book"
+        code = subprocess.run(book_command(out), cwd=ROOT, env=env).returncode
+        if code == 0:
+            print(f"book built: open {(out / 'index.html').relative_to(ROOT)} in a browser")
+        return code
     if argv[0] in ("reproduce", "sweep"):
         return subprocess.run([str(PY), "-m", "chaosrnn_utils", *argv], cwd=ROOT,
                               env=env).returncode
