@@ -48,11 +48,11 @@ def setup(extra: str = "") -> None:
     stamp.write_text(wanted)
 
 
-def book_command(out: Path, python: str = str(PY)) -> list[str]:
+def book_command(out: Path, python: str | None = None) -> list[str]:
     """The Sphinx call that builds the book into ``out``: the repository root is the source
     (README, ``notebooks/*.ipynb`` with their stored outputs, never executed, ``docs/*.md``),
     ``docs/conf.py`` the configuration; a fresh environment each time (``-E``)."""
-    return [python, "-m", "sphinx", "-b", "html", "-E", "-q", "-c", str(ROOT / "docs"),
+    return [python or str(PY), "-m", "sphinx", "-b", "html", "-E", "-q", "-c", str(ROOT / "docs"),
             str(ROOT), str(out)]
 
 
