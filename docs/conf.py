@@ -30,9 +30,7 @@ html_theme = "sphinx_book_theme"
 html_title = "chaosrnn: learning chaotic dynamics with RNNs"
 html_theme_options = {"show_toc_level": 2}
 html_last_updated_fmt = None
-html_copy_source = False
 html_extra_path = ["_root"]  # build/book/index.html: a redirect to the landing page
-html_show_sourcelink = False
 
 
 def _notes_toctree(app, docname: str, source: list[str]) -> None:

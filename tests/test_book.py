@@ -31,6 +31,7 @@ _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)  # code spans and fences hold n
 _DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.S)
 _INLINE = re.compile(r"(?<![\\$])\$([^$]+?)\$")
 _IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]+)\"")
+_LINK = re.compile(r"\b(?:href|src)=\"([^\"#?]+)[^\"]*\"")
 
 
 def _tasks():
@@ -64,6 +65,12 @@ def _page(book: Path, nb: Path) -> Path:
     return book / "notebooks" / f"{nb.stem}.html"
 
 
+def _dead_links(page: Path) -> list[str]:
+    """Relative links and sources of a page whose file is not in the build."""
+    return [url for url in _LINK.findall(page.read_text(encoding="utf-8"))
+            if not re.match(r"[a-z]+:", url) and not (page.parent / html.unescape(url)).exists()]
+
+
 def test_landing_page_is_the_readme_with_every_notebook(book):
     assert NOTEBOOKS, "no notebooks found"
     redirect = (book / "index.html").read_text(encoding="utf-8")
@@ -81,6 +88,7 @@ def test_landing_page_is_the_readme_with_every_notebook(book):
     assert landing.count("<table") == prose.count("\n|---"), "a README table is not rendered"
     for nb in NOTEBOOKS:
         assert f'href="../notebooks/{nb.stem}.html"' in landing, f"{nb.stem} not in the contents"
+    assert not _dead_links(book / "docs" / "index.html")
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
@@ -89,6 +97,8 @@ def test_notebook_page_has_its_figures_and_math(book, nb):
     assert page_path.is_file(), f"no page for {nb.name}"
     page = page_path.read_text(encoding="utf-8")
     notebook = nbformat.read(nb, as_version=4)
+    assert not _dead_links(page_path), "links to files missing from the build"
+    assert f'href="../_sources/notebooks/{nb.name}"' in page, "no download of the notebook"
 
     # figures: the stored PNG outputs, and the files behind the page's images, as digests
     stored = [hashlib.sha256(base64.b64decode(out["data"]["image/png"])).hexdigest()
