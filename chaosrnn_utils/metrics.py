@@ -9,8 +9,9 @@ Diverged models must remain scorable: a generated series with NaN/inf gives ``na
 D_stsp and D_H instead of raising; bad *true* data raises ``ValueError``.
 
 The binned D_stsp and D_H take ``convention="ours"`` (default) or ``"authors"``: the latter
-reproduces the paper's evaluation code, quirks included (PAPER.md §5; checked against the
-values of their code in ../shared/golden), so that numbers compare with the paper's.
+reproduces the paper's evaluation code, quirks included (docs/paper-notes.md § Metrics;
+checked against the values of their code in ../shared/golden), so that numbers compare with
+the paper's.
 """
 
 from __future__ import annotations

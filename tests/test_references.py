@@ -93,10 +93,11 @@ def test_failure_threshold_rule():
          "D_H": [0.6, 0.5, 0.7, 1.0, 0.8, 0.0]},
         index=pd.Index([*ex.REFERENCES, "data"], name="reference"))
     # plrnn's 4.0 counted 1 % of its points (< ½ of the data's 96 %): left out; white noise
-    # is no degenerate reference; ½ × min(9, 12)
-    assert ex.failure_threshold(refs, "D_stsp") == 0.5 * 9.0
+    # is no degenerate reference; FAILURE_FACTOR × min(9, 12)
+    assert ex.FAILURE_FACTOR == 1 / 3
+    assert ex.failure_threshold(refs, "D_stsp") == 9.0 / 3
     assert ex.failure_threshold(refs, "D_stsp", factor=1.0) == 9.0
-    assert ex.failure_threshold(refs, "D_H") == 0.5 * 0.5
+    assert ex.failure_threshold(refs, "D_H") == 0.5 / 3
     with pytest.raises(KeyError, match="no metric"):
         ex.failure_threshold(refs, "D_stsp_gmm")
     assert np.isnan(ex.failure_threshold(refs.assign(D_H=np.nan), "D_H"))
