@@ -10,8 +10,8 @@ dynamics), ``forcing`` (sparse teacher forcing), ``metrics`` (D_stsp, D_H, PE),
 backpropagation through time for the training rollouts), ``sweeps`` (grids, worker processes,
 resumable results tables), ``experiments`` (the paper's sweeps per data set and profile, their
 committed results, failure scoring and the failed ranges' references), ``paper`` (the
-paper's numbers, one table: ``paper.json``), ``plotting`` (one function per panel), ``pipeline`` (profiles, summary
-table, comparison table, papermill runner).
+paper's numbers, one table: ``paper.json``), ``plotting`` (one function per panel),
+``pipeline`` (profiles, summary table, comparison table, papermill runner).
 """
 
 from .data import (

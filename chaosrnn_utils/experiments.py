@@ -341,10 +341,12 @@ def reference_scores(x_test: np.ndarray, *, n_generate: int = 100_000, seed: int
 
 def failure_threshold(refs: pd.DataFrame, metric: str = "D_stsp", *,
                       factor: float = FAILURE_FACTOR, min_in_box: float = MIN_IN_BOX) -> float:
-    """Where the failed range of ``metric`` starts: ``factor`` (⅓, :data:`FAILURE_FACTOR`) ×
-    the lowest score of the degenerate references of :func:`reference_scores` (the untrained
-    models and the fixed point at the data mean). A run scoring at or above it is within a
-    factor 3 of the best model that learnt nothing.
+    """Where the failed range of ``metric`` starts: s_0 + ``factor`` · (s_ref − s_0), with
+    s_ref the lowest score of the degenerate references of :func:`reference_scores` (the
+    untrained models and the fixed point at the data mean), s_0 the data's score against
+    itself (0, except the authors' D_H, whose floor is above 0; 0 when ``refs`` has no
+    ``data`` row) and ``factor`` = ⅓ (:data:`FAILURE_FACTOR`). A run scoring at or above it
+    has not cut the best learnt-nothing score to a third (of its excess over the floor).
 
     A binned D_stsp counts only for a reference whose free run keeps at least ``min_in_box``
     of its points in the box, relative to the data's own counted fraction in the same
@@ -352,7 +354,8 @@ def failure_threshold(refs: pd.DataFrame, metric: str = "D_stsp", *,
     on a few transient points is an artefact). White noise with the data's moments is not a
     degenerate reference: a Gaussian cloud fills a coarse 10-bin histogram well (binned
     D_stsp ≈ 1 on Lorenz-63), so it is reported beside, not used. NaN when no degenerate
-    reference has a finite score."""
+    reference has a finite score, or when the lowest one is not above the floor (the
+    authors' D_H on the temperature series: no failed range can be drawn)."""
     if metric not in refs.columns:
         raise KeyError(f"no metric {metric!r}; known: {', '.join(REFERENCE_METRICS)}")
     degenerate = refs.drop(index=[r for r in ("white noise", "data") if r in refs.index])
@@ -362,7 +365,10 @@ def failure_threshold(refs: pd.DataFrame, metric: str = "D_stsp", *,
         own = float(refs.loc["data", frac_col]) if "data" in refs.index else 1.0
         v = np.where(degenerate[frac_col].to_numpy(dtype=float) >= min_in_box * own, v, np.nan)
     v = v[np.isfinite(v)]
-    return float(factor * v.min()) if v.size else float("nan")
+    floor = float(refs.loc["data", metric]) if "data" in refs.index else 0.0
+    if not v.size or not v.min() > floor:
+        return float("nan")
+    return float(floor + factor * (v.min() - floor))
 
 
 def _reference_cache(dataset: str, profile: str) -> Path:

@@ -98,6 +98,12 @@ def test_failure_threshold_rule():
     assert ex.failure_threshold(refs, "D_stsp") == 9.0 / 3
     assert ex.failure_threshold(refs, "D_stsp", factor=1.0) == 9.0
     assert ex.failure_threshold(refs, "D_H") == 0.5 / 3
+    # a floor above 0 (the authors' D_H): a third of the way from the floor to the reference
+    floored = refs.assign(D_H=[0.6, 0.5, 0.7, 1.0, 0.8, 0.2])
+    assert ex.failure_threshold(floored, "D_H") == pytest.approx(0.2 + (0.5 - 0.2) / 3,
+                                                                  rel=1e-15)
+    assert np.isnan(ex.failure_threshold(refs.assign(D_H=[0.6, 0.5, 0.7, 1.0, 0.8, 0.55]),
+                                         "D_H"))
     with pytest.raises(KeyError, match="no metric"):
         ex.failure_threshold(refs, "D_stsp_gmm")
     assert np.isnan(ex.failure_threshold(refs.assign(D_H=np.nan), "D_H"))
