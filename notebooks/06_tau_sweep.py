@@ -51,7 +51,7 @@ import pandas as pd
 
 import chaosrnn_utils as cu
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils import plotting
+from chaosrnn_utils import paper, plotting
 
 pd.set_option("display.precision", 3)
 pd.set_option("display.width", 140)
@@ -152,7 +152,8 @@ if dataset == "lorenz":
     clip_median = float(agg.loc[(agg["architecture"] == "lstm") & (agg["mode"] == "bptt"),
                                 "D_stsp_median"].iloc[0])
     t_best, d_best = ex.best_tau(agg, "lstm", statistic="median")
-    assert 46.2 / 4 <= t_best <= 2 * 46.2, t_best
+    p_tau_pred = paper.dataset("lorenz")["tau_pred"]  # 46.2 (paper.json)
+    assert p_tau_pred / 4 <= t_best <= 2 * p_tau_pred, t_best
     for worse in (lstm.loc[5, "D_stsp_median"], lstm.loc[200, "D_stsp_median"], clip_median):
         assert d_best * 10 <= worse, (d_best, worse)
     at_best = results[(results["architecture"] == "lstm") & (results["mode"] == "sparse")
