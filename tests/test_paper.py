@@ -125,3 +125,9 @@ def test_consumers_read_the_table():
         text = f.read_text()
         for literal in ("46.2", "0.01765", "0.00843", "0.893", "15.7", "0.0765"):
             assert literal not in text, (f.name, literal)
+    # nor in the notebooks' code (their prose may quote the paper)
+    for f in sorted((paths.ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        code = "\n".join(line.split("#")[0] for line in f.read_text().splitlines())
+        for literal in ("46.2", "0.01765", "0.00843", "0.0765", "0.196", "0.016,", "0.017}",
+                        "7.47", "15.4", "0.062"):
+            assert literal not in code, (f.name, literal)
