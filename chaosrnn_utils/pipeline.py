@@ -216,6 +216,8 @@ def _note(row: dict[str, Any]) -> str:
     note = str(row.get("note", ""))
     if row.get("failed_above") is not None:
         extra = f"failed range ≥ {float(row['failed_above']):.3g}"
+        if row.get("paper_failed_above") is not None:
+            extra += f" (paper's convention: ≥ {float(row['paper_failed_above']):.3g})"
         note = f"{note}; {extra}" if note else extra
     return note
 
