@@ -62,7 +62,7 @@ def test_fixed_point_spectrum_and_data_against_itself(refs2d):
 
 
 def test_white_noise_has_the_data_moments_and_scores_above_the_data(data2d, refs2d):
-    runs = ex._reference_runs(data2d, 20_000, 0, 8)
+    runs = ex._reference_runs(data2d, 4000, 0, 8)
     noise = runs["white noise"]
     # sample mean and covariance within 5 standard errors of the data's
     se = np.sqrt(np.diag(np.cov(data2d, rowvar=False)) / noise.shape[0])
