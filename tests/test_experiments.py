@@ -18,7 +18,7 @@ def test_paper_and_quick_tau_sweeps_are_valid(dataset):
     paper = ex.tau_sweep_spec(dataset, "paper").validate()
     s = paper.train_settings("lstm")
     assert (s.latent_dim, s.batch_size, s.batches_per_epoch, s.epochs, s.lr) == \
-        (30, 32, 10, 3000, 1e-3)  # PAPER.md §6
+        (30, 32, 10, 3000, 1e-3)  # docs/paper-notes.md § Training
     assert s.seq_len == max(200, max(ex.PAPER_TAUS[dataset]))
     members = paper.member_configs()
     n_tau = len(ex.PAPER_TAUS[dataset])
