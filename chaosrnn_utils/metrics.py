@@ -442,6 +442,12 @@ def _authors_binned(x_true: Array, x_gen: Array, **kw: Any) -> tuple[float, floa
         return float("nan"), float("nan")
 
 
+#: the keys of every row :func:`evaluate` returns (a sweep's part without one of them is an
+#: older version's and is evaluated again)
+EVALUATE_KEYS = ("member", "D_stsp", "D_stsp_method", "frac_in_box", "D_H", "PE1", "PE5",
+                 "PE25", "lambda_max", "D_stsp_authors", "frac_in_box_authors", "D_H_authors")
+
+
 def evaluate(
     model: EnsembleRNN,
     x_test: Array,

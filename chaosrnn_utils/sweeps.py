@@ -449,6 +449,9 @@ def _part_problem(spec: SweepSpec, path: Path, arch: str, index: range,
     need = ("sweep", "architecture", "member", ROW_CHECK, *inputs)
     if header[-1:] != [ROW_CHECK] or not set(need) <= set(header):
         return "no checksum or input columns (an older version's part, or damaged)"
+    missing = [k for k in metrics.EVALUATE_KEYS if k not in header]
+    if missing:
+        return f"no {', '.join(missing)} column (an older version's evaluation)"
     for k, row in enumerate(rows):
         if len(row) != len(header) or row[-1] != _row_digest(header[:-1], row[:-1]):
             return f"row {k + 1} does not match its checksum (edited or damaged)"

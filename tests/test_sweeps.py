@@ -362,13 +362,20 @@ def test_resume_refuses_changed_inputs(reference, tmp_path, monkeypatch):
 
 
 def _damage(part: Path, how: str) -> None:
-    """Cut a member row, NaN one value of a healthy member, or write garbage bytes."""
+    """Cut a member row, NaN one value of a healthy member, drop a metric column (with valid
+    checksums), or write garbage bytes."""
     if how == "garbage":
         part.write_bytes(bytes(range(256)) * 8)
         return
     header, *rows = csv.reader(io.StringIO(part.read_text()))
     if how == "missing row":
         del rows[1]
+    elif how == "older evaluation":  # a part written before D_H_authors existed
+        k = header.index("D_H_authors")
+        header = header[:k] + header[k + 1:-1]
+        rows = [r[:k] + r[k + 1:-1] for r in rows]
+        header.append(sweeps.ROW_CHECK)
+        rows = [[*r, sweeps._row_digest(header[:-1], r)] for r in rows]
     else:
         assert rows[2][header.index("diverged")] == "False"
         rows[2][header.index("D_H")] = "nan"
@@ -377,7 +384,7 @@ def _damage(part: Path, how: str) -> None:
     part.write_text(buf.getvalue())
 
 
-@pytest.mark.parametrize("how", ["missing row", "nan value", "garbage"])
+@pytest.mark.parametrize("how", ["missing row", "nan value", "older evaluation", "garbage"])
 def test_damaged_part_is_kept_aside_and_rebuilt(reference, tmp_path, capsys, how):
     out = tmp_path / "out"
     shutil.copytree(reference[0], out)
