@@ -6,10 +6,13 @@
                                  # then the float-sensitive ones again under another ISA
 
 ``test`` with arguments passes them to pytest and runs one pass only (e.g. one file);
-``reproduce`` passes further arguments on, e.g. ``--profile paper`` or ``--only 01``;
+``reproduce`` passes further arguments on, e.g. ``--profile paper``, ``--only 01`` or
+``--bitwise`` (the same last bits on any x86-64 CPU, see ``chaosrnn_utils/bitwise.py``);
 ``python3 tasks.py fetch-data`` downloads and verifies the authors' data files (data/README.md);
 ``python3 tasks.py sweep ...`` runs a training sweep (see ``python -m chaosrnn_utils sweep -h``)
 with the same environment (one BLAS thread, glibc heap kept between updates).
+``python3 tasks.py book`` builds the notebooks, with their stored outputs and without running
+them, into an HTML book in ``build/book/`` (open ``build/book/index.html``).
 The virtual environment lives in ``.venv/`` and is reinstalled when ``pyproject.toml`` changes;
 ``test`` installs the ``test`` extra (pytest, nbval, ruff, ...) as well, and, as root with apt,
 SLURM for the real-SLURM test.
@@ -32,25 +35,30 @@ PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 STAMP = VENV / ".chaosrnn-installed"
 
 
-def setup(extras: tuple[str, ...] = ()) -> None:
-    """Create .venv and install the package with its pinned dependencies and the optional
-    ``extras`` (e.g. ``("test",)``), once per change of pyproject.toml or of the extras: the
-    stamp records the file's SHA-256 and the extras installed; a stamp with more extras than
-    asked for also counts."""
+def setup(extra: str = "") -> None:
+    """Create .venv and install the package with its pinned dependencies (once per change),
+    with the optional dependencies ``extra`` of pyproject.toml when given (``test``, ``book``);
+    each extra has its own stamp, so a stamp says which extras are installed."""
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if PY.exists() and STAMP.exists():
-        digest, _, have = STAMP.read_text().partition(" ")
-        if digest == wanted and set(extras) <= set(have.split(",")) - {""}:
-            return
+    stamp = STAMP.with_name(f"{STAMP.name}-{extra}") if extra else STAMP
+    if PY.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return
     if not PY.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    target = str(ROOT) + (f"[{','.join(extras)}]" if extras else "")
-    print(f"installing chaosrnn-utils{'[' + ','.join(extras) + ']' if extras else ''} and its "
-          "pinned dependencies", flush=True)
+    print(f"installing chaosrnn-utils{f'[{extra}]' if extra else ''} and its pinned dependencies",
+          flush=True)
     subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "-e", target], check=True)
-    STAMP.write_text(f"{wanted} {','.join(sorted(extras))}")
+                    "-e", f"{ROOT}[{extra}]" if extra else str(ROOT)], check=True)
+    stamp.write_text(wanted)
+
+
+def book_command(out: Path, python: str | None = None) -> list[str]:
+    """The Sphinx call that builds the book into ``out``: the repository root is the source
+    (README, ``notebooks/*.ipynb`` with their stored outputs, never executed, ``docs/*.md``),
+    ``docs/conf.py`` the configuration; a fresh environment each time (``-E``)."""
+    return [python or str(PY), "-m", "sphinx", "-b", "html", "-E", "-q", "-c", str(ROOT / "docs"),
+            str(ROOT), str(out)]
 
 
 def install_slurm() -> None:
@@ -95,10 +103,10 @@ FLOAT_SENSITIVE = [
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("reproduce", "test", "setup", "sweep", "fetch-data"):
+    if not argv or argv[0] not in ("reproduce", "test", "setup", "sweep", "book", "fetch-data"):
         print(__doc__)
         return 2
-    setup(("test",) if argv[0] == "test" else ())
+    setup({"book": "book", "test": "test"}.get(argv[0], ""))
     env = dict(os.environ)
     # one BLAS/OpenMP thread: results are identical from run to run on one machine (another
     # CPU gives the same conclusions within the seed spread, not the same last digits)
@@ -115,6 +123,12 @@ def main(argv: list[str]) -> int:
     if argv[0] == "fetch-data":
         return subprocess.run([str(PY), "-m", "chaosrnn_utils.fetch", *argv[1:]], cwd=ROOT,
                               env=env).returncode
+    if argv[0] == "book":
+        out = ROOT / "build" / "book"
+        code = subprocess.run(book_command(out), cwd=ROOT, env=env).returncode
+        if code == 0:
+            print(f"book built: open {(out / 'index.html').relative_to(ROOT)} in a browser")
+        return code
     if argv[0] in ("reproduce", "sweep"):
         return subprocess.run([str(PY), "-m", "chaosrnn_utils", *argv], cwd=ROOT,
                               env=env).returncode

@@ -9,8 +9,9 @@ dynamics), ``forcing`` (sparse teacher forcing), ``metrics`` (D_stsp, D_H, PE),
 ``training`` (one training loop for every mode, on ensembles), ``fused`` (hand-written
 backpropagation through time for the training rollouts), ``sweeps`` (grids, worker processes,
 resumable results tables), ``experiments`` (the paper's sweeps per data set and profile, their
-committed results), ``plotting`` (one function per panel), ``pipeline`` (profiles, summary
-table, comparison table, papermill runner).
+committed results, failure scoring and the failed ranges' references), ``paper`` (the
+paper's numbers, one table: ``paper.json``), ``plotting`` (one function per panel),
+``pipeline`` (profiles, summary table, comparison table, papermill runner).
 """
 
 from .data import (

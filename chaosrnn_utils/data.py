@@ -154,8 +154,9 @@ def generate(
     return x
 
 
-# The paper's data sets, as its authors' files are (../shared/PAPER.md §4). Mackey-Glass is
-# our own choice, stated in systems.json: sampled every 2 time units, embedded in 6-D, lag 4.
+# The paper's data sets, as its authors' files are (docs/paper-notes.md § Data sets).
+# Mackey-Glass is our own choice, stated in systems.json: sampled every 2 time units,
+# embedded in 6-D, lag 4.
 MACKEY_GLASS_EMBEDDING = dict(dim=6, lag=4)
 PAPER_DATASETS = {
     "lorenz": dict(system="lorenz_paper"),

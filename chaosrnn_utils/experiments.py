@@ -2,8 +2,9 @@
 
 Per data set the τ sweep of Fig. 2 (RNN, PLRNN, LSTM; sparse forcing over the paper's τ grid,
 and BPTT with gradient clipping at c = 1 as the baseline) and the Lorenz ablations of Fig. 5,
-each at two profiles: ``paper`` (the authors' settings, §6 of PAPER.md) and ``quick`` (small
-enough for two CPU cores, chosen so that the Lorenz LSTM still shows the effect).
+each at two profiles: ``paper`` (the authors' settings, docs/paper-notes.md § Training) and
+``quick`` (small enough for two CPU cores, chosen so that the Lorenz LSTM still shows the
+effect).
 
 Results travel in two places: a sweep trains into ``build/sweeps/<profile>/<name>/``
 (checkpoints, resumable, git-ignored) and its table is copied to
@@ -13,6 +14,7 @@ table are drawn from (``source="committed"`` reads it without training).
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict
@@ -23,9 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import paths, training
+from . import metrics, paper, paths, training
 from .data import EMPIRICAL, PAPER_DATASETS, find_empirical
 from .fetch import MACKEY_GLASS_FILE, fetch_or_none
+from .metrics import generate_free_run
 from .models import MODELS, make_model
 from .sweeps import SweepSpec, load_sweep_data, run_sweep, sweep_jobs
 from .training import MemberConfig
@@ -33,32 +36,18 @@ from .training import MemberConfig
 ARCHITECTURES = ["rnn", "plrnn", "lstm"]
 SOURCES = ("train", "committed")
 
-#: the paper's τ grids (PAPER.md §6)
-PAPER_TAUS = {
-    "lorenz": [5, 30, 50, 60, 70, 100, 200, 500, 1000],
-    "roessler": [5, 30, 50, 60, 70, 100, 130, 160, 200, 500, 1000],
-    "lorenz2d": [5, 30, 50, 60, 70, 100, 130, 160, 200],
-    "duffing": [5, 30, 50, 60, 70, 100, 130, 160, 200],
-    "temperature": [5, 30, 50, 60, 70, 100, 130, 160, 200],
-    "mackey_glass": [5, 30, 40, 70, 100, 130, 160, 200],
-    "eeg": [5, 10, 20, 30, 50, 100, 150, 200],
-}
+#: the paper's τ grids (``paper.json``, Fig. 2's τ axes)
+PAPER_TAUS = {name: list(paper.dataset(name)["taus"]) for name in paper.datasets()}
 #: quick grids: Lorenz resolves the optimum (the notebook asserts it), the others are coarse
 QUICK_TAUS = {name: [5, 30, 100, 200] for name in PAPER_TAUS} | {
     "lorenz": [5, 15, 30, 50, 100, 200]}
 QUICK_SEEDS = {name: [0, 1] for name in PAPER_TAUS} | {"lorenz": [0, 1, 2]}
 QUICK_EPOCHS = {name: 100 for name in PAPER_TAUS} | {"lorenz": 300}
 PAPER_SEEDS = [0, 1, 2, 3, 4]
-#: the paper's best D_stsp per data set and architecture, (τ, value) (PAPER.md §7, Fig. 2)
-PAPER_BEST = {
-    "lorenz": {"rnn": (30, 0.196), "plrnn": (30, 0.893), "lstm": (30, 0.062)},
-    "roessler": {"rnn": (30, 5.12), "plrnn": (30, 1.27), "lstm": (100, 1.65)},
-    "duffing": {"rnn": (50, 6.77), "plrnn": (30, 7.33), "lstm": (30, 2.51)},
-    "lorenz2d": {"rnn": (30, 3.68), "plrnn": (30, 2.44), "lstm": (30, 1.78)},
-    "temperature": {"rnn": (30, 9.03), "plrnn": (30, 7.48), "lstm": (50, 5.89)},
-    "mackey_glass": {"rnn": (70, 0.297), "plrnn": (70, 0.482), "lstm": (130, 0.531)},
-    "eeg": {"rnn": (30, 0.807), "plrnn": (50, 0.725), "lstm": (50, 0.047)},
-}
+#: the paper's best D_stsp per data set and architecture, (τ, value) (``paper.json``, Fig. 2)
+PAPER_BEST = {name: {a: (int(v["tau"]), float(v["D_stsp"]))
+                     for a, v in paper.dataset(name)["best"].items()}
+              for name in paper.datasets()}
 #: Rosenstein's estimator per data set: (lag J in samples, fit window in steps, horizon),
 #: embedding dimensions m = 4, 5, 6 throughout (notebooks 01 and 08)
 ROSENSTEIN = {
@@ -70,9 +59,11 @@ ROSENSTEIN = {
     "temperature": (43, (10, 50), 200),
     "eeg": (57, (10, 50), 200),
 }
-#: the paper's clipping baseline (BPTT, c = 1) where PAPER.md §7 gives it
-PAPER_CLIP = {"lorenz": {"rnn": 7.47, "lstm": 15.4}, "roessler": {"all": 15.7},
-              "duffing": {"all": "10–12"}}
+#: the paper's clipping baseline (BPTT, c = 1) where Fig. 2 gives it (``paper.json``); a
+#: range is text, "10–12"
+PAPER_CLIP = {name: {a: v if isinstance(v, float | int) else paper.text_range(v)
+                     for a, v in paper.dataset(name)["clip_D_stsp"].items()}
+              for name in paper.datasets() if "clip_D_stsp" in paper.dataset(name)}
 CLIP = 1.0  # the paper's clipping baseline: BPTT, gradient norm clipped at c = 1
 
 
@@ -117,11 +108,11 @@ def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
     (c ∈ {1, 10, 100, 1000}), truncated BPTT and windowing (lengths 10–200), random τ around
     ``tau`` (spreads), τ annealed from 1 to 46, generalised teacher forcing (α), and sparse
     forcing at ``tau`` as the reference (at least 3 seeds). paper: sequence length 1 000,
-    5 seeds, 3 000 epochs; quick: sequence length 200, 1 seed, 300 epochs, c ∈ {1, 100},
-    lengths {10, 50}."""
+    5 seeds, 3 000 epochs; quick: sequence length 200, 3 seeds (so that no row rests on one
+    run), 300 epochs, c ∈ {1, 100}, lengths {10, 50}."""
     _check("lorenz", profile)
     paper = profile == "paper"
-    seeds = PAPER_SEEDS if paper else [0]
+    seeds = PAPER_SEEDS if paper else [0, 1, 2]
     lengths = [10, 30, 50, 100, 200] if paper else [10, 50]
     spreads = [10, 25, 50] if paper else [10, 25]
     alphas = [0.05, 0.1, 0.2, 0.5] if paper else [0.1, 0.3]
@@ -289,6 +280,140 @@ def failure_note(row: pd.Series) -> str:
                                            ("n_left_box", "left the box"),
                                            ("n_no_score", "no score")) if int(row[c])]
     return f"{failed}/{int(row['n'])} failed ({', '.join(f'{n} {k}' for n, k in kinds)})"
+
+
+#: the references of :func:`reference_scores`; all but white noise are *degenerate*: they
+#: have not learnt the data (a fresh model of each architecture, a fixed point at the data mean)
+REFERENCES = ("untrained rnn", "untrained plrnn", "untrained lstm", "fixed point at the mean",
+              "white noise")
+#: the metrics a failed range is given for: the binned D_stsp in our and the authors'
+#: convention (data of at most 5 dimensions) or the GMM D_stsp (above 5; one convention, so
+#: both columns hold it), and D_H in both conventions
+REFERENCE_METRICS = ("D_stsp", "D_stsp_authors", "D_H", "D_H_authors")
+#: the failed range of a metric starts at this fraction of the lowest degenerate reference:
+#: with ⅓ the binned D_stsp's threshold is about 6 on the simulated sets (degenerate references
+#: 17–19 at 100 000 generated steps), below the 7–17 band in which failed runs score
+FAILURE_FACTOR = 1 / 3
+
+
+def _reference_runs(x: np.ndarray, n_generate: int, seed: int,
+                    latent_dim: int) -> dict[str, np.ndarray]:
+    """The generated series of every reference: a freshly initialised model of each
+    architecture (seed ``seed``, float32 as trained) run freely from B⁺x_1, the constant series
+    at the data's mean, and Gaussian white noise with the data's mean and covariance."""
+    runs = {}
+    for arch in ARCHITECTURES:
+        model = make_model(arch, latent_dim, x.shape[1], seeds=[seed])
+        runs[f"untrained {arch}"] = generate_free_run(model, x, n_generate)[0]
+    mean = x.mean(axis=0)
+    runs["fixed point at the mean"] = np.broadcast_to(mean, (n_generate, x.shape[1])).copy()
+    cov = np.atleast_2d(np.cov(x, rowvar=False))
+    runs["white noise"] = np.random.default_rng(seed).multivariate_normal(mean, cov, n_generate)
+    return runs
+
+
+def reference_scores(x_test: np.ndarray, *, n_generate: int = 100_000, seed: int = 0,
+                     latent_dim: int = 30) -> pd.DataFrame:
+    """Scores of references that no trained model should match, on test data x_test (T, N).
+
+    One row per reference (:data:`REFERENCES`), plus ``data`` (x_test scored against itself,
+    ≈ 0 up to the D_H floor of the authors' convention); columns :data:`REFERENCE_METRICS`
+    and, for the binned D_stsp (N ≤ 5), the fraction of the generated points each convention
+    counts (``frac_in_box``, ``frac_in_box_authors``). D_stsp is the binned KL for N ≤ 5 and
+    the GMM KL above. Each reference is scored like a trained model
+    (:func:`~.metrics.evaluate`'s defaults) on ``n_generate`` generated steps; the binned
+    KL's penalty for unvisited cells, −log(α / n_generate), makes the scores depend on it.
+    Closed forms: the fixed point has D_H = 1 (a constant series has no spectrum); inside the
+    box its binned D_stsp is Σ_k p_k log p_k − Σ_k p_k log q_k with q the smoothed histogram
+    of one full cell (NaN when the mean lies outside the box or in a dropped first bin)."""
+    x = np.asarray(x_test, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 100:
+        raise ValueError(f"x_test must be (T, N) with T >= 100, got shape {x.shape}")
+    binned = x.shape[1] <= metrics.MAX_BINNED_DIM
+    rows = []
+    runs = {**_reference_runs(x, n_generate, seed, latent_dim), "data": x}
+    for name, run in runs.items():
+        row: dict[str, Any] = {"reference": name}
+        if binned:
+            row["D_stsp"], row["frac_in_box"] = metrics.state_space_divergence_binned(x, run)
+            row["D_stsp_authors"], row["frac_in_box_authors"] = (
+                metrics.state_space_divergence_binned(x, run, convention="authors"))
+        else:
+            row["D_stsp"] = row["D_stsp_authors"] = metrics.state_space_divergence_gmm(x, run)
+        for conv, col in (("ours", "D_H"), ("authors", "D_H_authors")):
+            row[col] = metrics.power_spectrum_distance(x, run, convention=conv)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("reference")
+
+
+def failure_threshold(refs: pd.DataFrame, metric: str = "D_stsp", *,
+                      factor: float = FAILURE_FACTOR, min_in_box: float = MIN_IN_BOX) -> float:
+    """Where the failed range of ``metric`` starts: s_0 + ``factor`` · (s_ref − s_0), with
+    s_ref the lowest score of the degenerate references of :func:`reference_scores` (the
+    untrained models and the fixed point at the data mean), s_0 the data's score against
+    itself (0, except the authors' D_H, whose floor is above 0; 0 when ``refs`` has no
+    ``data`` row) and ``factor`` = ⅓ (:data:`FAILURE_FACTOR`). A run scoring at or above it
+    has not cut the best learnt-nothing score to a third (of its excess over the floor).
+
+    A binned D_stsp counts only for a reference whose free run keeps at least ``min_in_box``
+    of its points in the box, relative to the data's own counted fraction in the same
+    convention (a run that leaves the box is a failure by :func:`run_status`, and its score
+    on a few transient points is an artefact). White noise with the data's moments is not a
+    degenerate reference: a Gaussian cloud fills a coarse 10-bin histogram well (binned
+    D_stsp ≈ 1 on Lorenz-63), so it is reported beside, not used. NaN when no degenerate
+    reference has a finite score, or when the lowest one is not above the floor (the
+    authors' D_H on the temperature series: no failed range can be drawn)."""
+    if metric not in refs.columns:
+        raise KeyError(f"no metric {metric!r}; known: {', '.join(REFERENCE_METRICS)}")
+    degenerate = refs.drop(index=[r for r in ("white noise", "data") if r in refs.index])
+    v = degenerate[metric].to_numpy(dtype=float)
+    frac_col = {"D_stsp": "frac_in_box", "D_stsp_authors": "frac_in_box_authors"}.get(metric)
+    if frac_col in refs.columns:
+        own = float(refs.loc["data", frac_col]) if "data" in refs.index else 1.0
+        v = np.where(degenerate[frac_col].to_numpy(dtype=float) >= min_in_box * own, v, np.nan)
+    v = v[np.isfinite(v)]
+    floor = float(refs.loc["data", metric]) if "data" in refs.index else 0.0
+    if not v.size or not v.min() > floor:
+        return float("nan")
+    return float(floor + factor * (v.min() - floor))
+
+
+def _reference_cache(dataset: str, profile: str) -> Path:
+    return paths.BUILD_DIR / "references" / f"{dataset}_{profile}.csv"
+
+
+@functools.lru_cache(maxsize=32)
+def _dataset_references(dataset: str, profile: str) -> pd.DataFrame:
+    spec = tau_sweep_spec(dataset, profile)
+    x_test = load_sweep_data(spec)[1]
+    key = f"{spec.n_generate}:{spec.train_settings('lstm').latent_dim}:{x_test.shape}:" \
+          f"{float(np.sum(x_test)):.12e}"
+    cache = _reference_cache(dataset, profile)
+    if cache.exists():
+        refs = pd.read_csv(cache, index_col="reference")
+        if "key" in refs and str(refs["key"].iloc[0]) == key:
+            return refs.drop(columns="key")
+    refs = reference_scores(x_test, n_generate=spec.n_generate,
+                            latent_dim=spec.train_settings("lstm").latent_dim)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with paths.atomic_open(cache, "w") as fh:
+        refs.assign(key=key).to_csv(fh)
+    return refs
+
+
+def dataset_references(dataset: str, profile: str = "quick") -> pd.DataFrame:
+    """:func:`reference_scores` on the test split of ``dataset``'s τ sweep at ``profile`` (the
+    data the sweep scores its models on, the same free-run length); cached in
+    ``build/references/<dataset>_<profile>.csv`` (about a minute on one core the first time:
+    three 100 000-step free runs) and in memory."""
+    _check(dataset, profile)
+    return _dataset_references(dataset, profile).copy()
+
+
+def failure_thresholds(dataset: str, profile: str = "quick") -> dict[str, float]:
+    """Per metric of :data:`REFERENCE_METRICS`, :func:`failure_threshold` on ``dataset``."""
+    refs = dataset_references(dataset, profile)
+    return {m: failure_threshold(refs, m) for m in REFERENCE_METRICS}
 
 
 def tau_curve(agg: pd.DataFrame, architecture: str) -> pd.DataFrame:

@@ -9,8 +9,9 @@ Diverged models must remain scorable: a generated series with NaN/inf gives ``na
 D_stsp and D_H instead of raising; bad *true* data raises ``ValueError``.
 
 The binned D_stsp and D_H take ``convention="ours"`` (default) or ``"authors"``: the latter
-reproduces the paper's evaluation code, quirks included (PAPER.md §5; checked against the
-values of their code in ../shared/golden), so that numbers compare with the paper's.
+reproduces the paper's evaluation code, quirks included (docs/paper-notes.md § Metrics;
+checked against the values of their code in ../shared/golden), so that numbers compare with
+the paper's.
 """
 
 from __future__ import annotations
@@ -432,6 +433,21 @@ def generate_free_run(
     return out
 
 
+def _authors_binned(x_true: Array, x_gen: Array, **kw: Any) -> tuple[float, float]:
+    """The binned D_stsp in the authors' convention, or (nan, nan) where their box (centred
+    at 0) holds no true point: data far from 0 can be scored in our convention only."""
+    try:
+        return state_space_divergence_binned(x_true, x_gen, convention="authors", **kw)
+    except ValueError:
+        return float("nan"), float("nan")
+
+
+#: the keys of every row :func:`evaluate` returns (a sweep's part without one of them is an
+#: older version's and is evaluated again)
+EVALUATE_KEYS = ("member", "D_stsp", "D_stsp_method", "frac_in_box", "D_H", "PE1", "PE5",
+                 "PE25", "lambda_max", "D_stsp_authors", "frac_in_box_authors", "D_H_authors")
+
+
 def evaluate(
     model: EnsembleRNN,
     x_test: Array,
@@ -457,7 +473,11 @@ def evaluate(
     (QR over ``lyap_steps`` steps after 1 000 transient ones; 0 skips it): > 0 on a chaotic
     attractor, ≈ 0 on a cycle or torus, < 0 on a fixed point. ``convention`` ("ours" or
     "authors") is passed to the binned D_stsp and to D_H (``centre`` unset: its default).
-    Keys: member, D_stsp, D_stsp_method, frac_in_box, D_H, PE1, PE5, PE25, lambda_max.
+    The same free run is also scored in the authors' convention whatever ``convention`` is
+    (``D_stsp_authors``, ``frac_in_box_authors``, ``D_H_authors``; the GMM D_stsp has one
+    convention, its fraction is NaN), so that results compare with the paper's numbers.
+    Keys: member, D_stsp, D_stsp_method, frac_in_box, D_H, PE1, PE5, PE25, lambda_max,
+    D_stsp_authors, frac_in_box_authors, D_H_authors.
     """
     x_test = _model_series(model, x_test)
     runs = generate_free_run(model, x_test, n_generate, n_transient=n_transient)
@@ -482,18 +502,22 @@ def evaluate(
                     except ValueError:
                         pass
     results = []
+    authors = convention == "authors"
     for e in range(model.n_models):
         if binned:
             d_stsp, frac = state_space_divergence_binned(
                 x_test, runs[e], n_bins=n_bins, box_std=box_std, centre=centre,
                 convention=convention,
             )
+            d_stsp_a, frac_a = (d_stsp, frac) if authors else _authors_binned(
+                x_test, runs[e], n_bins=n_bins, box_std=box_std)
         else:
             d_stsp, frac = state_space_divergence_gmm(x_test, runs[e]), float("nan")
-        d_h = power_spectrum_distance(
-            x_test, runs[e], n_chunks=n_chunks, smoothing_sigma=smoothing_sigma,
-            n_freqs=n_freqs, convention=convention,
-        )
+            d_stsp_a, frac_a = d_stsp, frac
+        spectra = dict(n_chunks=n_chunks, smoothing_sigma=smoothing_sigma, n_freqs=n_freqs)
+        d_h = power_spectrum_distance(x_test, runs[e], convention=convention, **spectra)
+        d_h_a = d_h if authors else power_spectrum_distance(x_test, runs[e],
+                                                            convention="authors", **spectra)
         results.append(
             {
                 "member": e,
@@ -505,6 +529,9 @@ def evaluate(
                 "PE5": float(pe[e, 4]),
                 "PE25": float(pe[e, 24]),
                 "lambda_max": float(lam[e]),
+                "D_stsp_authors": d_stsp_a,
+                "frac_in_box_authors": frac_a,
+                "D_H_authors": d_h_a,
             }
         )
     return results

@@ -34,6 +34,11 @@ SUMMARY_ENV = "CHAOSRNN_SUMMARY_DIR"
 EXPANSIONS = {"06_tau_sweep": ("dataset", ("lorenz", "lorenz2d", "roessler", "duffing",
                                            "mackey_glass", "temperature", "eeg"))}
 
+#: what the main job gives the notebooks that train, unless ``-p`` says otherwise: their own
+#: default is to redraw the committed results (what nbval checks); ``reproduce`` trains
+MAIN_JOB = {"06_tau_sweep": {"source": "train"}, "07_lorenz_attractors": {"source": "train"},
+            "09_ablations": {"source": "train"}}
+
 
 def select_profile(profile: str, **settings: dict[str, Any]) -> dict[str, Any]:
     """The settings of ``profile`` among ``settings`` (one dict per profile name).
@@ -53,7 +58,9 @@ def select_profile(profile: str, **settings: dict[str, Any]) -> dict[str, Any]:
 def record_summary(notebook: str, rows: Sequence[dict[str, Any]]) -> Path:
     """Write a notebook's key numbers for the summary table, atomically, to
     ``build/summary/<notebook>.json`` (``$CHAOSRNN_SUMMARY_DIR`` when set). Each row:
-    ``quantity``, ``paper``, ``reproduced`` and optionally ``note``."""
+    ``quantity``, ``paper``, ``reproduced`` and optionally ``note``, ``profile``,
+    ``convention`` ("authors" or "ours": the metric convention of its numbers), ``match``,
+    ``failed_above``, ``paper_failed_above`` and ``score`` (see :func:`_match`)."""
     for row in rows:
         missing = {"quantity", "paper", "reproduced"} - set(row)
         if missing:
@@ -118,17 +125,75 @@ def summary_table(summary_dir: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+#: the comparison's rules, printed under the table (:func:`comparison_markdown`) and applied
+#: by :func:`_match`
+MATCH_RULES = (
+    "match: **yes** when ours is within 25 % of the paper's number (|ours − paper| ≤ "
+    "0.25·|paper|, no other slack) or meets the row's own stated rule (in its note); a sign "
+    "claim (< 0, > 0) is checked; **asserted**: a qualitative claim its notebook asserts. "
+    "Scores (lower is better) carry a failed range, at or above the row's threshold "
+    "(`experiments.failure_threshold`): a row where one side failed and the other did not is "
+    "**no**, whatever the relative difference; where both failed it is **both failed**. A "
+    "best-τ row can match only when our best cell is a success (most runs scored, score "
+    "below the threshold). convention: the metric convention of the numbers (authors: the "
+    "paper's evaluation code; ours: box at the data mean, plain spectra)."
+)
+
+
+def _number(v: Any) -> float | None:
+    """A number from a summary value: itself, the lower end of a range text such as
+    ``"10–12"``, else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        head = v.replace("−", "-").split("–")[0].split("±")[0].strip()
+        try:
+            return float(head)
+        except ValueError:
+            return None
+    return None
+
+
+def _failed(value: Any, threshold: float) -> bool | None:
+    """Whether a score lies in the failed range (≥ threshold, or not a finite number: NaN is
+    a failure); None when the value is a claim without a number."""
+    x = _number(value)
+    if x is None:
+        return None
+    return not (math.isfinite(x) and x < threshold)
+
+
 def _match(row: dict[str, Any]) -> str:
-    """yes / no / asserted / – for one summary row: the row's own ``match`` when it has one;
-    numbers within 25 %; a sign claim ("< 0", "> 0") checked; any other qualitative claim is
-    asserted by its notebook (the run fails otherwise); no paper value: –."""
-    if "match" in row and row["match"] is not None:
-        return "yes" if row["match"] else "no"
+    """yes / no / both failed / asserted / – for one summary row (rules: :data:`MATCH_RULES`).
+
+    Optional keys: ``failed_above`` (the failed-range threshold of our score, in the row's
+    convention), ``paper_failed_above`` (the same for the paper's value, default
+    ``failed_above``), ``score`` (our score behind a row whose ``reproduced`` is not itself a
+    score, e.g. the D_stsp of our best-τ cell; NaN when no cell was mostly scored), ``match``
+    (the notebook's own stated rule, used only where neither side failed)."""
     paper, ours = row["paper"], row["reproduced"]
     if paper is None or paper == "not in paper":
         return "–"
+    threshold = row.get("failed_above")
+    if threshold is not None:
+        ours_score = row["score"] if "score" in row else ours
+        ours_failed = _failed(ours_score, float(threshold))
+        if "score" in row:  # a best-τ row: only our side has a score
+            if ours_failed is not False:
+                return "no"
+        else:
+            paper_failed = _failed(paper, float(row.get("paper_failed_above", threshold)))
+            if paper_failed is not None and ours_failed is not None:
+                if paper_failed and ours_failed:
+                    return "both failed"
+                if paper_failed != ours_failed:
+                    return "no"
+    if "match" in row and row["match"] is not None:
+        return "yes" if row["match"] else "no"
     if isinstance(paper, int | float) and isinstance(ours, int | float):
-        return "yes" if abs(ours - paper) <= 0.25 * abs(paper) + 1e-3 else "no"
+        return "yes" if abs(ours - paper) <= 0.25 * abs(paper) else "no"
     if paper in ("< 0", "> 0") and isinstance(ours, int | float):
         return "yes" if (ours < 0) == (paper == "< 0") else "no"
     return "asserted"
@@ -136,16 +201,30 @@ def _match(row: dict[str, Any]) -> str:
 
 def comparison_markdown(profile: str, summary_dir: Path | None = None) -> str:
     """The paper-vs-ours table (markdown) of the summary rows recorded by a run of the
-    notebooks: quantity, the paper's value or claim, ours, the profile, match, note."""
+    notebooks: quantity, the paper's value or claim, ours, the metric convention (the row's
+    ``convention``, – where none applies), the profile, match (:func:`_match`), note; then
+    the rules, :data:`MATCH_RULES`."""
     summary_dir = SUMMARY_DIR if summary_dir is None else summary_dir
-    lines = ["| notebook | quantity | paper | ours | profile | match | note |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| notebook | quantity | paper | ours | convention | profile | match | note |",
+             "|---|---|---|---|---|---|---|---|"]
     for f in sorted(summary_dir.glob("*.json")):
         for r in json.loads(f.read_text()):
             cells = (f.stem[:2], r["quantity"], _fmt(r["paper"]), _fmt(r["reproduced"]),
-                     r.get("profile", profile), _match(r), r.get("note", ""))
+                     r.get("convention", "–"), r.get("profile", profile), _match(r),
+                     _note(r))
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + MATCH_RULES + "\n"
+
+
+def _note(row: dict[str, Any]) -> str:
+    """The row's note, with its failed-range threshold when it has one."""
+    note = str(row.get("note", ""))
+    if row.get("failed_above") is not None:
+        extra = f"failed range ≥ {float(row['failed_above']):.3g}"
+        if row.get("paper_failed_above") is not None:
+            extra += f" (paper's convention: ≥ {float(row['paper_failed_above']):.3g})"
+        note = f"{note}; {extra}" if note else extra
+    return note
 
 
 README_START, README_END = "<!-- comparison:start -->", "<!-- comparison:end -->"
@@ -268,8 +347,9 @@ def plan_reproduce(selected: Sequence[Path], profile: str,
                    given: dict[str, Any] | None = None) -> list[Run]:
     """The runs of ``reproduce``, every parameter checked before any kernel starts.
 
-    ``profile`` goes to every notebook; each of ``given`` (the ``-p`` values, ``--seed`` as
-    ``seed``) goes to the selected notebooks whose parameters cell declares it, and wins.
+    ``profile`` goes to every notebook, :data:`MAIN_JOB`'s values to theirs; each of ``given``
+    (the ``-p`` values, ``--seed`` as ``seed``) goes to the selected notebooks whose
+    parameters cell declares it, and wins.
     Refused (ValueError): ``profile`` in ``given`` (only ``--profile`` sets it), a name no
     selected notebook declares, a value of the wrong type. A notebook of :data:`EXPANSIONS` is
     run once per value of its parameter, or once with the value given; a data set given but
@@ -288,7 +368,8 @@ def plan_reproduce(selected: Sequence[Path], profile: str,
                              f"{hint} (parameters: {', '.join(names)})")
     runs = []
     for nb in selected:
-        params = {"profile": profile, **{k: v for k, v in given.items() if k in declared[nb]}}
+        params = {"profile": profile, **MAIN_JOB.get(nb.stem, {}),
+                  **{k: v for k, v in given.items() if k in declared[nb]}}
         check_parameters(nb, params)
         if nb.stem not in EXPANSIONS:
             runs.append(Run(nb, params))
@@ -456,6 +537,10 @@ def _given_parameters(pairs: Sequence[Sequence[str]], seed: int | None) -> dict[
     return given
 
 
+_BITWISE_HELP = ("the same last bits on any x86-64 CPU (portable kernels, slower; "
+                 "see chaosrnn_utils.bitwise)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chaosrnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -464,6 +549,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seed", type=int, help="seed of the notebooks that declare one "
                      "(default: each notebook's own)")
     rep.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
+    rep.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
     rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"),
                      help="notebook parameter (JSON value, else text), given to the selected "
@@ -504,13 +590,21 @@ def _build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--slurm-gpus", type=_positive_int, help="GPUs per SLURM job")
     swp.add_argument("--job", help="run only this job of the sweep (e.g. lstm-0), for any "
                      "scheduler; the plain command then collects the parts")
+    swp.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``chaosrnn`` or ``python -m chaosrnn_utils``). Bad input is
     one line on stderr, ``chaosrnn <command>: error: …``, and exit status 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
+    if getattr(args, "bitwise", False):
+        from . import bitwise
+
+        bitwise.reexec_bitwise(argv)  # a new process unless the settings are in effect
+        print("bitwise mode: " + " ".join(f"{k}={os.environ[k]}" for k in bitwise.bitwise_env({})),
+              flush=True)
 
     if args.command == "sweep":
         from . import sweeps

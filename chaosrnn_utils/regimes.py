@@ -131,10 +131,10 @@ def two_cycle_plrnn(latent_dim: int = 6, *, a: float = 0.1, w: float = -7.2, h: 
 # Found by a search over random PLRNNs (numpy default_rng(seed): A ~ U(0, 0.9),
 # W ~ N(0, w_scale²/M) off-diagonal, h ~ N(0, 1); seeds 0-399, M in {8, 10}), kept if bounded
 # with 0.07 < λ_max < 0.12 over 1 200 steps and re-checked over 20 000: M = 8, w_scale = 2,
-# seed 149 gives λ_max ≈ 0.080 per step (the paper's Lorenz-trained PLRNN: ≈ 0.0765), with a
-# small orbit-to-orbit spread of the 1 000-step growth rate (std 0.004 over 64 orbits; seed
-# 299, closer in λ_max, has intermittent laminar phases). chaotic_plrnn() rebuilds it from
-# the recipe; the tests re-verify λ_max > 0 by QR.
+# seed 149 gives λ_max ≈ 0.080 per step (the paper's Lorenz-trained PLRNN: paper.json,
+# theorems), with a small orbit-to-orbit spread of the 1 000-step growth rate (std 0.004 over
+# 64 orbits; seed 299, closer in λ_max, has intermittent laminar phases). chaotic_plrnn()
+# rebuilds it from the recipe; the tests re-verify λ_max > 0 by QR.
 
 
 def chaotic_plrnn(latent_dim: int = 8, seed: int = 149, *, a_max: float = 0.9,

@@ -474,6 +474,9 @@ def _part_problem(spec: SweepSpec, path: Path, arch: str, index: range,
     need = ("sweep", "architecture", "member", ROW_CHECK, *inputs)
     if header[-1:] != [ROW_CHECK] or not set(need) <= set(header):
         return "no checksum or input columns (an older version's part, or damaged)"
+    missing = [k for k in metrics.EVALUATE_KEYS if k not in header]
+    if missing:
+        return f"no {', '.join(missing)} column (an older version's evaluation)"
     for k, row in enumerate(rows):
         if len(row) != len(header) or row[-1] != _row_digest(header[:-1], row[:-1]):
             return f"row {k + 1} does not match its checksum (edited or damaged)"
@@ -564,13 +567,17 @@ def worker_devices(workers: int, device: str | None, n_cuda: int) -> list[str | 
 
 #: the device a local worker process was given (:func:`worker_devices`), None elsewhere
 _WORKER_DEVICE: str | None = None
+#: tqdm options of this worker process's epoch bars (set by :func:`_worker_init`)
+_BAR: dict[str, Any] = {}
 
 
-def _worker_init(parent: int, devices: Any = None) -> None:
-    """Initializer of each worker process: take this worker's device from the queue
-    ``devices`` (:func:`worker_devices`), and die with the parent ``parent`` (the sweep's
+def _worker_init(parent: int, lock: Any = None, slots: Any = None, devices: Any = None) -> None:
+    """Initializer of each worker process: die with the parent ``parent`` (the sweep's
     process). Linux: the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``);
-    elsewhere, and as a second guard, a daemon thread exits when the parent pid changes."""
+    elsewhere, and as a second guard, a daemon thread exits when the parent pid changes.
+    ``lock``, ``slots`` (shared with the parent): tqdm's write lock and a counter that gives
+    each worker its own line for the epoch bars of the jobs it runs. ``devices``: a queue
+    this worker takes its device from (:func:`worker_devices`)."""
     global _WORKER_DEVICE
     if devices is not None:
         _WORKER_DEVICE = devices.get()
@@ -584,6 +591,11 @@ def _worker_init(parent: int, devices: Any = None) -> None:
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent",
                      daemon=True).start()
+    if lock is not None and slots is not None:
+        tqdm.set_lock(lock)
+        with slots.get_lock():
+            slots.value += 1
+            _BAR["position"] = slots.value
 
 
 def _watch_parent(parent: int, every: float = 1.0) -> None:
@@ -633,13 +645,15 @@ def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, ind
     settings = spec.train_settings(arch)
     notes = []
 
+    bar = dict(_BAR, desc=f"{spec.name} {job}") if progress and _BAR else progress
+
     def fit() -> training.TrainState:
         limit = None
         if deadline is not None:
             limit = _checkpoint_wall_time(ckpt) + max(deadline - training.clock(), 0.0)
         return training.train(x_train, members, settings, device=device, checkpoint=ckpt,
                               checkpoint_every=spec.checkpoint_every, time_limit=limit,
-                              progress=progress)
+                              progress=bar)
 
     try:
         state = fit()
@@ -794,10 +808,14 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
         n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
         for d in worker_devices(n_proc, dev, n_cuda):
             devices.put(d)
+        # each worker draws its jobs' epoch bars on a line of its own, under the jobs bar
+        bars = (ctx.RLock(), ctx.Value("i", 0)) if progress else (None, None)
+        if progress:
+            tqdm.set_lock(bars[0])
         with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(os.getpid(), devices)) as pool:
+                                 initargs=(os.getpid(), *bars, devices)) as pool:
             futures = [pool.submit(_run_job, spec.to_dict(), str(out_dir), job, arch, index, dev,
-                                   deadline, False, inputs, 1) for job, arch, index in todo]
+                                   deadline, progress, inputs, 1) for job, arch, index in todo]
             try:
                 with tqdm(total=len(futures), desc=f"{spec.name} jobs", disable=not progress,
                           leave=False) as bar:

@@ -2,7 +2,8 @@
 
 Every named system is one row of ``systems.json`` (package data): the equations it uses
 (``model``), parameters, sampling step ``dt`` of its data set, transient, initial condition,
-reference Lyapunov exponents (per time unit) and a citation. The equations live here as
+reference Lyapunov exponents (per time unit), the paper data set whose published λ_max and
+τ_pred (``paper.json``) it carries, and a citation. The equations live here as
 plain functions vectorised over leading dimensions: ``rhs(x, p)`` maps ``(..., d)`` to
 ``(..., d)`` and ``jac(x, p)`` maps ``(..., d)`` to ``(..., d, d)``.
 
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.signal import lfilter
+
+from . import paper
 
 Array = np.ndarray
 
@@ -252,7 +255,11 @@ def get_system(name: str, **overrides: Any) -> System:
         raise ValueError(f"transient must be non-negative, got {row['transient']}")
     ref = row.pop("reference_exponents")
     x0 = row.pop("x0")
+    source = row.pop("paper_dataset")  # the paper's numbers for this system: paper.json
+    numbers = paper.dataset(source) if source else {}
     return System(
+        paper_lyapunov_per_step=numbers.get("lambda_max_per_step"),
+        paper_tau_pred=numbers.get("tau_pred"),
         name=name,
         params=params,
         x0=None if x0 is None else tuple(float(v) for v in x0),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -347,7 +347,7 @@ def train(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 50,
     time_limit: float | None = None,
-    progress: bool = True,
+    progress: bool | Mapping[str, Any] = True,
     static: bool = False,
 ) -> TrainState:
     """Train one ensemble (one member per entry of ``members``) on ``data`` (n, N).
@@ -357,6 +357,8 @@ def train(
     state is saved atomically every ``checkpoint_every`` epochs and at the end, and an existing
     checkpoint is resumed; ``time_limit`` (seconds) stops after the epoch that reaches it
     (then ``state.epoch < settings.epochs``). Device: CUDA when available unless given.
+    ``progress``: a tqdm bar of the epochs (True), none (False), or a bar with these tqdm
+    options (e.g. ``position`` and ``desc`` for one of several processes' bars).
 
     ``static`` (fused engine only): every update runs on fixed input buffers with a
     mask-independent operation sequence (:class:`~chaosrnn_utils.fused.StaticPlan`), with all
@@ -390,9 +392,11 @@ def train(
         m.clip_value, dtype=dtype, device=dev) for m in members])
     offsets = torch.arange(T + 1)
     start_time = clock() - state.wall_time
+    bar_options = {"desc": f"{settings.model} ×{E}", "leave": False,
+                   **(progress if isinstance(progress, Mapping) else {})}
+    show = isinstance(progress, Mapping) or bool(progress)
     bar = tqdm(range(state.epoch, settings.epochs), initial=state.epoch,
-               total=settings.epochs, disable=not progress, desc=f"{settings.model} ×{E}",
-               leave=False)
+               total=settings.epochs, disable=not show, **bar_options)
     epoch_t = torch.zeros((), dtype=torch.long, device=dev)  # the epoch, on the device
     epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
 
@@ -439,7 +443,7 @@ def train(
         state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
         state.epoch = epoch + 1
         state.wall_time = clock() - start_time
-        if progress:
+        if show:
             alive_n = int(state.alive.sum())
             bar.set_postfix(loss=f"{np.nanmean(state.history[-1]):.4g}", alive=f"{alive_n}/{E}")
         last = state.epoch == settings.epochs

@@ -54,7 +54,7 @@ import pandas as pd
 
 import chaosrnn_utils as cu
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils import paths, plotting
+from chaosrnn_utils import paper, paths, plotting
 from chaosrnn_utils.data import find_empirical
 
 np.set_printoptions(precision=4, suppress=True)
@@ -243,7 +243,7 @@ plt.show()
 # Rosenstein's method (mean over $m = 4, 5, 6$). Later notebooks read this table
 # (`data/results/tau_pred_<profile>.csv`) and say which value they mark.
 #
-# Where they disagree (see `../shared/PAPER.md` §4):
+# Where they disagree (see `docs/paper-notes.md` § Data sets):
 # - **Lorenz**: the paper's 0.015 per step is Rosenstein's published value for *other*
 #   parameters ($\sigma = 16$, $\rho = 45.92$, $\beta = 4$); the authors' file
 #   ($\rho = 38$) has $\lambda_{max} \approx 0.011$ per step, so $\tau_{pred} \approx 62$,
@@ -263,9 +263,9 @@ plt.show()
 # %%
 QR_SOURCE = {"lorenz": "lorenz_paper", "lorenz2d": "lorenz_paper",
              "roessler": "roessler_paper", "duffing": "duffing_paper"}
-PAPER = {"lorenz": (0.015, 46.2), "lorenz2d": (0.015, 46.2), "roessler": (0.009, 77.0),
-         "duffing": (0.01765, 39.3), "mackey_glass": (0.00843, 82.2),
-         "temperature": (0.016, 43.3), "eeg": (0.017, 40.8)}
+# the paper's λ_max per step and τ_pred per data set (paper.json, its data-set table)
+PAPER = {n: (paper.dataset(n)["lambda_max_per_step"], paper.dataset(n)["tau_pred"])
+         for n in paper.datasets()}
 rows = []
 for name, (paper_lam, paper_tau) in PAPER.items():
     row = dict(dataset=name, paper_lambda=paper_lam, paper_tau_pred=paper_tau)
@@ -308,10 +308,11 @@ plt.show()
 # %%
 t = tau_table
 dt_roessler = cu.get_system("roessler_paper").dt  # the table is per step
-assert abs(t.loc["roessler", "qr_lambda"] - 0.009) < max(0.1 * 0.009,
-                                                        dt_roessler * tol["roessler_paper"][0])
-assert abs(t.loc["duffing", "rosenstein_lambda"] / 0.01765 - 1) < 0.20
-assert t.loc["lorenz", "qr_lambda"] < 0.8 * 0.015
+lam_roessler = PAPER["roessler"][0]
+assert abs(t.loc["roessler", "qr_lambda"] - lam_roessler) < max(
+    0.1 * lam_roessler, dt_roessler * tol["roessler_paper"][0])
+assert abs(t.loc["duffing", "rosenstein_lambda"] / PAPER["duffing"][0] - 1) < 0.20
+assert t.loc["lorenz", "qr_lambda"] < 0.8 * PAPER["lorenz"][0]
 for name in ("lorenz", "roessler", "duffing"):
     assert abs(t.loc[name, "rosenstein_lambda"] / t.loc[name, "qr_lambda"] - 1) < 0.35, name
 summary = [
@@ -322,7 +323,8 @@ summary = [
     dict(quantity="λ₁ Hénon", paper=0.419, reproduced=round(spectra["henon"][0], 3),
          note="published reference"),
 ]
-# why the data's own τ_pred may differ from the paper's (PAPER.md §4 and the notes above)
+# why the data's own τ_pred may differ from the paper's (docs/paper-notes.md § Data sets and
+# the notes above)
 WHY = {"lorenz": "the paper's λ 0.015 is Rosenstein's for other Lorenz parameters",
        "lorenz2d": "the paper's λ 0.015 is Rosenstein's for other Lorenz parameters",
        "mackey_glass": "our own series, sampled at Δt = 2 (the authors' file was not at hand)",

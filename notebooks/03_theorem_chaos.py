@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 import chaosrnn_utils as cu
-from chaosrnn_utils import plotting
+from chaosrnn_utils import paper, plotting
 
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
@@ -193,12 +193,13 @@ assert log10_at_1000 > 28
 assert grad[-1] / grad[0] > 1e20 and abs(g_slope / lam_max - 1) < 0.25
 assert split_error < 1e-8
 assert max(autograd_error.values()) < 1e-8
+THM = paper.group("theorems")  # Fig. 1's numbers (paper.json)
 summary = [
-    dict(quantity="Thm 2: λ_max of the chaotic PLRNN (QR, per step)", paper=0.0765,
+    dict(quantity="Thm 2: λ_max of the chaotic PLRNN (QR, per step)", paper=THM["chaos_lambda_max"],
          reproduced=round(lam_max, 4), note="paper: PLRNN trained on Lorenz; here: search"),
-    dict(quantity="Thm 2: slope of log||∂z_T/∂z_1|| vs T", paper=0.0765,
+    dict(quantity="Thm 2: slope of log||∂z_T/∂z_1|| vs T", paper=THM["chaos_lambda_max"],
          reproduced=round(slope, 4), note=f"ratio to λ_max {slope / lam_max:.3f}"),
-    dict(quantity="Thm 2: log10 ||∂z_T/∂z_1|| at T = 1000", paper=33,
+    dict(quantity="Thm 2: log10 ||∂z_T/∂z_1|| at T = 1000", paper=THM["chaos_log10_norm_at_T1000"],
          reproduced=round(log10_at_1000, 1), note="paper: ≈ 1e33"),
     dict(quantity="Thm 2: slope of log||∂L_T/∂θ|| vs T", paper="> 0",
          reproduced=round(g_slope, 4), note="diverges with T"),

@@ -34,7 +34,7 @@
 # %% tags=["parameters"]
 profile = "quick"  # "quick" or "paper": which Lorenz sweep the models come from
 seed = 0  # unused: at each τ the seed with the lowest D_stsp is drawn
-source = "train"  # "train" (sweep of notebook 06, resumed) or "committed" (saved models)
+source = "committed"  # "committed" (saved models) or "train" (sweep of notebook 06, resumed)
 workers = 2  # processes, if the sweep still has to train
 
 # %%

@@ -45,12 +45,13 @@ import pandas as pd
 
 import chaosrnn_utils as cu
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils import plotting
+from chaosrnn_utils import paper, plotting
 
 pd.set_option("display.precision", 4)
 plotting.use_style()
 cu.select_profile(profile, quick={}, paper={})
-PAPER_LAMBDA = {"temperature": 0.016, "eeg": 0.017}  # per step (PAPER.md §7, Fig. 4)
+# per step, from paper.json (Fig. 4 and the data-set table)
+PAPER_LAMBDA = {n: paper.dataset(n)["lambda_max_per_step"] for n in ("temperature", "eeg")}
 names = [n for n in ("temperature", "eeg") if ex.dataset_available(n)]
 for n in ("temperature", "eeg"):
     if n not in names:

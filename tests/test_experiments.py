@@ -18,7 +18,7 @@ def test_paper_and_quick_tau_sweeps_are_valid(dataset):
     paper = ex.tau_sweep_spec(dataset, "paper").validate()
     s = paper.train_settings("lstm")
     assert (s.latent_dim, s.batch_size, s.batches_per_epoch, s.epochs, s.lr) == \
-        (30, 32, 10, 3000, 1e-3)  # PAPER.md §6
+        (30, 32, 10, 3000, 1e-3)  # docs/paper-notes.md § Training
     assert s.seq_len == max(200, max(ex.PAPER_TAUS[dataset]))
     members = paper.member_configs()
     n_tau = len(ex.PAPER_TAUS[dataset])
@@ -42,7 +42,8 @@ def test_paper_lorenz_grid_and_ablations():
         groups = set(labels.map(ex.condition_group))
         assert {"clipping (norm)", "clipping (value)", "truncated BPTT", "windowing",
                 "random τ", "annealed τ", "generalised TF", "sparse forcing"} == groups
-        assert (labels == "τ=30").sum() >= 3  # the reference has at least three seeds
+        # every condition has at least three seeds: no row rests on one run
+        assert labels.value_counts().min() >= 3, labels.value_counts()
     paper = ex.ablation_spec("paper")
     assert paper.train_settings("lstm").seq_len == 1000
     assert sorted({m.clip_norm for m in paper.member_configs() if m.clip_norm}) == \

@@ -563,7 +563,7 @@ def test_evaluate_matches_components():
     res = evaluate(model, x, n_generate=2000, n_transient=10, n_chunks=10, n_freqs=100)
     assert len(res) == 2
     keys = {"member", "D_stsp", "D_stsp_method", "frac_in_box", "D_H", "PE1", "PE5", "PE25",
-            "lambda_max"}
+            "lambda_max", "D_stsp_authors", "frac_in_box_authors", "D_H_authors"}
     runs = generate_free_run(model, x, 2000, n_transient=10)
     pe = prediction_error(model, x, n_steps=25)
     for e, r in enumerate(res):
@@ -572,6 +572,11 @@ def test_evaluate_matches_components():
         np.testing.assert_equal([r["D_stsp"], r["frac_in_box"]], [d, f])
         dh = power_spectrum_distance(x, runs[e], n_chunks=10, n_freqs=100)
         np.testing.assert_equal(r["D_H"], dh)
+        # the same free run in the authors' convention, beside
+        d, f = state_space_divergence_binned(x, runs[e], convention="authors")
+        np.testing.assert_equal([r["D_stsp_authors"], r["frac_in_box_authors"]], [d, f])
+        dh = power_spectrum_distance(x, runs[e], n_chunks=10, n_freqs=100, convention="authors")
+        np.testing.assert_equal(r["D_H_authors"], dh)
         np.testing.assert_equal([r["PE1"], r["PE5"], r["PE25"]], pe[e, [0, 4, 24]])
         assert np.isfinite(r["PE25"]) and r["PE25"] > 0
     with torch.no_grad():
@@ -593,6 +598,7 @@ def test_evaluate_convention():
         np.testing.assert_equal([r["D_stsp"], r["frac_in_box"]], [d, f])
         dh = power_spectrum_distance(x, runs[e], n_chunks=10, n_freqs=100, convention="authors")
         np.testing.assert_equal(r["D_H"], dh)
+        assert (r["D_stsp_authors"], r["D_H_authors"]) == (r["D_stsp"], r["D_H"])
     with pytest.raises(ValueError, match="contradicts"):
         evaluate(model, x, centre="mean", convention="authors", **kw)
 
@@ -603,6 +609,7 @@ def test_evaluate_gmm_branch():
     (r,) = evaluate(model, x, n_generate=400, n_chunks=4, n_freqs=50)
     assert r["D_stsp_method"] == "gmm"
     assert np.isnan(r["frac_in_box"]) and np.isfinite(r["D_stsp"]) and np.isfinite(r["D_H"])
+    assert r["D_stsp_authors"] == r["D_stsp"] and np.isnan(r["frac_in_box_authors"])
 
 
 @pytest.mark.parametrize("regime, expected, rtol", [

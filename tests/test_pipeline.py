@@ -112,6 +112,41 @@ def test_main_job_runs_the_tau_sweep_per_available_data_set(monkeypatch, tmp_pat
     key, values = pipeline.EXPANSIONS["06_tau_sweep"]
     assert [c[2] for c in calls] == [f"06_tau_sweep_{v}.ipynb" for v in values if v != "eeg"]
     assert all(c[1][key] in values and c[1]["profile"] == "quick" for c in calls)
+    # the notebook redraws committed results by default; the main job trains, unless told
+    assert pipeline.notebook_parameters(pipeline.select_notebooks(["06"])[0])["source"][
+        "default"] == "\"committed\""
+    assert all(c[1]["source"] == "train" for c in calls)
+    calls.clear()
+    assert pipeline.main(["reproduce", "--only", "06", "09", "-p", "source", "committed"]) == 0
+    assert calls and all(c[1]["source"] == "committed" for c in calls)
+
+
+@pytest.mark.parametrize("row, expected", [
+    # the printed 25 % rule is the rule applied: 28 % off is no (no hidden absolute slack)
+    (dict(paper=0.016, reproduced=0.0115), "no"),
+    (dict(paper=0.016, reproduced=0.0121), "yes"),
+    (dict(paper=0.0, reproduced=1e-9), "no"),
+    # a success in the paper against a failure here: no, however close the numbers
+    (dict(paper=6.77, reproduced=7.2, failed_above=7.0), "no"),
+    (dict(paper=6.77, reproduced=7.2, failed_above=7.0, match=True), "no"),
+    (dict(paper=0.196, reproduced=float("nan"), failed_above=7.0), "no"),
+    # both in the failed range: both failed, never yes
+    (dict(paper=7.48, reproduced=16.47, failed_above=7.0), "both failed"),
+    (dict(paper="10–12", reproduced=16.6, failed_above=7.0, match=True), "both failed"),
+    # the paper failed, ours did not: no
+    (dict(paper=15.4, reproduced=0.5, failed_above=7.0), "no"),
+    # both successes: the notebook's own rule, else 25 %
+    (dict(paper=0.062, reproduced=0.15, failed_above=7.0, match=True), "yes"),
+    (dict(paper=0.062, reproduced=0.15, failed_above=7.0), "no"),
+    # the paper's value judged against its own (authors') threshold
+    (dict(paper=7.48, reproduced=6.0, failed_above=6.5, paper_failed_above=8.0), "yes"),
+    # best-τ rows: only when our best cell is a success
+    (dict(paper=30, reproduced=30, score=9.69, failed_above=7.0, match=True), "no"),
+    (dict(paper=30, reproduced=30, score=float("nan"), failed_above=7.0, match=True), "no"),
+    (dict(paper=30, reproduced=50, score=0.4, failed_above=7.0, match=True), "yes"),
+])
+def test_match_rules(row, expected):
+    assert pipeline._match(dict(quantity="q", **row)) == expected
 
 
 def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
@@ -125,19 +160,24 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
             dict(quantity="d", paper="bounded", reproduced=1.3),  # asserted
             dict(quantity="e", paper=30, reproduced=200, match=False, profile="paper",
                  note="x | y"),
-            dict(quantity="f", paper="not in paper", reproduced=0.1)]
+            dict(quantity="f", paper="not in paper", reproduced=0.1),
+            dict(quantity="g", paper=7.48, reproduced=16.5, failed_above=6.0,
+                 paper_failed_above=6.3, convention="ours (paper: authors')", note="n")]
     (summary / "06_x.json").write_text(json.dumps(rows))
     table = pipeline.comparison_markdown("quick", summary).splitlines()
-    assert [line.split(" | ")[5] for line in table[2:]] == ["yes", "no", "yes", "asserted",
-                                                            "no", "–"]
-    assert "| 06 | e | 30 | 200 | paper | no | x \\| y |" in table
+    assert [line.split(" | ")[6] for line in table[2:8]] == ["yes", "no", "yes", "asserted",
+                                                             "no", "–"]
+    assert "| 06 | e | 30 | 200 | – | paper | no | x \\| y |" in table
+    assert ("| 06 | g | 7.48 | 16.5 | ours (paper: authors') | quick | both failed | n; failed "
+            "range ≥ 6 (paper's convention: ≥ 6.3) |") in table
+    assert table[-1] == pipeline.MATCH_RULES
     readme = tmp_path / "README.md"
     readme.write_text(f"top\n{pipeline.README_START}\nold\n{pipeline.README_END}\nbottom\n")
     monkeypatch.setattr(paths, "ROOT", tmp_path)
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
     out = pipeline.write_comparison("quick", summary)
     text = readme.read_text()
-    assert out.read_text() in text and "old" not in text
+    assert out.read_text() in text and "\nold\n" not in text
     assert text.startswith("top\n") and text.endswith("bottom\n")
 
 
@@ -164,7 +204,8 @@ def test_a_given_parameter_wins_over_the_expansion(runs, monkeypatch):
     monkeypatch.setattr(experiments, "dataset_available", lambda name: True)
     assert pipeline.main(["reproduce", "--only", "06", "-p", "dataset", "eeg",
                           "-p", "workers", "1"]) == 0
-    assert runs == [("06_tau_sweep", {"profile": "quick", "dataset": "eeg", "workers": 1},
+    assert runs == [("06_tau_sweep", {"profile": "quick", "source": "train", "dataset": "eeg",
+                                      "workers": 1},
                      "06_tau_sweep_eeg.ipynb")]
 
 

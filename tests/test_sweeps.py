@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -297,12 +298,17 @@ def test_command_line_builds_the_spec_from_flags(tmp_path, monkeypatch):
     assert pipeline.main(["sweep", "--out", str(tmp_path), "--dataset", "nope"]) == 2
 
 
-def test_split_sweep_with_two_workers_gives_the_same_table(reference, tmp_path):
+def test_split_sweep_with_two_workers_gives_the_same_table(reference, tmp_path, capfd):
     """Members cut into sub-ensembles, run by two worker processes: the same numbers as one
-    ensemble per architecture in one process (a member does not depend on its ensemble)."""
+    ensemble per architecture in one process (a member does not depend on its ensemble); each
+    worker shows its jobs' epochs as they train."""
     spec = SweepSpec(**{**SPEC, "split": 2})
-    df = run_sweep(spec, tmp_path / "out", device="cpu", workers=2, progress=False)
+    df = run_sweep(spec, tmp_path / "out", device="cpu", workers=2, progress=True)
     assert df.attrs["complete"]
+    err = capfd.readouterr().err
+    for job in ("lstm-0", "lstm-1", "plrnn-0", "plrnn-1"):
+        epochs = spec.train_settings(job.split("-")[0]).epochs
+        assert re.search(rf"{spec.name} {job}: .*\d+/{epochs}\b", err), (job, err[-2000:])
     parts = sorted(p.name for p in (tmp_path / "out" / "parts").iterdir())
     assert parts == ["lstm-0.csv", "lstm-1.csv", "plrnn-0.csv", "plrnn-1.csv"]
     ref = read(reference[0])
@@ -356,13 +362,20 @@ def test_resume_refuses_changed_inputs(reference, tmp_path, monkeypatch):
 
 
 def _damage(part: Path, how: str) -> None:
-    """Cut a member row, NaN one value of a healthy member, or write garbage bytes."""
+    """Cut a member row, NaN one value of a healthy member, drop a metric column (with valid
+    checksums), or write garbage bytes."""
     if how == "garbage":
         part.write_bytes(bytes(range(256)) * 8)
         return
     header, *rows = csv.reader(io.StringIO(part.read_text()))
     if how == "missing row":
         del rows[1]
+    elif how == "older evaluation":  # a part written before D_H_authors existed
+        k = header.index("D_H_authors")
+        header = header[:k] + header[k + 1:-1]
+        rows = [r[:k] + r[k + 1:-1] for r in rows]
+        header.append(sweeps.ROW_CHECK)
+        rows = [[*r, sweeps._row_digest(header[:-1], r)] for r in rows]
     else:
         assert rows[2][header.index("diverged")] == "False"
         rows[2][header.index("D_H")] = "nan"
@@ -371,7 +384,7 @@ def _damage(part: Path, how: str) -> None:
     part.write_text(buf.getvalue())
 
 
-@pytest.mark.parametrize("how", ["missing row", "nan value", "garbage"])
+@pytest.mark.parametrize("how", ["missing row", "nan value", "older evaluation", "garbage"])
 def test_damaged_part_is_kept_aside_and_rebuilt(reference, tmp_path, capsys, how):
     out = tmp_path / "out"
     shutil.copytree(reference[0], out)
