@@ -140,7 +140,19 @@ class OneNodeSlurm:
         return "; ".join(out)
 
     def stop(self) -> None:
-        """Stop the daemons started here (SIGTERM by pid, SIGKILL after 10 s), last first."""
+        """Cancel this cluster's jobs still queued (a failed test may leave some), then stop
+        the daemons started here (SIGTERM by pid, SIGKILL after 10 s), last first."""
+        if self.procs and all(p.poll() is None for p in self.procs):
+            user = os.environ.get("USER") or "root"
+            subprocess.run(["scancel", "--full", "-u", user], env=self.env,
+                           capture_output=True, timeout=30)
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                q = subprocess.run(["squeue", "-h"], env=self.env, capture_output=True,
+                                   text=True, timeout=30)
+                if q.returncode != 0 or not q.stdout.strip():
+                    break
+                time.sleep(0.5)
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.terminate()
