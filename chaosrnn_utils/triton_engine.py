@@ -27,7 +27,6 @@ whether this engine can run on a device (CUDA and Triton present, not switched o
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
 from typing import Any
 
@@ -46,7 +45,11 @@ def available(device: torch.device | str) -> bool:
     with the environment variable ``CHAOSRNN_TRITON=0``."""
     if torch.device(device).type != "cuda" or os.environ.get("CHAOSRNN_TRITON", "1") == "0":
         return False
-    return importlib.util.find_spec("triton") is not None
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def arch_of(model: EnsembleRNN) -> str:
