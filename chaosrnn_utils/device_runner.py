@@ -103,8 +103,8 @@ def unpack(archive: Path, folder: Path) -> None:
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double().cpu() - b.double().cpu()).norm()
-                 / b.double().cpu().norm().clamp_min(1e-300))
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return float((a - b).norm() / b.norm().clamp_min(1e-300))
 
 
 def self_check(device: str) -> list[str]:
@@ -255,6 +255,10 @@ def gpu_main(args: Any) -> int:
         done = gpu_unpack(args.from_dir, args.state, args.results)
         print(f"finished sweeps written: {', '.join(done) or 'none'}")
         return 0
+    if args.check_only:
+        fails = self_check(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        print("\n".join(["self-check " + ("FAILED" if fails else "passed"), *fails]))
+        return 1 if fails else 0
     specs = ([SweepSpec.from_json(p) for p in args.spec] if args.spec
              else profile_specs(args.profile))
     return gpu_run(specs, args.state, args.out, budget_s=args.budget_s, device=args.device,
