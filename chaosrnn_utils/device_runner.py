@@ -159,9 +159,12 @@ def self_check(device: str) -> list[str]:
 
 
 def gpu_run(specs: Sequence[SweepSpec], state_dir: str | Path, out_dir: str | Path, *,
-            budget_s: float, device: str | None = None, check: bool = True) -> int:
+            budget_s: float, device: str | None = None, check: bool = True,
+            eval_device: str | None = "cpu") -> int:
     """One budgeted window (module docstring); returns the exit status: 0 when every sweep
-    is complete, 3 when some are left for another window, 1 when the self-check failed."""
+    is complete, 3 when some are left for another window, 1 when the self-check failed.
+    ``eval_device``: where finished ensembles are evaluated (default the CPU, the tested
+    path; None: the training device)."""
     start = training.clock()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     state_dir, out_dir = Path(state_dir), Path(out_dir)
@@ -199,7 +202,7 @@ def gpu_run(specs: Sequence[SweepSpec], state_dir: str | Path, out_dir: str | Pa
                 continue
             t0 = training.clock()
             df = sweeps.run_sweep(spec, folder, device=device, time_limit=left,
-                                  progress=False, static=True)
+                                  progress=False, static=True, eval_device=eval_device)
             secs = training.clock() - t0
             size = pack(folder, out_dir / f"{spec.name}.tar.gz")
             complete = bool(df.attrs["complete"])
@@ -262,4 +265,5 @@ def gpu_main(args: Any) -> int:
     specs = ([SweepSpec.from_json(p) for p in args.spec] if args.spec
              else profile_specs(args.profile))
     return gpu_run(specs, args.state, args.out, budget_s=args.budget_s, device=args.device,
-                   check=not args.no_self_check)
+                   check=not args.no_self_check,
+                   eval_device=None if args.eval_device == "same" else args.eval_device)

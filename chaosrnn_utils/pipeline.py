@@ -503,6 +503,8 @@ def _build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--device", help="torch device (default: cuda if available)")
     gpu.add_argument("--no-self-check", action="store_true")
     gpu.add_argument("--check-only", action="store_true", help="the self-check alone")
+    gpu.add_argument("--eval-device", default="cpu",
+                     help="where finished sweeps are evaluated: cpu (default) or same")
     unp = sub.add_parser("gpu-unpack", help="bring a gpu-run's files into the committed state")
     unp.add_argument("--from", dest="from_dir", required=True, help="the gpu-run --out folder")
     unp.add_argument("--state", required=True, help="committed state folder")

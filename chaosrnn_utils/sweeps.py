@@ -553,14 +553,15 @@ def _watch_parent(parent: int, every: float = 1.0) -> None:
 
 def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index: range,
              device: str | None, deadline: float | None, progress: bool,
-             inputs: dict[str, str], threads: int | None = None, static: bool = False
-             ) -> tuple[str, bool, str, list[str]]:
+             inputs: dict[str, str], threads: int | None = None, static: bool = False,
+             eval_device: str | None = None) -> tuple[str, bool, str, list[str]]:
     """Train (or resume) and evaluate one job; returns (job, finished, message, notes: lines
     on repairs made). Runs in the calling process or in a worker (``threads``: torch threads
     there). ``deadline``: a ``training.clock()`` reading after which training stops at the end
     of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here.
     ``static``: ``train(static=True)`` (one CUDA graph per update on a GPU) where the
-    architecture has a fused engine."""
+    architecture has a fused engine. ``eval_device``: where the finished ensemble is
+    evaluated (None: where it trained)."""
     if threads is not None:
         torch.set_num_threads(threads)
     spec = SweepSpec.from_dict(spec_dict)
@@ -597,7 +598,8 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
         return job, False, (f"[{spec.name}] {job}: stopped at epoch {state.epoch}/"
                             f"{settings.epochs} (time limit); rerun to continue"), notes
     t0 = time.perf_counter()
-    scores = metrics.evaluate(state.model, x_test, n_generate=spec.n_generate)
+    model = state.model if eval_device is None else state.model.to(eval_device)
+    scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
     df = _rows(spec, arch, settings, members, state, scores, git_commit(), index.start, inputs)
     _write_part(df, part)
     return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
@@ -632,6 +634,7 @@ def run_sweep(
     workers: int = 1,
     progress: bool = True,
     static: bool = False,
+    eval_device: str | None = None,
 ) -> pd.DataFrame:
     """Train and evaluate the sweep into ``out_dir`` (layout: module docstring).
 
@@ -649,7 +652,8 @@ def run_sweep(
     complete), sorted by architecture (spec order) and member; ``df.attrs["complete"]`` says
     whether the sweep is finished and ``df.attrs["pending"]`` lists the jobs still to do.
     ``static``: train with ``train(static=True)`` where the architecture allows (GPU: one
-    CUDA graph per update; same numbers).
+    CUDA graph per update; same numbers). ``eval_device``: evaluate finished ensembles there
+    (e.g. ``"cpu"`` after GPU training; None: on the training device).
     """
     spec.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -663,7 +667,8 @@ def run_sweep(
         if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
             _note(note)
         _remove_stale_temporaries(out_dir)
-        return _run_jobs(spec, out_dir, inputs, device, time_limit, workers, progress, static)
+        return _run_jobs(spec, out_dir, inputs, device, time_limit, workers, progress, static,
+                         eval_device)
 
 
 def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
@@ -688,7 +693,8 @@ def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
 
 def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
               device: torch.device | str | None, time_limit: float | None, workers: int,
-              progress: bool, static: bool = False) -> pd.DataFrame:
+              progress: bool, static: bool = False, eval_device: str | None = None
+              ) -> pd.DataFrame:
     """:func:`run_sweep` once the folder is locked and claimed."""
     deadline = None if time_limit is None else training.clock() + time_limit
     say = print if progress else (lambda *a, **k: None)
@@ -713,14 +719,14 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
                     flush=True)
                 continue
             record(*_run_job(spec.to_dict(), str(out_dir), job, arch, index, dev, deadline,
-                             progress, inputs, static=static))
+                             progress, inputs, static=static, eval_device=eval_device))
     else:
         todo.sort(key=lambda j: -_COST.get(j[1], 1.0) * len(j[2]))
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
                                  initializer=_worker_init, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_job, spec.to_dict(), str(out_dir), job, arch, index, dev,
-                                   deadline, False, inputs, 1, static)
+                                   deadline, False, inputs, 1, static, eval_device)
                        for job, arch, index in todo]
             try:
                 with tqdm(total=len(futures), desc=f"{spec.name} jobs", disable=not progress,
