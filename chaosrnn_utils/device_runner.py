@@ -49,11 +49,13 @@ PACK_MARGIN_S = 20.0
 def profile_specs(profile: str = "paper") -> list[SweepSpec]:
     """The sweeps of ``profile`` in the order a window trains them: the Lorenz τ sweep (the
     paper's headline), then by estimated cost (members × steps × epochs × architecture
-    weight), the longest first."""
+    weight), the longest first; each as one job per architecture (``split=1``)."""
     from . import experiments as ex
 
     specs = [ex.tau_sweep_spec(d, profile) for d in ex.PAPER_TAUS if ex.dataset_available(d)]
     specs.append(ex.ablation_spec(profile))
+    # one job per architecture: on a GPU the update time barely grows with the members
+    specs = [dataclasses.replace(s, split=1) for s in specs]
 
     def cost(spec: SweepSpec) -> float:
         n = len(spec.member_configs())

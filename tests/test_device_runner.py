@@ -81,3 +81,4 @@ def test_profile_order_puts_the_lorenz_sweep_first():
     specs = device_runner.profile_specs("quick")
     assert specs[0].dataset == "lorenz" and specs[0].name.startswith("tau")
     assert len(specs) >= 2 and specs[1].name != specs[0].name
+    assert all(s.split == 1 for s in specs)
