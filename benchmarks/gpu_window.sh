@@ -32,8 +32,9 @@ case "${1:-}" in
     ;;
   run)
     BUDGET=${2:-420}
-    # the runner stops itself at the budget (checkpoints, packs); timeout is the backstop
-    timeout $((BUDGET + 60)) $PY -m chaosrnn_utils gpu-run --budget-s "$BUDGET" \
+    # the runner stops training 60 s before the budget (evaluation, packing); the timeout's
+    # SIGTERM is the backstop (the runner packs what it has), SIGKILL 30 s later
+    timeout -k 30 $((BUDGET + 40)) $PY -m chaosrnn_utils gpu-run --budget-s "$BUDGET" \
       --state data/results/paper/state --out "$OUT/run" --no-self-check
     echo "gpu-run exit $?"
     ;;

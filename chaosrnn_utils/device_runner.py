@@ -26,6 +26,7 @@ import dataclasses
 import io
 import platform
 import shutil
+import signal
 import tarfile
 import tempfile
 import time
@@ -42,8 +43,17 @@ from .sweeps import SweepSpec
 
 MAX_FILES = 8
 MAX_BYTES = 16 * 2**20
-#: seconds kept back from the budget for packing the archives
-PACK_MARGIN_S = 20.0
+#: seconds kept back from the budget for the evaluation of a sweep finished at the deadline
+#: and for packing the archives
+PACK_MARGIN_S = 60.0
+
+
+class Stopped(Exception):
+    """SIGTERM arrived (the window's backstop timeout): pack what there is and stop."""
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise Stopped(f"signal {signum}")
 
 
 def profile_specs(profile: str = "paper") -> list[SweepSpec]:
@@ -82,12 +92,12 @@ def environment(device: str) -> dict[str, str]:
 
 
 def pack(folder: Path, archive: Path) -> int:
-    """Write ``folder`` (without its lock file) as a gzipped tar, atomically; its size in
-    bytes (ValueError over :data:`MAX_BYTES`)."""
+    """Write ``folder`` (without its lock and temporary files) as a gzipped tar, atomically;
+    its size in bytes (ValueError over :data:`MAX_BYTES`)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for f in sorted(folder.rglob("*")):
-            if f.is_file() and f.name != ".lock":
+            if f.is_file() and not f.name.startswith("."):  # lock, temporaries
                 tar.add(f, arcname=str(f.relative_to(folder)))
     size = buf.getbuffer().nbytes
     if size > MAX_BYTES:
@@ -189,7 +199,36 @@ def gpu_run(specs: Sequence[SweepSpec], state_dir: str | Path, out_dir: str | Pa
         if fails:
             log.close()
             return 1
-    rows, status = [], 0
+    rows: list[dict[str, Any]] = []
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        _windows(specs, state_dir, out_dir, start, budget_s, device, eval_device, env, rows,
+                 say)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        pd.DataFrame(rows, columns=["sweep", "complete", "pending", "device_seconds",
+                                    "archive_bytes", *env]).to_csv(out_dir / "progress.csv",
+                                                                   index=False)
+    done = {r["sweep"] for r in rows if r["complete"]}
+    status = 0 if all(s.name in done or _finished(state_dir, s) for s in specs) else 3
+    say(f"gpu-run done in {training.clock() - start:.1f} s, status {status}")
+    log.close()
+    return status
+
+
+def _finished(state_dir: Path, spec: SweepSpec) -> bool:
+    """Whether the state archive of ``spec`` holds its finished table."""
+    archive = state_dir / f"{spec.name}.tar.gz"
+    if not archive.exists():
+        return False
+    with tarfile.open(archive, "r:gz") as tar:
+        return "results.csv" in tar.getnames()
+
+
+def _windows(specs: Sequence[SweepSpec], state_dir: Path, out_dir: Path, start: float,
+             budget_s: float, device: str, eval_device: str | None, env: dict[str, str],
+             rows: list[dict[str, Any]], say: Any) -> None:
+    """The training part of :func:`gpu_run`: one progress row per sweep touched."""
     with tempfile.TemporaryDirectory() as tmp:
         for spec in specs:
             left = budget_s - (training.clock() - start) - PACK_MARGIN_S
@@ -200,26 +239,23 @@ def gpu_run(specs: Sequence[SweepSpec], state_dir: str | Path, out_dir: str | Pa
             if (folder / "results.csv").exists():
                 continue  # finished in an earlier window
             if left <= 0 or len(rows) >= MAX_FILES - 2:  # log and progress table
-                status = 3
                 continue
             t0 = training.clock()
-            df = sweeps.run_sweep(spec, folder, device=device, time_limit=left,
-                                  progress=False, static=True, eval_device=eval_device)
+            stopped = None
+            try:
+                df = sweeps.run_sweep(spec, folder, device=device, time_limit=left,
+                                      progress=False, static=True, eval_device=eval_device)
+                complete, pending = bool(df.attrs["complete"]), " ".join(df.attrs["pending"])
+            except Stopped as err:  # the last checkpoints on disk are whole (atomic)
+                stopped, complete, pending = err, False, f"interrupted ({err})"
             secs = training.clock() - t0
             size = pack(folder, out_dir / f"{spec.name}.tar.gz")
-            complete = bool(df.attrs["complete"])
-            status = status if complete else 3
-            rows.append(dict(sweep=spec.name, complete=complete,
-                             pending=" ".join(df.attrs["pending"]), device_seconds=secs,
-                             archive_bytes=size, **env))
-            say(f"{spec.name}: {'complete' if complete else 'pending ' + rows[-1]['pending']}"
+            rows.append(dict(sweep=spec.name, complete=complete, pending=pending,
+                             device_seconds=secs, archive_bytes=size, **env))
+            say(f"{spec.name}: {'complete' if complete else 'pending ' + pending}"
                 f" after {secs:.1f} s")
-    pd.DataFrame(rows, columns=["sweep", "complete", "pending", "device_seconds",
-                                "archive_bytes", *env]).to_csv(out_dir / "progress.csv",
-                                                               index=False)
-    say(f"gpu-run done in {training.clock() - start:.1f} s, status {status}")
-    log.close()
-    return status
+            if stopped is not None:
+                return
 
 
 def gpu_unpack(from_dir: str | Path, state_dir: str | Path, results_dir: str | Path
