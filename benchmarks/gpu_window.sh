@@ -3,7 +3,13 @@
 # the repository root. Outputs go to $OUT (the device tool's folder; build/gpu_window here).
 #
 #   bash benchmarks/gpu_window.sh check            # ≤ 3 min: self-check, then the benchmark
-#   bash benchmarks/gpu_window.sh run [BUDGET_S]   # the runner, default 420 s of training
+#   bash benchmarks/gpu_window.sh run [BUDGET_S]   # the runner, default budget 420 s
+#
+# With the device tool (15 device-minutes, machine start included): run the first with
+# timeout_s 200, the second with BUDGET_S = what is left minus about 2 minutes and
+# timeout_s = BUDGET_S + 100 (the runner stops training 60 s before BUDGET_S, a SIGTERM at
+# BUDGET_S + 40 makes it pack what it has, SIGKILL 30 s later), e.g. `run 360`, timeout 460;
+# then give the machine back.
 #
 # Then, on the CPU machine, with the files that came back in FILES:
 #   .venv/bin/python -m chaosrnn_utils gpu-unpack --from FILES/run \
