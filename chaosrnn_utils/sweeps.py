@@ -61,7 +61,7 @@ import torch
 from tqdm import tqdm
 
 from . import data as data_mod
-from . import metrics, paths, training
+from . import fused, metrics, paths, training
 from .models import MODELS
 from .training import MemberConfig, TrainSettings
 
@@ -567,12 +567,15 @@ def _watch_parent(parent: int, every: float = 1.0) -> None:
 
 def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index: range,
              device: str | None, deadline: float | None, progress: bool,
-             inputs: dict[str, str], threads: int | None = None
-             ) -> tuple[str, bool, str, list[str]]:
+             inputs: dict[str, str], threads: int | None = None, static: bool = False,
+             eval_device: str | None = None) -> tuple[str, bool, str, list[str]]:
     """Train (or resume) and evaluate one job; returns (job, finished, message, notes: lines
     on repairs made). Runs in the calling process or in a worker (``threads``: torch threads
     there). ``deadline``: a ``training.clock()`` reading after which training stops at the end
-    of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here."""
+    of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here.
+    ``static``: ``train(static=True)`` (one CUDA graph per update on a GPU) where the
+    architecture has a fused engine. ``eval_device``: where the finished ensemble is
+    evaluated (None: where it trained)."""
     if threads is not None:
         torch.set_num_threads(threads)
     spec = SweepSpec.from_dict(spec_dict)
@@ -594,7 +597,9 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
             limit = _checkpoint_wall_time(ckpt) + max(deadline - training.clock(), 0.0)
         return training.train(x_train, members, settings, device=device, checkpoint=ckpt,
                               checkpoint_every=spec.checkpoint_every, time_limit=limit,
-                              progress=bar)
+                              progress=bar, static=static and graphable)
+
+    graphable = settings.engine == "fused" and MODELS[settings.model] in fused.FUSED_MODELS
 
     try:
         state = fit()
@@ -609,7 +614,8 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
         return job, False, (f"[{spec.name}] {job}: stopped at epoch {state.epoch}/"
                             f"{settings.epochs} (time limit); rerun to continue"), notes
     t0 = time.perf_counter()
-    scores = metrics.evaluate(state.model, x_test, n_generate=spec.n_generate)
+    model = state.model if eval_device is None else state.model.to(eval_device)
+    scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
     df = _rows(spec, arch, settings, members, state, scores, git_commit(), index.start, inputs)
     _write_part(df, part)
     return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
@@ -643,6 +649,8 @@ def run_sweep(
     time_limit: float | None = None,
     workers: int = 1,
     progress: bool = True,
+    static: bool = False,
+    eval_device: str | None = None,
 ) -> pd.DataFrame:
     """Train and evaluate the sweep into ``out_dir`` (layout: module docstring).
 
@@ -659,6 +667,9 @@ def run_sweep(
     finished ensemble is always evaluated. Returns the rows done so far (``results.csv`` once
     complete), sorted by architecture (spec order) and member; ``df.attrs["complete"]`` says
     whether the sweep is finished and ``df.attrs["pending"]`` lists the jobs still to do.
+    ``static``: train with ``train(static=True)`` where the architecture allows (GPU: one
+    CUDA graph per update; same numbers). ``eval_device``: evaluate finished ensembles there
+    (e.g. ``"cpu"`` after GPU training; None: on the training device).
     """
     spec.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -672,7 +683,8 @@ def run_sweep(
         if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
             _note(note)
         _remove_stale_temporaries(out_dir)
-        return _run_jobs(spec, out_dir, inputs, device, time_limit, workers, progress)
+        return _run_jobs(spec, out_dir, inputs, device, time_limit, workers, progress, static,
+                         eval_device)
 
 
 def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
@@ -697,7 +709,8 @@ def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
 
 def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
               device: torch.device | str | None, time_limit: float | None, workers: int,
-              progress: bool) -> pd.DataFrame:
+              progress: bool, static: bool = False, eval_device: str | None = None
+              ) -> pd.DataFrame:
     """:func:`run_sweep` once the folder is locked and claimed."""
     deadline = None if time_limit is None else training.clock() + time_limit
     say = print if progress else (lambda *a, **k: None)
@@ -722,7 +735,7 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
                     flush=True)
                 continue
             record(*_run_job(spec.to_dict(), str(out_dir), job, arch, index, dev, deadline,
-                             progress, inputs))
+                             progress, inputs, static=static, eval_device=eval_device))
     else:
         todo.sort(key=lambda j: -_COST.get(j[1], 1.0) * len(j[2]))
         ctx = multiprocessing.get_context("spawn")
@@ -733,7 +746,8 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
                                  initializer=_worker_init, initargs=(os.getpid(), *bars)) as pool:
             futures = [pool.submit(_run_job, spec.to_dict(), str(out_dir), job, arch, index, dev,
-                                   deadline, progress, inputs, 1) for job, arch, index in todo]
+                                   deadline, progress, inputs, 1, static, eval_device)
+                       for job, arch, index in todo]
             try:
                 with tqdm(total=len(futures), desc=f"{spec.name} jobs", disable=not progress,
                           leave=False) as bar:
