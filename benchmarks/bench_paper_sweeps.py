@@ -2,9 +2,11 @@
 every paper-profile sweep, on whatever device this runs on (the GPU issue's benchmark).
 
 1. For each architecture (PLRNN, tanh RNN, LSTM) and path (``autograd``: the recorded
-   per-step rollout; ``fused``: hand-written backpropagation through time; ``static``:
-   ``train(static=True)``, the fused update on fixed buffers, replayed as one CUDA graph on a
-   GPU, timed through ``train`` as (time of 2k updates − time of k) / k), the latency of one
+   per-step rollout; ``fused``: hand-written backpropagation through time, step by step;
+   ``triton`` (CUDA with Triton): the same with the time loop as one Triton kernel per
+   direction; ``static``: ``train(static=True)``, the update on fixed buffers (through
+   Triton where it runs), replayed as one CUDA graph on a GPU, timed through ``train`` as
+   (time of 2k updates − time of k) / k), the latency of one
    ensemble update (batch 32, latent 30, sparse forcing with τ spread over the members) and
    its sample-steps/s, for members × sequence lengths (CUDA: {1, 150, 1 050} × {200, 1 000};
    CPU: {1, 50, 150} × {200}; ``--members``/``--seqs`` override); the authors-style single
@@ -12,7 +14,9 @@ every paper-profile sweep, on whatever device this runs on (the GPU issue's benc
 2. Every τ sweep of the paper (``experiments.tau_sweep_spec(dataset, "paper")``: the paper's
    τ grid and clipping baseline × 5 seeds, sequence length max(200, largest τ)) and the Lorenz
    ablations: the fused update latency at the sweep's own ensemble size and sequence length,
-   × 30 000 updates, per architecture; totals for one process and for ``--workers`` processes.
+   × 30 000 updates, per architecture; totals for one process and for ``--workers`` processes
+   (CUDA: with the static update, the path a ``gpu-run`` window trains with, also in
+   device-minutes and 10-minute windows).
 
 A measuring script: it asserts nothing. Run from the repository root::
 
@@ -22,6 +26,7 @@ A measuring script: it asserts nothing. Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from dataclasses import replace
@@ -43,6 +48,7 @@ from bench_training import (  # noqa: E402
 )
 
 from chaosrnn_utils import experiments as ex  # noqa: E402
+from chaosrnn_utils import triton_engine  # noqa: E402
 from chaosrnn_utils.training import ENGINES, MemberConfig, train  # noqa: E402
 
 ARCHS = ("plrnn", "rnn", "lstm")
@@ -57,6 +63,10 @@ def members_of(n: int, seq_len: int) -> list[MemberConfig]:
 
 def latency(arch: str, engine: str, members: list[MemberConfig], seq_len: int, data,
             device: torch.device, reps: int) -> float:
+    """Seconds per update; ``fused`` runs with the Triton engine switched off
+    (``CHAOSRNN_TRITON=0``), ``triton`` is the fused engine with it on."""
+    os.environ["CHAOSRNN_TRITON"] = "0" if engine == "fused" else "1"
+    engine = "fused" if engine == "triton" else engine
     if engine == "static":
         from bench_training import bench_settings
 
@@ -81,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seqs", type=int, nargs="+")
     p.add_argument("--reps", type=int, default=3, help="timed updates per case")
     p.add_argument("--workers", type=int, default=2, help="processes for the projection")
+    p.add_argument("--engines", nargs="+", help="paths of the grid (default: all that run "
+                   "here: autograd fused [triton] static)")
     p.add_argument("--skip-grid", action="store_true")
     p.add_argument("--skip-projection", action="store_true")
     args = p.parse_args(argv)
@@ -104,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {'arch':<6}{'engine':<10}{'members':>8}{'seq':>6}{'s/update':>11}"
               f"{'samp-steps/s':>14}")
         for arch in ARCHS:
-            for engine in (*ENGINES, "static"):
+            for engine in args.engines or (*ENGINES, *(
+                    ("triton",) if triton_engine.available(device) else ()), "static"):
                 for n in members:
                     for T in seqs:
                         t = latency(arch, engine, members_of(n, T), T, data, device,
@@ -114,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.skip_projection:
         return 0
-    print(f"\n2. Projected paper-profile sweeps (fused engine, {UPDATES} updates per ensemble)")
+    path = "static" if cuda else "fused"
+    print(f"\n2. Projected paper-profile sweeps ({path} path, {UPDATES} updates per ensemble)")
     specs = [ex.tau_sweep_spec(d, "paper") for d in ex.PAPER_TAUS] + [ex.ablation_spec("paper")]
     total = 0.0
     for spec in specs:
@@ -122,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         hours = {}
         for arch in spec.architectures:
             T = spec.train_settings(arch).seq_len
-            t = latency(arch, "fused", spec.member_configs(), T, data, device, args.reps)
+            t = latency(arch, path, spec.member_configs(), T, data, device, args.reps)
             hours[arch] = t * UPDATES / 3600
         h = sum(hours.values())
         total += h
@@ -132,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
               + f"  → {h:.2f} h", flush=True)
     print(f"   all sweeps, one process: {total:.1f} h; with {args.workers} workers "
           f"(even split): {total / args.workers:.1f} h")
+    if cuda:
+        print(f"   one GPU: {total * 60:.0f} device-minutes of training ≈ "
+              f"{total * 6:.1f} windows of 10 minutes (evaluation not included)")
     return 0
 
 

@@ -54,6 +54,7 @@ class Plan:
     fwd: list[str]  # per step: "keep" (s̃ = s), "infer" (s̃ = B⁺x), "mix"
     bwd_carry: list[str]  # "pass" (ga = 1), "none" (ga = 0), "scale"
     bwd_infer: list[bool]  # whether any gb ≠ 0
+    coef: Tensor | None = None  # (4, T, E): a, b, ga, gb as one block (the Triton engine's)
 
 
 def mixing_coefficients(masks: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -78,8 +79,10 @@ def make_plan(masks: dict[str, Tensor], *, dtype: torch.dtype, device: torch.dev
     replayed with new coefficients needs); same numbers, more work."""
     a, b, ga, gb = mixing_coefficients(masks)
 
-    def steps(c: Tensor) -> tuple[Tensor, ...]:
-        return c.to(dtype=dtype, device=device).T[:, :, None, None].unbind(0)
+    coef = torch.stack((a, b, ga, gb)).transpose(1, 2).to(dtype=dtype, device=device)
+
+    def steps(c: Tensor) -> tuple[Tensor, ...]:  # (T, E) -> T × (E, 1, 1)
+        return c[:, :, None, None].unbind(0)
 
     fwd = ["keep" if k else "infer" if i else "mix" for k, i in zip(
         ((a == 1) & (b == 0)).all(0).tolist(), ((a == 0) & (b == 1)).all(0).tolist(),
@@ -92,7 +95,8 @@ def make_plan(masks: dict[str, Tensor], *, dtype: torch.dtype, device: torch.dev
         fwd, carry, infer = ["infer"] + ["mix"] * (T - 1), ["scale"] * T, [True] * T
         if not bool((a[:, 0] == 0).all() & (b[:, 0] == 1).all()):
             fwd[0] = "mix"
-    return Plan(steps(a), steps(b), steps(ga), steps(gb), fwd, carry, infer)
+    return Plan(*(steps(c) for c in coef.contiguous().unbind(0)), fwd, carry, infer,
+                coef.contiguous())
 
 
 def _mix(plan: Plan, t: int, s: Tensor | None, inferred: Tensor | None) -> Tensor:
@@ -297,6 +301,21 @@ class _FusedRollout(torch.autograd.Function):
         return (g_y, gB, None, None) + cell.param_grads(acc)
 
 
+def forcing_coordinates(model: EnsembleRNN, x: Tensor) -> Tensor:
+    """y_t = xᵀ_t (BBᵀ)⁻¹ (E, T, B, N), time-major, so that B⁺x_t = y_t B, for windows
+    x (E, B, T+1, N) (``solve_ex`` without its error check: no host synchronisation)."""
+    if not supports(model):
+        raise TypeError(f"no fused rollout for {type(model).__name__}; "
+                        f"supported: {', '.join(c.__name__ for c in FUSED_MODELS)}")
+    E, nb, T1, N = x.shape
+    T = T1 - 1
+    if model.latent_dim < model.obs_dim:
+        model.inferred_state(x[:, :1, :1])  # raises the model's own error
+    xt = torch.as_tensor(x, dtype=model.dtype, device=model.device)[:, :, :T].transpose(1, 2)
+    gram = model.B @ model.B.mT  # B⁺x = y B with y = xᵀ(BBᵀ)⁻¹ (as in inferred_state)
+    return torch.linalg.solve_ex(gram, xt.reshape(E, -1, N), left=False)[0].reshape(E, T, nb, N)
+
+
 def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | Plan, *,
                       static: bool = False) -> Tensor:
     """Predictions x̂_1..x̂_T = B s_1..B s_T of the forced training rollout on windows
@@ -307,16 +326,7 @@ def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | 
     prepared :class:`Plan` may be passed instead of the masks). No host synchronisation:
     B⁺x is a ``solve_ex`` without its error check (a singular BBᵀ gives non-finite values,
     which the training loop's divergence check catches)."""
-    if not supports(model):
-        raise TypeError(f"no fused rollout for {type(model).__name__}; "
-                        f"supported: {', '.join(c.__name__ for c in FUSED_MODELS)}")
-    E, nb, T1, N = x.shape
-    T = T1 - 1
-    if model.latent_dim < model.obs_dim:
-        model.inferred_state(x[:, :1, :1])  # raises the model's own error
-    xt = torch.as_tensor(x, dtype=model.dtype, device=model.device)[:, :, :T].transpose(1, 2)
-    gram = model.B @ model.B.mT  # B⁺x = y B with y = xᵀ(BBᵀ)⁻¹ (as in inferred_state)
-    y = torch.linalg.solve_ex(gram, xt.reshape(E, -1, N), left=False)[0].reshape(E, T, nb, N)
+    y = forcing_coordinates(model, x)
     plan = masks if isinstance(masks, Plan) else make_plan(masks, dtype=y.dtype,
                                                            device=y.device, static=static)
     if isinstance(model, LSTM):
@@ -340,7 +350,8 @@ class StaticPlan:
         self.buffers = torch.zeros(4, T, E, 1, 1, dtype=dtype, device=device)
         first = make_plan(masks, dtype=dtype, device=torch.device("cpu"), static=True)
         a, b, ga, gb = (c.unbind(0) for c in self.buffers)
-        self.plan = Plan(a, b, ga, gb, first.fwd, first.bwd_carry, first.bwd_infer)
+        self.plan = Plan(a, b, ga, gb, first.fwd, first.bwd_carry, first.bwd_infer,
+                         self.buffers.view(4, T, E))
         self.load(masks)
 
     def load(self, masks: dict[str, Tensor]) -> None:

@@ -591,6 +591,23 @@ def _build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--job", help="run only this job of the sweep (e.g. lstm-0), for any "
                      "scheduler; the plain command then collects the parts")
     swp.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
+    gpu = sub.add_parser("gpu-run", help="one budgeted device window of the paper profile "
+                         "(exit status 3: sweeps left for another window; 1: self-check failed)")
+    gpu.add_argument("--budget-s", type=_positive_seconds, required=True,
+                     help="seconds for the whole window (self-check and packing included)")
+    gpu.add_argument("--state", required=True, help="committed state folder (archives)")
+    gpu.add_argument("--out", required=True, help="folder for the files to bring back")
+    gpu.add_argument("--profile", default="paper", choices=PROFILES)
+    gpu.add_argument("--spec", nargs="+", help="sweep spec JSON files instead of the profile")
+    gpu.add_argument("--device", help="torch device (default: cuda if available)")
+    gpu.add_argument("--no-self-check", action="store_true")
+    gpu.add_argument("--check-only", action="store_true", help="the self-check alone")
+    gpu.add_argument("--eval-device", default="cpu",
+                     help="where finished sweeps are evaluated: cpu (default) or same")
+    unp = sub.add_parser("gpu-unpack", help="bring a gpu-run's files into the committed state")
+    unp.add_argument("--from", dest="from_dir", required=True, help="the gpu-run --out folder")
+    unp.add_argument("--state", required=True, help="committed state folder")
+    unp.add_argument("--results", required=True, help="folder for the finished tables")
     return parser
 
 
@@ -610,6 +627,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import sweeps
 
         return sweeps.sweep_main(args)
+
+    if args.command in ("gpu-run", "gpu-unpack"):
+        from . import device_runner
+
+        return device_runner.gpu_main(args)
 
     if args.command == "summary":
         print(summary_table())

@@ -70,7 +70,7 @@ import torch
 from tqdm import tqdm
 
 from . import data as data_mod
-from . import metrics, paths, training
+from . import fused, metrics, paths, training
 from .models import MODELS
 from .training import MemberConfig, TrainSettings
 
@@ -607,14 +607,16 @@ def _watch_parent(parent: int, every: float = 1.0) -> None:
 
 def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index: range,
              device: str | None, deadline: float | None, progress: bool,
-             inputs: dict[str, str], threads: int | None = None
-             ) -> tuple[str, bool, str, list[str]]:
+             inputs: dict[str, str], threads: int | None = None, static: bool = False,
+             eval_device: str | None = None) -> tuple[str, bool, str, list[str]]:
     """Train (or resume) and evaluate one job; returns (job, finished, message, notes: lines
     on repairs made). Runs in the calling process or in a worker (``threads``: torch threads
     there). ``deadline``: a ``training.clock()`` reading after which training stops at the end
-    of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here. Holds
-    the job's lock (``checkpoints/<job>.lock``): a job another process is running (a SLURM
-    task, a ``--job`` run) is skipped, saying so."""
+    of an epoch. ``inputs``: :func:`sweep_inputs`, checked against the data loaded here.
+    ``static``: ``train(static=True)`` (one CUDA graph per update on a GPU) where the
+    architecture has a fused engine. ``eval_device``: where the finished ensemble is
+    evaluated (None: where it trained). Holds the job's lock (``checkpoints/<job>.lock``): a
+    job another process is running (a SLURM task, a ``--job`` run) is skipped, saying so."""
     with ExitStack() as stack:
         try:
             stack.enter_context(_locked(Path(out_dir), f"checkpoints/{job}.lock"))
@@ -623,12 +625,13 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
             return job, False, (f"[{spec_dict.get('name')}] {job}: being run by another "
                                 f"process ({holder}); skipped, rerun when it is done"), []
         return _train_job(spec_dict, out_dir, job, arch, index, device, deadline, progress,
-                          inputs, threads)
+                          inputs, threads, static, eval_device)
 
 
 def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index: range,
                device: str | None, deadline: float | None, progress: bool,
-               inputs: dict[str, str], threads: int | None) -> tuple[str, bool, str, list[str]]:
+               inputs: dict[str, str], threads: int | None, static: bool,
+               eval_device: str | None) -> tuple[str, bool, str, list[str]]:
     """:func:`_run_job` once the job's lock is held."""
     if threads is not None:
         torch.set_num_threads(threads)
@@ -653,7 +656,9 @@ def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, ind
             limit = _checkpoint_wall_time(ckpt) + max(deadline - training.clock(), 0.0)
         return training.train(x_train, members, settings, device=device, checkpoint=ckpt,
                               checkpoint_every=spec.checkpoint_every, time_limit=limit,
-                              progress=bar)
+                              progress=bar, static=static and graphable)
+
+    graphable = settings.engine == "fused" and MODELS[settings.model] in fused.FUSED_MODELS
 
     try:
         state = fit()
@@ -668,7 +673,8 @@ def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, ind
         return job, False, (f"[{spec.name}] {job}: stopped at epoch {state.epoch}/"
                             f"{settings.epochs} (time limit); rerun to continue"), notes
     t0 = time.perf_counter()
-    scores = metrics.evaluate(state.model, x_test, n_generate=spec.n_generate)
+    model = state.model if eval_device is None else state.model.to(eval_device)
+    scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
     df = _rows(spec, arch, settings, members, state, scores, git_commit(), index.start, inputs)
     _write_part(df, part)
     return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
@@ -704,6 +710,8 @@ def run_sweep(
     progress: bool = True,
     executor: str = "local",
     slurm: SlurmOptions | None = None,
+    static: bool = False,
+    eval_device: str | None = None,
 ) -> pd.DataFrame:
     """Train and evaluate the sweep into ``out_dir`` (layout: module docstring).
 
@@ -727,6 +735,10 @@ def run_sweep(
     checkpoint; jobs of an interrupted earlier call still queued are waited for, not
     submitted again (``out_dir/slurm/submitted.json``). ``workers`` and ``time_limit`` are
     the local executor's.
+
+    ``static``: train with ``train(static=True)`` where the architecture allows (GPU: one
+    CUDA graph per update; same numbers). ``eval_device``: evaluate finished ensembles there
+    (e.g. ``"cpu"`` after GPU training; None: on the training device).
     """
     spec.validate()
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -748,8 +760,10 @@ def run_sweep(
             _note(note)
         _remove_stale_temporaries(out_dir)
         if executor == "slurm":
-            return _run_slurm(spec, out_dir, inputs, device, slurm, progress)
-        return _run_jobs(spec, out_dir, inputs, device, time_limit, workers, progress)
+            return _run_slurm(spec, out_dir, inputs, device, slurm, progress, static,
+                              eval_device)
+        return _run_jobs(spec, out_dir, inputs, device, time_limit, workers, progress, static,
+                         eval_device)
 
 
 def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
@@ -774,7 +788,8 @@ def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
 
 def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
               device: torch.device | str | None, time_limit: float | None, workers: int,
-              progress: bool) -> pd.DataFrame:
+              progress: bool, static: bool = False, eval_device: str | None = None
+              ) -> pd.DataFrame:
     """:func:`run_sweep` once the folder is locked and claimed."""
     deadline = None if time_limit is None else training.clock() + time_limit
     say = print if progress else (lambda *a, **k: None)
@@ -799,7 +814,7 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
                     flush=True)
                 continue
             record(*_run_job(spec.to_dict(), str(out_dir), job, arch, index, dev, deadline,
-                             progress, inputs))
+                             progress, inputs, static=static, eval_device=eval_device))
     else:
         todo.sort(key=lambda j: -_COST.get(j[1], 1.0) * len(j[2]))
         ctx = multiprocessing.get_context("spawn")
@@ -815,7 +830,8 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
         with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx, initializer=_worker_init,
                                  initargs=(os.getpid(), *bars, devices)) as pool:
             futures = [pool.submit(_run_job, spec.to_dict(), str(out_dir), job, arch, index, dev,
-                                   deadline, progress, inputs, 1) for job, arch, index in todo]
+                                   deadline, progress, inputs, 1, static, eval_device)
+                       for job, arch, index in todo]
             try:
                 with tqdm(total=len(futures), desc=f"{spec.name} jobs", disable=not progress,
                           leave=False) as bar:
@@ -853,12 +869,13 @@ EXECUTORS = ("local", "slurm")
 
 
 def run_job(spec: SweepSpec, out_dir: str | Path, job: str, *,
-            device: torch.device | str | None = None, progress: bool = True) -> bool:
+            device: torch.device | str | None = None, progress: bool = True,
+            static: bool = False, eval_device: str | None = None) -> bool:
     """Train (or resume) and evaluate the single job ``job`` (a name of :func:`sweep_jobs`)
     into ``out_dir``, for any scheduler: it holds only that job's lock
     (``checkpoints/<job>.lock``, see :func:`_run_job`), so jobs of one sweep run side by side;
-    the plain sweep command afterwards finds their parts. Returns whether the job is
-    finished."""
+    the plain sweep command afterwards finds their parts. ``static``, ``eval_device``: as in
+    :func:`run_sweep`. Returns whether the job is finished."""
     spec.validate()
     out_dir = Path(out_dir)
     names = {name: (arch, index) for name, arch, index in sweep_jobs(spec)}
@@ -883,7 +900,8 @@ def run_job(spec: SweepSpec, out_dir: str | Path, job: str, *,
             pass  # _run_job moves it aside and says so
     dev = None if device is None else str(device)
     _, done, message, notes = _run_job(spec.to_dict(), str(out_dir), job, arch, index, dev,
-                                       None, progress, inputs)
+                                       None, progress, inputs, static=static,
+                                       eval_device=eval_device)
     for line in notes:
         _note(line)
     print(message, flush=True)
@@ -934,10 +952,11 @@ def _slurm_task_class() -> type:
 
         class SlurmTask(submitit.helpers.Checkpointable):
             def __call__(self, spec_dict: dict[str, Any], out_dir: str, job: str,
-                         device: str | None, threads: int) -> bool:
+                         device: str | None, threads: int, static: bool = False,
+                         eval_device: str | None = None) -> bool:
                 torch.set_num_threads(threads)
                 return run_job(SweepSpec.from_dict(spec_dict), out_dir, job, device=device,
-                               progress=False)
+                               progress=False, static=static, eval_device=eval_device)
 
         _SlurmTask = SlurmTask
     return _SlurmTask
@@ -955,8 +974,8 @@ def _queued(ids: Sequence[str]) -> set[str]:
 
 
 def _run_slurm(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
-               device: torch.device | str | None, opts: SlurmOptions,
-               progress: bool) -> pd.DataFrame:
+               device: torch.device | str | None, opts: SlurmOptions, progress: bool,
+               static: bool = False, eval_device: str | None = None) -> pd.DataFrame:
     """:func:`run_sweep` on SLURM, once the folder is locked and claimed."""
     say = print if progress else (lambda *a, **k: None)
     if shutil.which("sbatch") is None or shutil.which("squeue") is None:
@@ -996,7 +1015,8 @@ def _run_slurm(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
         task = _slurm_task_class()()
         n = len(new)
         subs = ex.map_array(task, [spec.to_dict()] * n, [str(out_dir)] * n,
-                            [j[0] for j in new], [dev] * n, [opts.cpus_per_job] * n)
+                            [j[0] for j in new], [dev] * n, [opts.cpus_per_job] * n,
+                            [static] * n, [eval_device] * n)
         for (name, _, _), sub in zip(new, subs, strict=True):
             waiting[name] = (sub.job_id, sub)
             submitted[name] = sub.job_id

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from . import fused, paths
+from . import fused, paths, triton_engine
 from .data import check_series
 from .jacobians import member_norms
 from .models import EnsembleRNN, make_model
@@ -189,6 +189,45 @@ def schedule_masks(members: Sequence[MemberConfig], seq_len: int, epoch: int, ep
     return dict(force=force, zero=zero, cut=cut, alpha=alpha)
 
 
+def batch_periods(members: Sequence[MemberConfig], epoch: int, epochs: int,
+                  generators: Sequence[torch.Generator]) -> Tensor:
+    """Per member (E,) long: the period of one batch's masks (τ for ``sparse``/``teacher``,
+    ``window``, ``truncation``; 1 otherwise), drawing a random τ from each member's generator
+    exactly as :func:`schedule_masks` does (same numbers, same generator states after)."""
+    out = []
+    for m, g in zip(members, generators, strict=True):
+        if m.mode in ("sparse", "teacher"):
+            out.append(1 if m.mode == "teacher" else _tau_now(m, epoch, epochs, g))
+        else:
+            out.append({"window": m.window, "tbptt": m.truncation}.get(m.mode, 1))
+    return torch.tensor(out, dtype=torch.long)
+
+
+def member_codes(members: Sequence[MemberConfig]) -> tuple[Tensor, Tensor]:
+    """(mode index into :data:`MODES` (E,) long, α (E,) float32: ``gtf`` members' α, else 0),
+    what :func:`periodic_masks` needs besides the periods."""
+    codes = torch.tensor([MODES.index(m.mode) for m in members], dtype=torch.long)
+    alpha = torch.tensor([m.alpha if m.mode == "gtf" else 0.0 for m in members],
+                         dtype=torch.float32)
+    return codes, alpha
+
+
+def periodic_masks(codes: Tensor, alpha: Tensor, periods: Tensor, seq_len: int
+                   ) -> dict[str, Tensor]:
+    """:func:`schedule_masks` from the periods of :func:`batch_periods`, built on their
+    device without a host loop (one batch of a captured update): with k ≡ t mod period,
+    force = (k = 0) for sparse/teacher, zero = (k = 0) for window, cut = (k = 0, t > 0)
+    for tbptt."""
+    t = torch.arange(seq_len, device=periods.device)
+    hit = (t % periods[:, None]) == 0
+
+    def mode(*names: str) -> Tensor:
+        return sum((codes == MODES.index(n)).long() for n in names).bool()[:, None]
+
+    return dict(force=hit & mode("sparse", "teacher"), zero=hit & mode("window"),
+                cut=hit & mode("tbptt") & (t > 0), alpha=alpha)
+
+
 def training_rollout(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) -> Tensor:
     """States s_1..s_T (E, B, T, S) on windows x (E, B, T+1, N) under per-member masks
     (see the module docstring); s_0 = B⁺x_0 (zeros for members whose ``zero`` mask is set at
@@ -231,8 +270,8 @@ def training_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]
                          engine: str = "fused") -> tuple[Tensor, Tensor]:
     """(x̂, target) of one batch of windows x (E, B, T+1, N): x̂_t = B s_t against x_t for
     t = 1..T, in whichever layout the engine produces (the loss is a mean, layout-free)."""
-    if engine == "fused" and fused.supports(model):
-        return fused.fused_predictions(model, x, masks), x[:, :, 1:].transpose(1, 2)
+    if engine == "fused" and fused.supports(model):  # Triton kernels on CUDA when present
+        return triton_engine.predictions(model, x, masks), x[:, :, 1:].transpose(1, 2)
     return model.observe(training_rollout(model, x, masks)), x[:, :, 1:]
 
 
@@ -310,6 +349,19 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return blob
 
 
+def make_capturable(optimizer: torch.optim.Optimizer) -> None:
+    """After restoring a non-capturable Adam state (a CPU or eager checkpoint: its param
+    groups say ``capturable=False`` and its ``step`` counters live on the host): set
+    ``capturable=True`` in every group and move each ``step`` to its parameter's device, as
+    a CUDA graph of the update needs."""
+    for group in optimizer.param_groups:
+        group["capturable"] = True
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            if "step" in st:
+                st["step"] = torch.as_tensor(st["step"]).to(device=p.device)
+
+
 def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
     """Restore a state written by :func:`save_checkpoint` into ``state`` (same configuration);
     :class:`CheckpointError` naming ``path`` when it is unreadable or does not fit."""
@@ -373,13 +425,15 @@ def train(
         raise ValueError("need at least one member")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    state = new_state(members, settings, x_all.shape[1], device=device,
-                      capturable=static and torch.device(device).type == "cuda")
+    capturable = static and torch.device(device).type == "cuda"
+    state = new_state(members, settings, x_all.shape[1], device=device, capturable=capturable)
     if static and not (settings.engine == "fused" and fused.supports(state.model)):
         raise ValueError(f"static=True needs the fused engine and one of "
                          f"{', '.join(c.__name__ for c in fused.FUSED_MODELS)}")
     if checkpoint is not None and Path(checkpoint).exists():
         load_checkpoint(state, checkpoint)
+        if capturable:
+            make_capturable(state.optimizer)
     model, opt = state.model, state.optimizer
     dev, dtype = model.B.device, model.B.dtype
     x_dev = torch.as_tensor(x_all, dtype=dtype, device=dev)
@@ -390,7 +444,9 @@ def train(
                              device=dev) for m in members])
     clip_value = torch.stack([inf if m.clip_value is None else torch.tensor(
         m.clip_value, dtype=dtype, device=dev) for m in members])
-    offsets = torch.arange(T + 1)
+    offsets = torch.arange(T + 1, device=dev)
+    codes, alpha = (c.to(dev) for c in member_codes(members))
+    pin = dev.type == "cuda"
     start_time = clock() - state.wall_time
     bar_options = {"desc": f"{settings.model} ×{E}", "leave": False,
                    **(progress if isinstance(progress, Mapping) else {})}
@@ -400,11 +456,27 @@ def train(
     epoch_t = torch.zeros((), dtype=torch.long, device=dev)  # the epoch, on the device
     epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
 
+    def draw_starts() -> Tensor:
+        return torch.stack([torch.randint(0, x_all.shape[0] - T, (nb,), generator=g)
+                            for g in state.generators])  # (E, B)
+
     def batch() -> tuple[Tensor, dict[str, Tensor]]:
-        starts = torch.stack([torch.randint(0, x_all.shape[0] - T, (nb,), generator=g)
-                              for g in state.generators])  # (E, B)
+        starts = draw_starts()
         masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
-        return x_dev[(starts[..., None] + offsets).to(dev)], masks  # (E, B, T+1, N)
+        return x_dev[starts.to(dev)[..., None] + offsets], masks  # (E, B, T+1, N)
+
+    def epoch_draws() -> tuple[Tensor, Tensor]:
+        """The static path's random numbers of a whole epoch, drawn in the order of
+        :func:`batch` (same numbers) and copied to the device at once: window starts
+        (b, E, B) and mask periods (b, E); windows and masks are then built on the device."""
+        starts, periods = [], []
+        for _ in range(settings.batches_per_epoch):
+            starts.append(draw_starts())
+            periods.append(batch_periods(members, epoch, settings.epochs, state.generators))
+        both = [torch.stack(starts), torch.stack(periods)]
+        if pin:
+            both = [b.pin_memory() for b in both]
+        return tuple(b.to(dev, non_blocking=True) for b in both)
 
     def update(x: Tensor, predict) -> None:
         """One update, all bookkeeping in place on device tensors (no host sync)."""
@@ -431,12 +503,17 @@ def train(
     for epoch in bar:
         epoch_loss.zero_()
         epoch_t.fill_(epoch)
-        for _ in range(settings.batches_per_epoch):
-            x, masks = batch()
+        if static:
+            starts_ep, periods_ep = epoch_draws()
+        for k in range(settings.batches_per_epoch):
             if not static:
+                x, masks = batch()
                 update(x, partial(training_predictions, model, masks=masks,
                                   engine=settings.engine))
-            elif runner is None:
+                continue
+            x = x_dev[starts_ep[k][..., None] + offsets]
+            masks = periodic_masks(codes, alpha, periods_ep[k], T)
+            if runner is None:
                 runner = _StaticRunner(update, model, x, masks)
             else:
                 runner(x, masks)
@@ -470,20 +547,22 @@ class _StaticRunner:
         target = self.x[:, :, 1:].transpose(1, 2)
 
         def predict(xb: Tensor) -> tuple[Tensor, Tensor]:
-            return fused.fused_predictions(model, xb, self.plan.plan), target
+            return triton_engine.predictions(model, xb, self.plan.plan), target
 
         self.step = partial(update, self.x, predict)
         self.graph = None
         if x.device.type != "cuda":
             self.step()
             return
+        # solve_ex through cuSOLVER (insurance: the MAGMA path may synchronise in capture)
+        torch.backends.cuda.preferred_linalg_library("cusolver")
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             self.step()  # the first batch's update, and the warm-up of the capture
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, stream=stream):  # captured on the warm-up stream
             self.step()
 
     def __call__(self, x: Tensor, masks: dict[str, Tensor]) -> None:

@@ -543,3 +543,19 @@ def test_written_files_follow_the_umask(tmp_path, monkeypatch):
             assert (tmp_path / f"f{mask}").stat().st_mode & 0o777 == mode
     finally:
         os.umask(old)
+
+
+def test_static_sweep_gives_the_same_table(reference, tmp_path, monkeypatch):
+    """``static=True`` reaches ``train(static=True)`` (the graph path on a GPU) through the
+    jobs; on the CPU its numbers are the default path's: the same table."""
+    seen, train = [], training.train
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["static"])
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", spy)
+    df = run_sweep(SweepSpec(**SPEC), tmp_path / "static", device="cpu", progress=False,
+                   static=True)
+    assert seen == [True, True]
+    same_table(reference[1], df)
