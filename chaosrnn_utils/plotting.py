@@ -171,6 +171,17 @@ ARCH_COLORS = {"rnn": "C0", "plrnn": "C1", "lstm": "C2"}
 ARCH_LABELS = {"rnn": "RNN", "plrnn": "PLRNN", "lstm": "LSTM"}
 
 
+def metric_label(metric: str) -> str:
+    """Axis label of a score column, naming its convention: ``D_stsp`` → "$D_{stsp}$ (ours)",
+    ``D_H_authors`` → "$D_H$ (authors' convention)" (docs/paper-notes.md, Metrics)."""
+    base, authors = (metric[: -len("_authors")], True) if metric.endswith("_authors") else \
+        (metric, False)
+    name = {"D_stsp": r"$D_{stsp}$", "D_H": r"$D_H$"}.get(base)
+    if name is None:
+        return metric
+    return f"{name} (authors' convention)" if authors else f"{name} (ours)"
+
+
 def _mark_failures(ax: plt.Axes, x: Any, y: Any, n: Any, n_scored: Any, color: Any) -> None:
     """Beside each point with failed runs, "failed/n"; a hollow marker over a mean of a
     minority of scored runs; for a point without any scored run, its count at the bottom."""
@@ -215,7 +226,7 @@ def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(r"learning interval $\tau$")
-    ax.set_ylabel({"D_stsp": r"$D_{stsp}$", "D_H": r"$D_H$"}.get(metric, metric))
+    ax.set_ylabel(metric_label(metric))
     ax.set_title(title)
     return ax
 
@@ -236,6 +247,6 @@ def plot_conditions(ax: plt.Axes, table: Any, metric: str, *, reference: float |
     ax.set_xticks(x, table["condition"], rotation=40, ha="right")
     if logy:
         ax.set_yscale("log")
-    ax.set_ylabel({"D_stsp": r"$D_{stsp}$", "D_H": r"$D_H$"}.get(metric, metric))
+    ax.set_ylabel(metric_label(metric))
     ax.set_title(title)
     return ax

@@ -146,4 +146,9 @@ def test_tau_sweep_panel_marks_failed_runs():
     assert texts == ["1/2", "2/2 failed"]  # τ = 30 half scored (hollow), τ = 100 none
     plot_conditions(b, agg, "D_stsp")
     assert sorted(t.get_text() for t in b.texts) == ["1/2", "2/2 failed"]
+    # every score axis names its convention
+    assert a.get_ylabel() == b.get_ylabel() == "$D_{stsp}$ (ours)"
+    authors = agg.rename(columns=lambda c: c.replace("D_stsp", "D_stsp_authors"))
+    plot_conditions(b, authors, "D_stsp_authors")
+    assert b.get_ylabel() == "$D_{stsp}$ (authors' convention)"
     plt.close(fig)
