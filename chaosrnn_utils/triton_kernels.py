@@ -16,6 +16,25 @@ def _tanh(x):
 
 
 @triton.jit
+def _lstm_preactivations(st_ptr, rows, bm, wbase, om, mm, v0, v1, v2, v3, dtype: tl.constexpr,
+                         M: tl.constexpr, BLOCK_B: tl.constexpr, MP: tl.constexpr):
+    """The LSTM's gate pre-activations (i, f, g, o) = W h̃ + b of one batch tile, from the
+    stored mixed state h̃ (rows ``rows`` of ``st_ptr``): one column of h̃ at a time, as explicit
+    multiply-adds (no dot product that could become TF32)."""
+    ai = tl.zeros((BLOCK_B, MP), dtype=dtype) + v0[None, :]
+    af = tl.zeros((BLOCK_B, MP), dtype=dtype) + v1[None, :]
+    ag = tl.zeros((BLOCK_B, MP), dtype=dtype) + v2[None, :]
+    ao = tl.zeros((BLOCK_B, MP), dtype=dtype) + v3[None, :]
+    for j in range(M):
+        col = tl.load(st_ptr + rows * M + j, mask=bm, other=0.0)[:, None]
+        ai += col * tl.load(wbase + om * M + j, mask=mm, other=0.0)[None, :]
+        af += col * tl.load(wbase + (M + om) * M + j, mask=mm, other=0.0)[None, :]
+        ag += col * tl.load(wbase + (2 * M + om) * M + j, mask=mm, other=0.0)[None, :]
+        ao += col * tl.load(wbase + (3 * M + om) * M + j, mask=mm, other=0.0)[None, :]
+    return ai, af, ag, ao
+
+
+@triton.jit
 def rollout_fwd(u_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_ptr, E,
                 T: tl.constexpr, NB: tl.constexpr, M: tl.constexpr, BLOCK_B: tl.constexpr,
                 MP: tl.constexpr, ARCH: tl.constexpr):
@@ -59,18 +78,8 @@ def rollout_fwd(u_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_p
                 acc += col[:, None] * tl.load(wbase + om * M + j, mask=mm, other=0.0)[None, :]
             z = _tanh(acc)
         else:  # gates (i, f, g, o) = W h̃ + b; c' = f c̃ + i g; h' = o tanh c'
-            ai = tl.zeros((BLOCK_B, MP), dtype=st.dtype) + v0[None, :]
-            af = tl.zeros((BLOCK_B, MP), dtype=st.dtype) + v1[None, :]
-            ag = tl.zeros((BLOCK_B, MP), dtype=st.dtype) + v2[None, :]
-            ao = tl.zeros((BLOCK_B, MP), dtype=st.dtype) + v3[None, :]
-            for j in range(M):
-                col = tl.load(st_ptr + rows * M + j, mask=bm, other=0.0)[:, None]
-                ai += col * tl.load(wbase + om * M + j, mask=mm, other=0.0)[None, :]
-                af += col * tl.load(wbase + (M + om) * M + j, mask=mm, other=0.0)[None, :]
-                ag += col * tl.load(wbase + (2 * M + om) * M + j, mask=mm,
-                                    other=0.0)[None, :]
-                ao += col * tl.load(wbase + (3 * M + om) * M + j, mask=mm,
-                                    other=0.0)[None, :]
+            ai, af, ag, ao = _lstm_preactivations(st_ptr, rows, bm, wbase, om, mm, v0, v1, v2,
+                                                  v3, st.dtype, M, BLOCK_B, MP)
             ct = ca * c
             tl.store(ct_ptr + off, ct, mask=m2)
             c = _sigmoid(af) * ct + _sigmoid(ai) * _tanh(ag)
@@ -128,18 +137,8 @@ def rollout_bwd(gz_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_
                 col = tl.load(gp_ptr + rows * M + i, mask=bm, other=0.0)
                 gs += col[:, None] * tl.load(wbase + i * M + om, mask=mm, other=0.0)[None, :]
         else:  # gates recomputed from s̃; ∂L/∂a per gate, then ∂L/∂h̃ = Wᵀ ∂L/∂a
-            ai = tl.zeros((BLOCK_B, MP), dtype=g.dtype) + v0[None, :]
-            af = tl.zeros((BLOCK_B, MP), dtype=g.dtype) + v1[None, :]
-            ag = tl.zeros((BLOCK_B, MP), dtype=g.dtype) + v2[None, :]
-            ao = tl.zeros((BLOCK_B, MP), dtype=g.dtype) + v3[None, :]
-            for j in range(M):
-                col = tl.load(st_ptr + rows * M + j, mask=bm, other=0.0)[:, None]
-                ai += col * tl.load(wbase + om * M + j, mask=mm, other=0.0)[None, :]
-                af += col * tl.load(wbase + (M + om) * M + j, mask=mm, other=0.0)[None, :]
-                ag += col * tl.load(wbase + (2 * M + om) * M + j, mask=mm,
-                                    other=0.0)[None, :]
-                ao += col * tl.load(wbase + (3 * M + om) * M + j, mask=mm,
-                                    other=0.0)[None, :]
+            ai, af, ag, ao = _lstm_preactivations(st_ptr, rows, bm, wbase, om, mm, v0, v1, v2,
+                                                  v3, g.dtype, M, BLOCK_B, MP)
             si, sf, so = _sigmoid(ai), _sigmoid(af), _sigmoid(ao)
             sg = _tanh(ag)
             tc = _tanh(tl.load(c_ptr + off, mask=m2, other=0.0))
