@@ -20,8 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import pooch
+from typing import Any
 
 from . import paths
 
@@ -29,8 +28,8 @@ REPOSITORY = "DurstewitzLab/ChaosRNN"
 COMMIT = "0e84b300e03a250cdafbf0128f4644226201572a"
 BASE_URL = f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}/datasets/"
 ENV = "CHAOSRNN_DATA_DIR"
-#: a downloader as pooch calls it: (url, output file, the Pooch)
-Downloader = Callable[[str, str, pooch.Pooch], None]
+#: a downloader as pooch calls it: (url, output file, the ``pooch.Pooch``)
+Downloader = Callable[[str, str, Any], None]
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,11 @@ def file_hash(path: str | Path, kind: str) -> str:
     if kind == "gitblob":
         return git_blob_id(path)
     if kind == "sha256":
-        return pooch.file_hash(str(path), alg="sha256")
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
     raise ValueError(f"unknown hash kind {kind!r}: use 'sha256' or 'gitblob'")
 
 
@@ -123,10 +126,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get(ENV) or paths.USER_CACHE)
 
 
-def registry(path: str | Path | None = None) -> pooch.Pooch:
-    """A pooch of the seven files (flat names, URLs into the pinned commit); ``path``: its
-    folder (default the user cache, or ``$CHAOSRNN_DATA_DIR``). The Mackey–Glass entry has no
-    SHA-256 (pooch skips it); :func:`fetch` checks its git blob id."""
+def registry(path: str | Path | None = None) -> Any:
+    """A ``pooch.Pooch`` of the seven files (flat names, URLs into the pinned commit);
+    ``path``: its folder (default the user cache, or ``$CHAOSRNN_DATA_DIR``). The Mackey–Glass
+    entry has no SHA-256 (pooch skips it); :func:`fetch` checks its git blob id. pooch is
+    imported here only (the package imports without it, e.g. on a GPU image)."""
+    import pooch
+
     reg = {name: (r.hash if r.hash.startswith("sha256:") else None)
            for name, r in REMOTE.items()}
     return pooch.create(path=Path(path) if path else paths.USER_CACHE,
@@ -162,7 +168,11 @@ def fetch(filename: str, *, dirs: Sequence[Path] | None = None, path: str | Path
     get it."""
     if (found := locate(filename, dirs)) is not None:
         return found
-    pup = registry(path)
+    try:
+        pup = registry(path)
+    except ImportError:
+        raise DataUnavailable(f"{filename} is not here and pooch is not installed; "
+                              f"{how_to_get(filename)}", "pooch is not installed") from None
     if downloader is None and os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
         reason = f"{OFFLINE_ENV} is set"
         raise DataUnavailable(f"{filename} is not here and {reason}; {how_to_get(filename)}",

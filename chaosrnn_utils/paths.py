@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-import pooch
-
 ROOT = Path(__file__).resolve().parents[1]
 if not (ROOT / "pyproject.toml").exists():  # installed non-editable: work from the cwd
     ROOT = Path.cwd()
@@ -26,8 +24,20 @@ BUILD_DIR = ROOT / "build"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 
 
+
+
+def _user_cache() -> Path:
+    """pooch's user cache folder for ``chaosrnn`` (``~/.cache/chaosrnn`` on Linux); without
+    pooch (a GPU image) the same folder by the XDG rule."""
+    try:
+        import pooch
+    except ImportError:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chaosrnn"
+    return Path(pooch.os_cache("chaosrnn"))
+
+
 #: where ``python3 tasks.py fetch-data`` downloads the authors' files (pooch's user cache)
-USER_CACHE = Path(os.environ.get("CHAOSRNN_USER_CACHE") or pooch.os_cache("chaosrnn"))
+USER_CACHE = Path(os.environ.get("CHAOSRNN_USER_CACHE") or _user_cache())
 
 
 def empirical_data_dirs() -> list[Path]:

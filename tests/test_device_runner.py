@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -123,3 +125,28 @@ def test_profile_order_puts_the_lorenz_sweep_first():
     assert specs[0].dataset == "lorenz" and specs[0].name.startswith("tau")
     assert len(specs) >= 2 and specs[1].name != specs[0].name
     assert all(s.split == 1 for s in specs)
+
+
+def test_the_runner_needs_only_what_the_gpu_image_has(tmp_path):
+    """The GPU machine's image has torch, numpy, scipy, pandas, matplotlib, seaborn and tqdm
+    but not pooch, submitit, papermill, jupytext or nbformat (the device tool's package list):
+    the runner, the paper profile's specs and its data sets load without them, and an
+    authors' file that is not here is a clear DataUnavailable, not an ImportError."""
+    missing = ["pooch", "submitit", "papermill", "jupytext", "nbformat", "nbval"]
+    code = (f"import sys\nfor m in {missing!r}: sys.modules[m] = None\n"
+            "from chaosrnn_utils import device_runner, data, fetch, pipeline\n"
+            "from chaosrnn_utils import experiments as ex\n"
+            "specs = [ex.tau_sweep_spec(d, 'paper') for d in ex.PAPER_TAUS]\n"
+            "x = data.paper_dataset('mackey_glass', 3000)\n"
+            "assert x.shape[0] == 3000, x.shape\n"
+            "try:\n"
+            "    fetch.fetch('tde_eegf.npy', dirs=[])\n"
+            "except fetch.DataUnavailable as err:\n"
+            "    assert 'pooch is not installed' in str(err), err\n"
+            "else:\n"
+            "    raise AssertionError('no error')\n"
+            "assert pipeline.main(['gpu-run', '--help']) == 0\n")
+    env = dict(os.environ, PYTHONPATH=str(paths.ROOT), CHAOSRNN_CACHE_DIR=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
