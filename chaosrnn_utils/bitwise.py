@@ -18,6 +18,8 @@ there; see ``benchmarks/bench_bitwise.py``):
 ``OPENBLAS_CORETYPE``          ``Nehalem`` (x86 only): SSE kernels in numpy/scipy BLAS+LAPACK
 ``NPY_DISABLE_CPU_FEATURES``   numpy's dispatched SIMD targets off: its baseline loops only
 ``GLIBC_TUNABLES``             glibc's AVX/AVX2/FMA variants of the math functions off
+``ONEDNN_MAX_CPU_ISA``         ``SSE41``: oneDNN's kernels, where torch uses them (a
+                               precaution: no op of ours changed with it on AVX2)
 =============================  =========================================================
 
 These variables are read when the libraries load, so the mode is set for a new process
@@ -48,6 +50,7 @@ def bitwise_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     out = dict(os.environ if env is None else env)
     out["ATEN_CPU_CAPABILITY"] = "default"
     out["MKL_CBWR"] = "COMPATIBLE"
+    out["ONEDNN_MAX_CPU_ISA"] = "SSE41"
     if _x86():
         out["OPENBLAS_CORETYPE"] = "Nehalem"
         out["NPY_DISABLE_CPU_FEATURES"] = _NUMPY_DISPATCH
