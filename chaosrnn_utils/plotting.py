@@ -204,17 +204,24 @@ def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
                    clip: Mapping[str, float] | None = None,
                    tau_pred: Mapping[str, float] | None = None, logy: bool = False,
                    title: str = "") -> plt.Axes:
-    """Fig. 2's panel: ``metric`` (mean ± SEM over scored runs) against τ per architecture,
-    from ``curves`` (architecture → table with ``tau``, ``metric``, ``metric_sem`` and, from
-    :func:`~chaosrnn_utils.experiments.aggregate`, ``n`` and ``n_scored``); clipping
-    baselines per architecture as dashed horizontal lines; τ_pred values (label → τ) as
-    vertical lines. A τ with failed runs gets "failed/n" beside its marker, and a mean of a
-    minority of scored runs is drawn hollow; a τ with no scored run gets its count at the
-    bottom of the panel."""
+    """Fig. 2's panel: ``metric`` (mean ± SEM over scored runs, median ×) against τ per
+    architecture, from ``curves`` (architecture → table with ``tau``, ``metric``,
+    ``metric_sem`` and, from :func:`~chaosrnn_utils.experiments.aggregate`, ``n`` and
+    ``n_scored``); clipping baselines per architecture as dashed horizontal lines; τ_pred
+    values (label → τ) as vertical lines. A τ with failed runs gets "failed/n" beside its
+    marker, and a mean of a minority of scored runs is drawn hollow; a τ with no scored run
+    gets its count at the bottom of the panel. Where the tables have ``metric_median``, the
+    median over scored runs is drawn as a cross (with a few seeds one stalled run moves the
+    mean, not the median)."""
+    medians = False
     for arch, c in curves.items():
         color = ARCH_COLORS.get(arch, None)
         ax.errorbar(c["tau"], c[metric], yerr=c[f"{metric}_sem"], marker="o", ms=4, lw=1.2,
                     capsize=2, color=color, label=ARCH_LABELS.get(arch, arch))
+        if f"{metric}_median" in c:
+            ax.plot(c["tau"], c[f"{metric}_median"], ls="none", marker="x", ms=6, mew=1.2,
+                    color=color)
+            medians = True
         if "n_scored" in c:
             _mark_failures(ax, c["tau"], c[metric], c["n"], c["n_scored"], color)
         if clip is not None and np.isfinite(clip.get(arch, np.nan)):
@@ -222,6 +229,8 @@ def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
     for k, (label, tau) in enumerate((tau_pred or {}).items()):
         ax.axvline(tau, color="k", lw=1.0, ls=("-", ":", "-.")[k % 3],
                    label=rf"$\tau_{{pred}}$ {label} ({tau:.0f})")
+    if medians:
+        ax.plot([], [], ls="none", marker="x", color="0.3", label="median (× per τ)")
     ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")

@@ -32,8 +32,9 @@
 # Here: RNN, PLRNN and LSTM trained by sparse teacher forcing over a grid of $\tau$, and by
 # clipped BPTT, on one data set; the geometric divergence $D_{stsp}$ (binned KL for
 # $N \le 5$, Gaussian-mixture KL above) and the power-spectrum distance $D_H$ of 100 000-step
-# free runs against $\tau$, mean ± SEM over seeds, with $\tau_{pred}$ from the paper and from
-# the data (notebook 01) as vertical lines and the clipping baselines as dashed lines.
+# free runs against $\tau$, mean ± SEM over scored runs (median: ×), with $\tau_{pred}$ from
+# the paper and from the data (notebook 01) as vertical lines and the clipping baselines as
+# dashed lines.
 # `source = "committed"` (the default, what the tests validate) redraws the figure from
 # `data/results/<profile>/` without training; the main job (`python3 tasks.py reproduce`)
 # runs it with `source = "train"`.

@@ -144,6 +144,11 @@ def test_tau_sweep_panel_marks_failed_runs():
     plot_tau_sweep(a, {"lstm": ex.tau_curve(agg, "lstm")}, "D_stsp")
     texts = sorted(t.get_text() for t in a.texts)
     assert texts == ["1/2", "2/2 failed"]  # τ = 30 half scored (hollow), τ = 100 none
+    # the medians over scored runs as crosses: τ = 5 → median(10, 12) = 11, τ = 30 → 0.5
+    crosses = [ln for ln in a.lines if ln.get_marker() == "x" and len(ln.get_xdata())]
+    assert len(crosses) == 1
+    got = dict(zip(crosses[0].get_xdata(), crosses[0].get_ydata(), strict=True))
+    assert got[5] == 11.0 and got[30] == 0.5 and np.isnan(got[100])
     plot_conditions(b, agg, "D_stsp")
     assert sorted(t.get_text() for t in b.texts) == ["1/2", "2/2 failed"]
     # every score axis names its convention
