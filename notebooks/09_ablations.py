@@ -77,13 +77,14 @@ plt.show()
 # %% [markdown]
 # ## Headline numbers and checks
 #
-# The reference is the median $D_{stsp}$ of sparse forcing at $\tau = 30$ over its three
-# seeds (one failed run must not decide the comparison). As in the paper, every clipping
+# Every condition is summarised by its median $D_{stsp}$ over scored runs (three seeds at
+# the quick budget: one stalled run must not decide a row; the figure shows mean ± SEM), and
+# the reference is that of sparse forcing at $\tau = 30$. As in the paper, every clipping
 # threshold (norm and value) and every truncation length must score at least 10× worse.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-headline = (agg.groupby("group")["D_stsp"].agg(["min", "max"])
+headline = (agg.groupby("group")["D_stsp_median"].agg(["min", "max"])
             .rename(columns={"min": "best D_stsp", "max": "worst D_stsp"}))
 headline["vs sparse τ=30 (median)"] = headline["best D_stsp"] / ref
 print(f"sparse forcing τ = 30: median D_stsp {ref:.3f} over {len(ref_runs)} seeds")
@@ -92,10 +93,10 @@ headline
 # %%
 # NBVAL_IGNORE_OUTPUT
 bounded = agg[agg["group"].isin(["clipping (norm)", "clipping (value)", "truncated BPTT"])]
-assert len(bounded) >= 6 and (bounded["D_stsp"] >= 10 * ref).all(), bounded[["condition",
-                                                                              "D_stsp"]]
+assert len(bounded) >= 6 and (bounded["D_stsp_median"] >= 10 * ref).all(), \
+    bounded[["condition", "D_stsp_median"]]
 def d_stsp(label: str) -> float:
-    return float(agg.loc[agg["condition"] == label, "D_stsp"].iloc[0])
+    return float(agg.loc[agg["condition"] == label, "D_stsp_median"].iloc[0])
 
 
 # the paper's numbers (paper.json, Fig. 5); the failed range of Lorenz-63 from the references
@@ -119,10 +120,11 @@ summary = [dict(quantity=f"ablation: {g}, D_stsp range", paper=p,
                            f"{headline.loc[g, 'worst D_stsp']:.2f}",
                 match=None if m is None else bool(m), profile=profile,
                 convention="ours (paper: authors')",
-                note=f"sparse τ=30 (median): {ref:.3f}" + ("" if profile == "paper" else
+                note=f"medians over scored runs; sparse τ=30: {ref:.3f}" + (
+                      "" if profile == "paper" else
                       "; quick: 3 seeds, 300 epochs, sequence length 200"),
                 **(fail if g not in ("random τ", "generalised TF") else {}))
            for g, (p, m) in claims.items() if g in headline.index]
 cu.record_summary("09_ablations", summary)
-print(f"clipping and TBPTT: ≥ {bounded['D_stsp'].min() / ref:.0f}× the sparse-forcing "
+print(f"clipping and TBPTT: ≥ {bounded['D_stsp_median'].min() / ref:.0f}× the sparse-forcing "
       "reference")
