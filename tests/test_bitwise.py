@@ -18,10 +18,11 @@ import torch
 from chaosrnn_utils import bitwise, paths
 
 # the settings a CPU without AVX2/FMA/AVX-512 would leave each library with
+# (numpy's dispatch targets and glibc's capabilities switched off as the mode does)
 OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
              "OPENBLAS_CORETYPE": "Nehalem",
-             "NPY_DISABLE_CPU_FEATURES": "X86_V3,X86_V4,AVX512_ICL,AVX512_SPR",
-             "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX,-AVX2,-FMA,-FMA4,-AVX512F"}
+             "NPY_DISABLE_CPU_FEATURES": bitwise._NUMPY_DISPATCH,
+             "GLIBC_TUNABLES": bitwise._GLIBC_HWCAPS}
 SPEC = dict(name="bits", dataset="lorenz", n_data=2500,
             settings=dict(latent_dim=6, seq_len=25, batch_size=4, batches_per_epoch=2, epochs=3),
             architectures=["plrnn", "lstm"], grid={"tau": [5], "seed": [0, 1]},
