@@ -332,17 +332,11 @@ def reference_scores(x_test: np.ndarray, *, n_generate: int = 100_000, seed: int
     binned = x.shape[1] <= metrics.MAX_BINNED_DIM
     rows = []
     runs = {**_reference_runs(x, n_generate, seed, latent_dim), "data": x}
+    columns = (("D_stsp", "frac_in_box", "D_stsp_authors", "frac_in_box_authors", "D_H",
+                "D_H_authors") if binned else REFERENCE_METRICS)
     for name, run in runs.items():
-        row: dict[str, Any] = {"reference": name}
-        if binned:
-            row["D_stsp"], row["frac_in_box"] = metrics.state_space_divergence_binned(x, run)
-            row["D_stsp_authors"], row["frac_in_box_authors"] = (
-                metrics.state_space_divergence_binned(x, run, convention="authors"))
-        else:
-            row["D_stsp"] = row["D_stsp_authors"] = metrics.state_space_divergence_gmm(x, run)
-        for conv, col in (("ours", "D_H"), ("authors", "D_H_authors")):
-            row[col] = metrics.power_spectrum_distance(x, run, convention=conv)
-        rows.append(row)
+        scores = metrics.score_run(x, run)  # as metrics.evaluate scores a trained model
+        rows.append({"reference": name, **{c: scores[c] for c in columns}})
     return pd.DataFrame(rows).set_index("reference")
 
 

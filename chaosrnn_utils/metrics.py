@@ -442,6 +442,42 @@ def _authors_binned(x_true: Array, x_gen: Array, **kw: Any) -> tuple[float, floa
         return float("nan"), float("nan")
 
 
+def score_run(
+    x_test: Array,
+    x_gen: Array,
+    *,
+    n_bins: int = 10,
+    box_std: float = 2.0,
+    centre: Literal["mean", "zero"] | None = None,
+    n_chunks: int = 50,
+    smoothing_sigma: float = 2.0,
+    n_freqs: int = 500,
+    convention: Convention = "ours",
+) -> dict[str, Any]:
+    """The geometric and spectral scores of one generated series ``x_gen`` against x_test
+    (T, N): D_stsp (binned for N ≤ MAX_BINNED_DIM, with the fraction of generated points it
+    counted; GMM otherwise, fraction NaN) and D_H in ``convention``, and the same in the
+    authors' convention (``*_authors``; NaN where their box, centred at 0, holds no true
+    point; the GMM D_stsp has one convention). Keys: D_stsp, D_stsp_method, frac_in_box,
+    D_H, D_stsp_authors, frac_in_box_authors, D_H_authors."""
+    authors, binned = convention == "authors", x_test.shape[1] <= MAX_BINNED_DIM
+    if binned:
+        d_stsp, frac = state_space_divergence_binned(
+            x_test, x_gen, n_bins=n_bins, box_std=box_std, centre=centre, convention=convention)
+        d_stsp_a, frac_a = (d_stsp, frac) if authors else _authors_binned(
+            x_test, x_gen, n_bins=n_bins, box_std=box_std)
+    else:
+        d_stsp, frac = state_space_divergence_gmm(x_test, x_gen), float("nan")
+        d_stsp_a, frac_a = d_stsp, frac
+    spectra = dict(n_chunks=n_chunks, smoothing_sigma=smoothing_sigma, n_freqs=n_freqs)
+    d_h = power_spectrum_distance(x_test, x_gen, convention=convention, **spectra)
+    d_h_a = d_h if authors else power_spectrum_distance(x_test, x_gen, convention="authors",
+                                                        **spectra)
+    return {"D_stsp": d_stsp, "D_stsp_method": "binned" if binned else "gmm",
+            "frac_in_box": frac, "D_H": d_h,
+            "D_stsp_authors": d_stsp_a, "frac_in_box_authors": frac_a, "D_H_authors": d_h_a}
+
+
 #: the keys of every row :func:`evaluate` returns (a sweep's part without one of them is an
 #: older version's and is evaluated again)
 EVALUATE_KEYS = ("member", "D_stsp", "D_stsp_method", "frac_in_box", "D_H", "PE1", "PE5",
@@ -482,7 +518,6 @@ def evaluate(
     x_test = _model_series(model, x_test)
     runs = generate_free_run(model, x_test, n_generate, n_transient=n_transient)
     pe = prediction_error(model, x_test, n_steps=25, max_points=max_points)
-    binned = x_test.shape[1] <= MAX_BINNED_DIM
     lam = np.full(model.n_models, np.nan)
     if lyap_steps > 0:
         with torch.no_grad():
@@ -501,37 +536,12 @@ def evaluate(
                         lam[e] = lam_max(model.member(e), s0[e : e + 1])[0]
                     except ValueError:
                         pass
+    options = dict(n_bins=n_bins, box_std=box_std, centre=centre, n_chunks=n_chunks,
+                   smoothing_sigma=smoothing_sigma, n_freqs=n_freqs, convention=convention)
     results = []
-    authors = convention == "authors"
     for e in range(model.n_models):
-        if binned:
-            d_stsp, frac = state_space_divergence_binned(
-                x_test, runs[e], n_bins=n_bins, box_std=box_std, centre=centre,
-                convention=convention,
-            )
-            d_stsp_a, frac_a = (d_stsp, frac) if authors else _authors_binned(
-                x_test, runs[e], n_bins=n_bins, box_std=box_std)
-        else:
-            d_stsp, frac = state_space_divergence_gmm(x_test, runs[e]), float("nan")
-            d_stsp_a, frac_a = d_stsp, frac
-        spectra = dict(n_chunks=n_chunks, smoothing_sigma=smoothing_sigma, n_freqs=n_freqs)
-        d_h = power_spectrum_distance(x_test, runs[e], convention=convention, **spectra)
-        d_h_a = d_h if authors else power_spectrum_distance(x_test, runs[e],
-                                                            convention="authors", **spectra)
-        results.append(
-            {
-                "member": e,
-                "D_stsp": d_stsp,
-                "D_stsp_method": "binned" if binned else "gmm",
-                "frac_in_box": frac,
-                "D_H": d_h,
-                "PE1": float(pe[e, 0]),
-                "PE5": float(pe[e, 4]),
-                "PE25": float(pe[e, 24]),
-                "lambda_max": float(lam[e]),
-                "D_stsp_authors": d_stsp_a,
-                "frac_in_box_authors": frac_a,
-                "D_H_authors": d_h_a,
-            }
-        )
+        scores = score_run(x_test, runs[e], **options)
+        row = {"member": e, **scores, "PE1": float(pe[e, 0]), "PE5": float(pe[e, 4]),
+               "PE25": float(pe[e, 24]), "lambda_max": float(lam[e])}
+        results.append({k: row[k] for k in EVALUATE_KEYS})
     return results
