@@ -53,6 +53,7 @@ from .metrics import (
     generate_free_run,
     power_spectrum_distance,
     prediction_error,
+    score_run,
     state_space_divergence_binned,
     state_space_divergence_gmm,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "forcing_mask",
     "generate_free_run",
     "power_spectrum_distance",
+    "score_run",
     "prediction_error",
     "state_space_divergence_binned",
     "state_space_divergence_gmm",

@@ -33,6 +33,7 @@ __all__ = [
     "generate_free_run",
     "power_spectrum_distance",
     "prediction_error",
+    "score_run",
     "state_space_divergence_binned",
     "state_space_divergence_gmm",
     "state_space_histogram",
