@@ -2,9 +2,11 @@
 
 Per data set the τ sweep of Fig. 2 (RNN, PLRNN, LSTM; sparse forcing over the paper's τ grid,
 and BPTT with gradient clipping at c = 1 as the baseline) and the Lorenz ablations of Fig. 5,
-each at two profiles: ``paper`` (the authors' settings, docs/paper-notes.md § Training) and
-``quick`` (small enough for two CPU cores, chosen so that the Lorenz LSTM still shows the
-effect).
+each at three profiles: ``paper`` (the authors' settings, docs/paper-notes.md § Training),
+``medium`` (the paper's grids and settings at a tenth of its training, sequence length 200:
+hours on two CPU cores) and ``quick`` (minutes on two CPU cores, chosen so that the Lorenz
+LSTM still shows the effect). ``medium`` and ``paper`` also evaluate every member part-way
+through training (:data:`EVAL_EPOCHS`, learning curves).
 
 Results travel in two places: a sweep trains into ``build/sweeps/<profile>/<name>/``
 (checkpoints, resumable, git-ignored) and its table is copied to
@@ -44,6 +46,11 @@ QUICK_TAUS = {name: [5, 30, 100, 200] for name in PAPER_TAUS} | {
 QUICK_SEEDS = {name: [0, 1] for name in PAPER_TAUS} | {"lorenz": [0, 1, 2]}
 QUICK_EPOCHS = {name: 100 for name in PAPER_TAUS} | {"lorenz": 300}
 PAPER_SEEDS = [0, 1, 2, 3, 4]
+PROFILES = ("quick", "medium", "paper")
+#: the medium profile: a tenth of the paper's 3 000 epochs, 3 seeds, sequence length 200
+MEDIUM_SEEDS, MEDIUM_EPOCHS, MEDIUM_SEQ_LEN = [0, 1, 2], 300, 200
+#: epochs before the last at which each member is evaluated too (learning curves)
+EVAL_EPOCHS = {"quick": [], "medium": [30, 100], "paper": [300, 1000]}
 #: the paper's best D_stsp per data set and architecture, (τ, value) (``paper.json``, Fig. 2)
 PAPER_BEST = {name: {a: (int(v["tau"]), float(v["D_stsp"]))
                      for a, v in paper.dataset(name)["best"].items()}
@@ -75,8 +82,8 @@ def results_dir(profile: str) -> Path:
 def _check(dataset: str, profile: str) -> None:
     if dataset not in PAPER_TAUS:
         raise ValueError(f"unknown data set {dataset!r}; known: {', '.join(PAPER_TAUS)}")
-    if profile not in ("quick", "paper"):
-        raise ValueError(f"unknown profile {profile!r}: use 'quick' or 'paper'")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
 
 
 def tau_sweep_spec(dataset: str, profile: str = "quick") -> SweepSpec:
@@ -84,13 +91,20 @@ def tau_sweep_spec(dataset: str, profile: str = "quick") -> SweepSpec:
     norm clipping (c = 1) per seed, for RNN, PLRNN and LSTM (latent 30, batch 32, Adam 1e-3).
 
     paper: the paper's grid, 5 seeds, 3 000 epochs, sequence length max(200, largest τ).
+    medium: the paper's grid up to τ = 200 (τ = 500 and 1 000 do not fit in a sequence of
+    200: forced once, they train as τ = 200 does), 3 seeds, 300 epochs, sequence length 200.
     quick: :data:`QUICK_TAUS`, :data:`QUICK_SEEDS`, :data:`QUICK_EPOCHS`, sequence length 200.
-    Ensembles of 20 members or more are split in two jobs (for two workers); smaller ones are
-    not, as their update time is mostly per-operation overhead that splitting would double.
+    The paper and medium profiles also evaluate at :data:`EVAL_EPOCHS`. The Lorenz sweep at
+    every profile and every sweep of the paper profile are split in two jobs per
+    architecture (for two workers); the others are not, as the update time of a small
+    ensemble is mostly per-operation overhead that splitting would double.
     """
     _check(dataset, profile)
     if profile == "paper":
         taus, seeds, epochs = PAPER_TAUS[dataset], PAPER_SEEDS, 3000
+    elif profile == "medium":
+        taus = [t for t in PAPER_TAUS[dataset] if t <= MEDIUM_SEQ_LEN]
+        seeds, epochs = MEDIUM_SEEDS, MEDIUM_EPOCHS
     else:
         taus, seeds, epochs = QUICK_TAUS[dataset], QUICK_SEEDS[dataset], QUICK_EPOCHS[dataset]
     seq_len = max(200, max(taus))
@@ -100,7 +114,7 @@ def tau_sweep_spec(dataset: str, profile: str = "quick") -> SweepSpec:
                      grid={"tau": list(taus), "seed": list(seeds)}, members=clip,
                      settings={"profile": "paper", "epochs": epochs, "seq_len": seq_len},
                      split=2 if profile == "paper" or dataset == "lorenz" else 1,
-                     checkpoint_every=25)
+                     checkpoint_every=25, eval_epochs=list(EVAL_EPOCHS[profile]))
 
 
 def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
@@ -108,15 +122,16 @@ def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
     (c ∈ {1, 10, 100, 1000}), truncated BPTT and windowing (lengths 10–200), random τ around
     ``tau`` (spreads), τ annealed from 1 to 46, generalised teacher forcing (α), and sparse
     forcing at ``tau`` as the reference (at least 3 seeds). paper: sequence length 1 000,
-    5 seeds, 3 000 epochs; quick: sequence length 200, 3 seeds (so that no row rests on one
-    run), 300 epochs, c ∈ {1, 100}, lengths {10, 50}."""
+    5 seeds, 3 000 epochs; medium: the paper's conditions, sequence length 200, 3 seeds,
+    300 epochs; quick: sequence length 200, 3 seeds (so that no row rests on one run),
+    300 epochs, c ∈ {1, 100}, lengths {10, 50}. Random τ keeps the spreads below ``tau``."""
     _check("lorenz", profile)
-    paper = profile == "paper"
+    paper, full = profile == "paper", profile in ("paper", "medium")
     seeds = PAPER_SEEDS if paper else [0, 1, 2]
-    lengths = [10, 30, 50, 100, 200] if paper else [10, 50]
-    spreads = [10, 25, 50] if paper else [10, 25]
-    alphas = [0.05, 0.1, 0.2, 0.5] if paper else [0.1, 0.3]
-    clips = [1, 10, 100, 1000] if paper else [1, 100]
+    lengths = [10, 30, 50, 100, 200] if full else [10, 50]
+    spreads = [10, 25, 50] if full else [10, 25]
+    alphas = [0.05, 0.1, 0.2, 0.5] if full else [0.1, 0.3]
+    clips = [1, 10, 100, 1000] if full else [1, 100]
     configs: list[dict[str, Any]] = []
     configs += [dict(mode="bptt", clip_norm=float(c)) for c in clips]
     configs += [dict(mode="bptt", clip_value=float(c)) for c in clips]
@@ -133,7 +148,7 @@ def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
                      members=members,
                      settings={"profile": "paper", "epochs": 3000 if paper else 300,
                                "seq_len": 1000 if paper else 200},
-                     split=2, checkpoint_every=25)
+                     split=2, checkpoint_every=25, eval_epochs=list(EVAL_EPOCHS[profile]))
 
 
 def dataset_available(dataset: str) -> bool:
@@ -162,13 +177,87 @@ def obtain(spec: SweepSpec, profile: str, source: str = "train", *, workers: int
             raise FileNotFoundError(f"no committed results {committed}; run with "
                                     "source='train' first")
         return pd.read_csv(committed)
-    out = paths.BUILD_DIR / "sweeps" / profile / spec.name
+    out = sweep_dir(spec, profile)
     df = run_sweep(spec, out, workers=workers, progress=progress)
     if not df.attrs["complete"]:
         raise RuntimeError(f"sweep {spec.name} incomplete: {df.attrs['pending']}")
-    committed.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out / "results.csv", committed)
+    _publish(spec, profile)
     return pd.read_csv(committed)
+
+
+def sweep_dir(spec: SweepSpec, profile: str) -> Path:
+    """``build/sweeps/<profile>/<name>``: where a profile's sweep trains (git-ignored)."""
+    return paths.BUILD_DIR / "sweeps" / profile / spec.name
+
+
+def curves_path(name: str, profile: str) -> Path:
+    """The committed learning-curve table of sweep ``name`` (one row per member and
+    evaluation epoch): ``data/results/<profile>/<name>_curves.csv``."""
+    return results_dir(profile) / f"{name}_curves.csv"
+
+
+def parts_dir(name: str, profile: str) -> Path:
+    """``data/results/<profile>/parts/<name>/``: the finished parts of a sweep that
+    :func:`train_profile` commits as it goes, so that a run longer than a session
+    continues elsewhere (parts of other inputs are redone, see :mod:`.sweeps`)."""
+    return results_dir(profile) / "parts" / name
+
+
+def _publish(spec: SweepSpec, profile: str) -> None:
+    """Copy a finished sweep's tables to the committed ones (results and curves)."""
+    out = sweep_dir(spec, profile)
+    results_dir(profile).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / "results.csv", results_dir(profile) / f"{spec.name}.csv")
+    if (out / "curves.csv").exists():
+        shutil.copyfile(out / "curves.csv", curves_path(spec.name, profile))
+
+
+def profile_specs(profile: str) -> list[SweepSpec]:
+    """Every sweep of ``profile`` in the order :func:`train_profile` runs them: the τ sweeps
+    of the data sets available here (Lorenz first), then the ablations."""
+    return [*(tau_sweep_spec(d, profile) for d in PAPER_TAUS if dataset_available(d)),
+            ablation_spec(profile)]
+
+
+def train_profile(profile: str, *, time_limit: float | None = None, workers: int = 2,
+                  progress: bool = True, only: list[str] | None = None,
+                  committed_parts: bool = True) -> dict[str, bool]:
+    """Train every sweep of ``profile`` (:func:`profile_specs`, or the sweeps named in
+    ``only``), for at most ``time_limit`` seconds in all, resuming what is there. With
+    ``committed_parts`` each sweep starts from the parts committed in :func:`parts_dir` and
+    puts its finished parts back there, so that the run is continued by running it again,
+    here or on another machine; a finished sweep's tables go to ``data/results/<profile>/``.
+    Returns sweep name → complete."""
+    _check("lorenz", profile)
+    specs = profile_specs(profile)
+    if only:
+        names = [s.name for s in specs]
+        for name in only:
+            if name not in names:
+                raise ValueError(f"unknown sweep {name!r}; {profile}: {', '.join(names)}")
+        specs = [s for s in specs if s.name in only]
+    deadline = None if time_limit is None else training.clock() + time_limit
+    complete = {}
+    for spec in specs:
+        left = None if deadline is None else deadline - training.clock()
+        if left is not None and left <= 0:
+            complete[spec.name] = False
+            continue
+        out, kept = sweep_dir(spec, profile), parts_dir(spec.name, profile)
+        if committed_parts and kept.is_dir():
+            (out / "parts").mkdir(parents=True, exist_ok=True)
+            for part in sorted(kept.glob("*.csv")):
+                if not (out / "parts" / part.name).exists():
+                    shutil.copyfile(part, out / "parts" / part.name)
+        df = run_sweep(spec, out, workers=workers, progress=progress, time_limit=left)
+        if committed_parts:
+            kept.mkdir(parents=True, exist_ok=True)
+            for part in sorted((out / "parts").glob("*.csv")):  # finished ones only
+                shutil.copyfile(part, kept / part.name)
+        complete[spec.name] = bool(df.attrs["complete"])
+        if complete[spec.name]:
+            _publish(spec, profile)
+    return complete
 
 
 ABLATION_GROUPS = {"clip norm": "clipping (norm)", "clip value": "clipping (value)",

@@ -608,7 +608,34 @@ def _build_parser() -> argparse.ArgumentParser:
     unp.add_argument("--from", dest="from_dir", required=True, help="the gpu-run --out folder")
     unp.add_argument("--state", required=True, help="committed state folder")
     unp.add_argument("--results", required=True, help="folder for the finished tables")
+    trn = sub.add_parser("train", help="train every sweep of a profile (resumable, in "
+                         "time-limited chunks whose finished parts are committed)")
+    trn.add_argument("--profile", default="medium", choices=("quick", "medium", "paper"))
+    trn.add_argument("--time-limit", type=_positive_seconds, help="seconds for this call")
+    trn.add_argument("--workers", type=_positive_int, default=2)
+    trn.add_argument("--only", nargs="+", help="sweep names, e.g. tau_sweep_lorenz")
+    trn.add_argument("--fresh", action="store_true", help="ignore the committed parts "
+                     "(train everything here) and leave them as they are")
+    trn.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
     return parser
+
+
+def train_main(args: argparse.Namespace) -> int:
+    """The ``train`` command: :func:`~chaosrnn_utils.experiments.train_profile`; exit status
+    3 when the time limit left sweeps unfinished (run it again to continue)."""
+    from . import experiments, sweeps
+
+    try:
+        check_data_dir()
+        done = experiments.train_profile(args.profile, time_limit=args.time_limit,
+                                         workers=args.workers, only=args.only,
+                                         committed_parts=not args.fresh)
+    except USER_ERRORS as err:
+        print(error_line(args.command, err), file=sys.stderr)
+        return 2
+    for name, complete in done.items():
+        print(f"{name}: {'complete' if complete else 'pending (run again to continue)'}")
+    return 0 if all(done.values()) else sweeps.EXIT_INCOMPLETE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -627,6 +654,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import sweeps
 
         return sweeps.sweep_main(args)
+
+    if args.command == "train":
+        return train_main(args)
 
     if args.command in ("gpu-run", "gpu-unpack"):
         from . import device_runner

@@ -15,10 +15,14 @@ rounding (about 1e-8 relative: batched kernels add in another order). Layout of
                               resolved spec and of the training data); a rerun whose spec or
                               inputs differ is refused
     checkpoints/<job>.pt      training state, resumed by a rerun
+    checkpoints/<job>.e<k>.pt with ``eval_epochs``: the state after epoch k, kept to be
+                              evaluated once the job is trained
     checkpoints/<job>.lock    held (flock) by the process training <job>
     parts/<job>.csv           one row per member, written atomically once <job> is evaluated,
                               each row with a checksum (``row_sha256``)
-    results.csv               all parts, once every job is done
+    results.csv               all parts, once every job is done (last epoch's rows)
+    curves.csv                with ``eval_epochs``: every row of every part, one per member
+                              and evaluation epoch (learning curves)
     slurm/                    with ``executor="slurm"``: submitit's pickles and logs per
                               SLURM job, submitted.json (job -> SLURM job id)
     */*.bad-<n>               a damaged part or unreadable checkpoint, kept aside
@@ -112,7 +116,10 @@ class SweepSpec:
     the TrainSettings defaults); ``model`` comes from ``architectures``. ``grid``: MemberConfig
     field → list of values (cartesian product, in key order); ``members``: explicit MemberConfig
     dicts appended after the grid. ``split``: sub-ensembles per architecture (jobs that
-    worker processes can run side by side). An ``inputs`` key (what :func:`run_sweep` records
+    worker processes can run side by side). ``eval_epochs``: epochs before the last at which
+    every member is evaluated too (from checkpoints kept at those epochs): the rows of a
+    part then carry ``eval_epoch``, one per member and evaluation epoch, the last included.
+    An ``inputs`` key (what :func:`run_sweep` records
     in ``spec.json``) is ignored when a spec is read.
     """
 
@@ -127,12 +134,18 @@ class SweepSpec:
     n_generate: int = 100_000
     checkpoint_every: int = 50
     split: int = 1
+    eval_epochs: list[int] = field(default_factory=list)
 
     # ------------------------------------------------------------------ (de)serialisation
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (lists, not tuples)."""
-        return json.loads(json.dumps(asdict(self)))
+        """Plain JSON-ready dict (lists, not tuples). ``eval_epochs`` is left out when empty,
+        so that a spec without learning curves reads and hashes as before the field existed
+        (its ``spec.json`` and the ``spec_sha256`` of its rows stay valid)."""
+        d = json.loads(json.dumps(asdict(self)))
+        if not d["eval_epochs"]:
+            del d["eval_epochs"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepSpec:
@@ -235,6 +248,7 @@ class SweepSpec:
             raise ValueError(f"split {self.split} exceeds the {len(members)} members")
         for arch in self.architectures:
             s = self.train_settings(arch).validate(sys.maxsize)
+            training.check_keep(self.eval_epochs, s.epochs)
             for m in members:
                 m.validate(s.seq_len)
         return self
@@ -481,10 +495,17 @@ def _part_problem(spec: SweepSpec, path: Path, arch: str, index: range,
         if len(row) != len(header) or row[-1] != _row_digest(header[:-1], row[:-1]):
             return f"row {k + 1} does not match its checksum (edited or damaged)"
     col = {name: i for i, name in enumerate(header)}
-    members = [row[col["member"]] for row in rows]
-    if members != [str(i) for i in index]:
-        return (f"member rows {', '.join(members) or 'none'} where "
-                f"{index.start}..{index.stop - 1} are expected")
+    epochs = eval_epochs(spec, arch)
+    if len(epochs) > 1 and "eval_epoch" not in col:
+        return "no eval_epoch column (a part without the learning-curve evaluations)"
+    got = [(row[col["eval_epoch"]] if len(epochs) > 1 else "", row[col["member"]])
+           for row in rows]
+    want = [(str(e) if len(epochs) > 1 else "", str(i)) for e in epochs for i in index]
+    if got != want:
+        have = ", ".join(f"{m}@{e}" if e else m for e, m in got) or "none"
+        return (f"member rows {_short(have, 40)} where {index.start}..{index.stop - 1}"
+                + (f" at epochs {', '.join(map(str, epochs))}" if len(epochs) > 1 else "")
+                + " are expected")
     for name, want in (("sweep", spec.name), ("architecture", arch), *inputs.items()):
         other = sorted({row[col[name]] for row in rows} - {want})
         if other:
@@ -504,6 +525,12 @@ def _checkpoint_wall_time(path: Path) -> float:
                                        ) from err
 
 
+def eval_epochs(spec: SweepSpec, architecture: str) -> list[int]:
+    """The epochs at which ``architecture``'s members are evaluated: ``spec.eval_epochs`` and
+    the last."""
+    return [*sorted(spec.eval_epochs), spec.train_settings(architecture).epochs]
+
+
 def sweep_jobs(spec: SweepSpec) -> list[tuple[str, str, range]]:
     """(job name, architecture, member indices) of every job, in spec order."""
     n = len(spec.member_configs())
@@ -521,21 +548,26 @@ def _collect(spec: SweepSpec, parts_dir: Path, jobs: set[str]) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     order = {a: i for i, a in enumerate(spec.architectures)}
     key = df["architecture"].map(order)
-    df = df.assign(_order=key).sort_values(["_order", "member"], kind="stable")
+    by = ["_order", "eval_epoch", "member"] if "eval_epoch" in df else ["_order", "member"]
+    df = df.assign(_order=key).sort_values(by, kind="stable")
     return df.drop(columns="_order").reset_index(drop=True)
 
 
 def _rows(spec: SweepSpec, arch: str, settings: TrainSettings, members: list[MemberConfig],
           state: training.TrainState, scores: list[dict[str, Any]], commit: str,
-          first: int = 0, inputs: dict[str, str] | None = None) -> pd.DataFrame:
+          first: int = 0, inputs: dict[str, str] | None = None,
+          eval_epoch: int | None = None) -> pd.DataFrame:
     """One row per member: identity, configuration, metrics, training outcome, provenance
-    (commit, ``inputs`` of :func:`sweep_inputs`)."""
+    (commit, ``inputs`` of :func:`sweep_inputs`); ``eval_epoch`` (learning curves) after
+    the member index when given."""
     summary = training.member_summary(state, members)
     settings_json = json.dumps(asdict(settings), sort_keys=True)
     rows = []
     for e, (summ, score) in enumerate(zip(summary, scores, strict=True)):
         row: dict[str, Any] = dict(sweep=spec.name, dataset=spec.dataset, architecture=arch,
                                    member=first + e)
+        if eval_epoch is not None:
+            row["eval_epoch"] = eval_epoch
         row.update({k: summ[k] for k in MEMBER_FIELDS})
         row.update({k: v for k, v in score.items() if k != "member"})
         row.update({k: summ[k] for k in ("final_loss", "diverged", "diverged_epoch",
@@ -656,7 +688,8 @@ def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, ind
             limit = _checkpoint_wall_time(ckpt) + max(deadline - training.clock(), 0.0)
         return training.train(x_train, members, settings, device=device, checkpoint=ckpt,
                               checkpoint_every=spec.checkpoint_every, time_limit=limit,
-                              progress=bar, static=static and graphable)
+                              progress=bar, static=static and graphable,
+                              keep_at=spec.eval_epochs)
 
     graphable = settings.engine == "fused" and MODELS[settings.model] in fused.FUSED_MODELS
 
@@ -673,9 +706,25 @@ def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, ind
         return job, False, (f"[{spec.name}] {job}: stopped at epoch {state.epoch}/"
                             f"{settings.epochs} (time limit); rerun to continue"), notes
     t0 = time.perf_counter()
-    model = state.model if eval_device is None else state.model.to(eval_device)
-    scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
-    df = _rows(spec, arch, settings, members, state, scores, git_commit(), index.start, inputs)
+    commit, curve = git_commit(), bool(spec.eval_epochs)
+    frames = []
+    for epoch in eval_epochs(spec, arch):
+        if epoch == state.epoch:
+            at = state
+        else:
+            snap = training.snapshot_path(ckpt, epoch)
+            if not snap.exists():
+                raise training.CheckpointError(
+                    f"[{spec.name}] {job}: no snapshot {snap} of epoch {epoch} for the "
+                    "learning curve (the job was trained without it); delete "
+                    f"{ckpt} to train it again")
+            at = training.load_state(snap, members, settings, x_train.shape[1],
+                                     device=eval_device or device or state.model.device)
+        model = at.model if eval_device is None else at.model.to(eval_device)
+        scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
+        frames.append(_rows(spec, arch, settings, members, at, scores, commit, index.start,
+                            inputs, eval_epoch=epoch if curve else None))
+    df = pd.concat(frames, ignore_index=True)
     _write_part(df, part)
     return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
                        f"{int(df['diverged'].sum())} diverged, train {state.wall_time:.1f} s, "
@@ -853,6 +902,12 @@ def _table(spec: SweepSpec, out_dir: Path, inputs: dict[str, str], say: Any) -> 
     pending = [j[0] for j in jobs if j[0] not in finished]
     result = _collect(spec, out_dir / "parts", finished)
     complete = not pending
+    if spec.eval_epochs and len(result):
+        if complete:
+            _atomic_csv(result, out_dir / "curves.csv")
+        last = result["architecture"].map({a: eval_epochs(spec, a)[-1]
+                                           for a in spec.architectures})
+        result = result[result["eval_epoch"] == last].reset_index(drop=True)
     if complete:
         _atomic_csv(result, out_dir / "results.csv")
         say(f"[{spec.name}] complete: {len(result)} rows -> {out_dir / 'results.csv'}",

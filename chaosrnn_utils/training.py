@@ -383,6 +383,35 @@ def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
     return state
 
 
+def check_keep(epochs: Sequence[int], total: int) -> list[int]:
+    """``epochs`` as a sorted list of distinct integers in 1..``total`` − 1 (the epochs at
+    which a learning curve evaluates besides the last); ValueError otherwise."""
+    if isinstance(epochs, str) or not isinstance(epochs, Sequence):
+        raise ValueError(f"evaluation epochs must be a list of integers, got {epochs!r}")
+    for e in epochs:
+        if isinstance(e, bool) or not isinstance(e, int | np.integer) or not 0 < e < total:
+            raise ValueError(f"evaluation epochs must be integers in 1..{total - 1} (before "
+                             f"the last epoch, {total}), got {e!r}")
+    if len(set(epochs)) != len(epochs):
+        raise ValueError(f"evaluation epochs repeat: {list(epochs)}")
+    return sorted(int(e) for e in epochs)
+
+
+def snapshot_path(checkpoint: str | Path, epoch: int) -> Path:
+    """Where :func:`train` keeps the checkpoint of ``epoch``: ``<name>.e<epoch>.pt`` beside
+    ``checkpoint``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.e{epoch}{checkpoint.suffix}")
+
+
+def load_state(path: str | Path, members: Sequence[MemberConfig], settings: TrainSettings,
+               obs_dim: int, *, device: torch.device | str | None = None) -> TrainState:
+    """The training state stored at ``path`` (a checkpoint or a kept snapshot) for this
+    ensemble: :func:`new_state` then :func:`load_checkpoint`."""
+    state = new_state(members, settings, obs_dim, device=device)
+    return load_checkpoint(state, path)
+
+
 def clock() -> float:
     """Seconds on the wall clock (``time.time``) that every time limit reads: training's wall
     time and the sweeps' deadlines (shared by worker processes). Tests replace it with a
@@ -401,6 +430,7 @@ def train(
     time_limit: float | None = None,
     progress: bool | Mapping[str, Any] = True,
     static: bool = False,
+    keep_at: Sequence[int] = (),
 ) -> TrainState:
     """Train one ensemble (one member per entry of ``members``) on ``data`` (n, N).
 
@@ -408,7 +438,9 @@ def train(
     ``seq_len + 1`` per member (from the member's own generator). With ``checkpoint`` the full
     state is saved atomically every ``checkpoint_every`` epochs and at the end, and an existing
     checkpoint is resumed; ``time_limit`` (seconds) stops after the epoch that reaches it
-    (then ``state.epoch < settings.epochs``). Device: CUDA when available unless given.
+    (then ``state.epoch < settings.epochs``). ``keep_at``: epochs at which a copy of the
+    checkpoint is kept as :func:`snapshot_path` (learning curves evaluate them later; needs
+    ``checkpoint``). Device: CUDA when available unless given.
     ``progress``: a tqdm bar of the epochs (True), none (False), or a bar with these tqdm
     options (e.g. ``position`` and ``desc`` for one of several processes' bars).
 
@@ -423,6 +455,9 @@ def train(
     members = [m.validate(settings.seq_len) for m in members]
     if not members:
         raise ValueError("need at least one member")
+    keep_at = set(check_keep(keep_at, settings.epochs))
+    if keep_at and checkpoint is None:
+        raise ValueError("keep_at needs a checkpoint path (snapshots are kept beside it)")
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     capturable = static and torch.device(device).type == "cuda"
@@ -528,6 +563,8 @@ def train(
         if checkpoint is not None and (state.epoch % checkpoint_every == 0 or last
                                        or out_of_time):
             save_checkpoint(state, checkpoint)
+        if state.epoch in keep_at:
+            save_checkpoint(state, snapshot_path(checkpoint, state.epoch))
         if out_of_time:
             break
     bar.close()
