@@ -10,7 +10,10 @@
 ``--bitwise`` (the same last bits on any x86-64 CPU, see ``chaosrnn_utils/bitwise.py``);
 ``python3 tasks.py fetch-data`` downloads and verifies the authors' data files (data/README.md);
 ``python3 tasks.py sweep ...`` runs a training sweep (see ``python -m chaosrnn_utils sweep -h``)
-with the same environment (one BLAS thread, glibc heap kept between updates).
+with the same environment (one BLAS thread, glibc heap kept between updates);
+``python3 tasks.py train --profile medium [--time-limit SECONDS]`` trains every sweep of a
+profile in resumable chunks whose finished parts are committed under ``data/results/``, and
+``python3 tasks.py reproduce --profile medium --committed`` then redraws its figures.
 ``python3 tasks.py book`` builds the notebooks, with their stored outputs and without running
 them, into an HTML book in ``build/book/`` (open ``build/book/index.html``).
 The virtual environment lives in ``.venv/`` and is reinstalled when ``pyproject.toml`` changes;
@@ -103,7 +106,8 @@ FLOAT_SENSITIVE = [
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("reproduce", "test", "setup", "sweep", "book", "fetch-data"):
+    if not argv or argv[0] not in ("reproduce", "test", "setup", "sweep", "train", "book",
+                                   "fetch-data"):
         print(__doc__)
         return 2
     setup({"book": "book", "test": "test"}.get(argv[0], ""))
@@ -129,7 +133,7 @@ def main(argv: list[str]) -> int:
         if code == 0:
             print(f"book built: open {(out / 'index.html').relative_to(ROOT)} in a browser")
         return code
-    if argv[0] in ("reproduce", "sweep"):
+    if argv[0] in ("reproduce", "sweep", "train"):
         return subprocess.run([str(PY), "-m", "chaosrnn_utils", *argv], cwd=ROOT,
                               env=env).returncode
     install_slurm()

@@ -58,7 +58,7 @@ from .metrics import (
     state_space_divergence_gmm,
 )
 from .models import LSTM, MODELS, PLRNN, DendPLRNN, ShallowPLRNN, TanhRNN, make_model
-from .pipeline import APPROX, PROFILES, approx_columns, record_summary, select_profile
+from .notebook import APPROX, PROFILES, approx_columns, record_summary, select_profile, setup
 from .regimes import (
     GOLDEN_ANGLE,
     REGIMES,
@@ -148,6 +148,7 @@ __all__ = [
     "rosenstein",
     "rosenstein_dims",
     "select_profile",
+    "setup",
     "spectrum_standard_error",
     "standardize",
     "system_names",

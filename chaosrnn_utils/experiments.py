@@ -185,6 +185,25 @@ def obtain(spec: SweepSpec, profile: str, source: str = "train", *, workers: int
     return pd.read_csv(committed)
 
 
+def obtain_curves(spec: SweepSpec, profile: str) -> pd.DataFrame | None:
+    """The committed learning-curve table of ``spec`` (:func:`curves_path`; written when
+    :func:`obtain` or :func:`train_profile` finished the sweep), None where the profile
+    evaluates at the last epoch only (quick) or none is committed."""
+    path = curves_path(spec.name, profile)
+    return pd.read_csv(path) if path.exists() else None
+
+
+def budget_note(spec: SweepSpec, profile: str) -> str:
+    """What ``profile`` cut from the paper's budget, for the comparison's notes ("" at the
+    paper's)."""
+    if profile == "paper":
+        return ""
+    s = spec.train_settings(spec.architectures[0])
+    seeds = sorted({m.seed for m in spec.member_configs()})
+    return (f"{profile} profile: {s.epochs} epochs (paper 3 000), {len(seeds)} seeds, "
+            f"sequence length {s.seq_len}")
+
+
 def sweep_dir(spec: SweepSpec, profile: str) -> Path:
     """``build/sweeps/<profile>/<name>``: where a profile's sweep trains (git-ignored)."""
     return paths.BUILD_DIR / "sweeps" / profile / spec.name
@@ -249,11 +268,13 @@ def train_profile(profile: str, *, time_limit: float | None = None, workers: int
             for part in sorted(kept.glob("*.csv")):
                 if not (out / "parts" / part.name).exists():
                     shutil.copyfile(part, out / "parts" / part.name)
-        df = run_sweep(spec, out, workers=workers, progress=progress, time_limit=left)
-        if committed_parts:
-            kept.mkdir(parents=True, exist_ok=True)
-            for part in sorted((out / "parts").glob("*.csv")):  # finished ones only
-                shutil.copyfile(part, kept / part.name)
+        try:
+            df = run_sweep(spec, out, workers=workers, progress=progress, time_limit=left)
+        finally:  # interrupted too: what finished is kept
+            if committed_parts and (out / "parts").is_dir():
+                kept.mkdir(parents=True, exist_ok=True)
+                for part in sorted((out / "parts").glob("*.csv")):  # finished ones only
+                    shutil.copyfile(part, kept / part.name)
         complete[spec.name] = bool(df.attrs["complete"])
         if complete[spec.name]:
             _publish(spec, profile)
@@ -472,10 +493,12 @@ def _dataset_references(dataset: str, profile: str) -> pd.DataFrame:
     key = f"{spec.n_generate}:{spec.train_settings('lstm').latent_dim}:{x_test.shape}:" \
           f"{float(np.sum(x_test)):.12e}"
     cache = _reference_cache(dataset, profile)
-    if cache.exists():
-        refs = pd.read_csv(cache, index_col="reference")
-        if "key" in refs and str(refs["key"].iloc[0]) == key:
-            return refs.drop(columns="key")
+    # the profiles share their test split: another profile's cache of the same key serves
+    for other in (profile, *PROFILES):
+        if _reference_cache(dataset, other).exists():
+            refs = pd.read_csv(_reference_cache(dataset, other), index_col="reference")
+            if "key" in refs and str(refs["key"].iloc[0]) == key:
+                return refs.drop(columns="key")
     refs = reference_scores(x_test, n_generate=spec.n_generate,
                             latent_dim=spec.train_settings("lstm").latent_dim)
     cache.parent.mkdir(parents=True, exist_ok=True)

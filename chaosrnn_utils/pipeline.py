@@ -1,9 +1,12 @@
-"""The notebook pipeline: profiles, the summary table, and the papermill runner.
+"""The runner: the command line, papermill, and the summary and comparison tables.
 
 ``python -m chaosrnn_utils reproduce --profile quick`` executes every notebook in
 ``notebooks/`` with papermill into ``build/notebooks/`` (git-ignored); each notebook records
-its key numbers with :func:`record_summary`, and the runner prints them as one table
-(quantity, paper value, reproduced value).
+its key numbers with :func:`~chaosrnn_utils.notebook.record_summary`, and the runner prints
+them as one table (quantity, paper value, reproduced value) and writes the comparison with
+the paper. ``sweep``, ``train``, ``gpu-run`` and ``gpu-unpack`` hand over to
+:mod:`.sweeps`, :mod:`.experiments` and :mod:`.device_runner`. What the notebooks
+themselves call is in :mod:`.notebook`.
 """
 
 from __future__ import annotations
@@ -23,12 +26,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from . import paths
+from .notebook import PROFILES, SUMMARY_DIR, SUMMARY_ENV
 
-PROFILES = ("quick", "paper")
-SUMMARY_DIR = paths.BUILD_DIR / "summary"
-#: when set, :func:`record_summary` writes there instead of :data:`SUMMARY_DIR` (the runner
-#: points each notebook's kernel at a staging folder, see :func:`staged_summary`)
-SUMMARY_ENV = "CHAOSRNN_SUMMARY_DIR"
 #: notebooks the main job runs once per value of one parameter (the committed copy holds the
 #: first value's run); executed copies are named ``<stem>_<value>.ipynb``
 EXPANSIONS = {"06_tau_sweep": ("dataset", ("lorenz", "lorenz2d", "roessler", "duffing",
@@ -38,63 +37,9 @@ EXPANSIONS = {"06_tau_sweep": ("dataset", ("lorenz", "lorenz2d", "roessler", "du
 #: default is to redraw the committed results (what nbval checks); ``reproduce`` trains
 MAIN_JOB = {"06_tau_sweep": {"source": "train"}, "07_lorenz_attractors": {"source": "train"},
             "09_ablations": {"source": "train"}}
-
-
-def select_profile(profile: str, **settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings of ``profile`` among ``settings`` (one dict per profile name).
-
-    >>> select_profile("quick", quick={"n": 1}, paper={"n": 10})
-    {'n': 1}
-    """
-    if set(settings) != set(PROFILES):
-        raise ValueError(
-            f"give settings for exactly the profiles {PROFILES}, got {sorted(settings)}"
-        )
-    if profile not in settings:
-        raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
-    return dict(settings[profile])
-
-
-def record_summary(notebook: str, rows: Sequence[dict[str, Any]]) -> Path:
-    """Write a notebook's key numbers for the summary table, atomically, to
-    ``build/summary/<notebook>.json`` (``$CHAOSRNN_SUMMARY_DIR`` when set). Each row:
-    ``quantity``, ``paper``, ``reproduced`` and optionally ``note``, ``profile``,
-    ``convention`` ("authors" or "ours": the metric convention of its numbers), ``match``,
-    ``failed_above``, ``paper_failed_above`` and ``score`` (see :func:`_match`)."""
-    for row in rows:
-        missing = {"quantity", "paper", "reproduced"} - set(row)
-        if missing:
-            raise ValueError(f"summary row {row} lacks {sorted(missing)}")
-    target = Path(os.environ.get(SUMMARY_ENV) or SUMMARY_DIR) / f"{notebook}.json"
-    with paths.atomic_open(target, "w") as fh:
-        json.dump([{k: _plain(v) for k, v in r.items()} for r in rows], fh, indent=1)
-    return target
-
-
-#: marks a printed number that depends on the last bits of the floating-point kernels (a
-#: finite-time estimate on a chaotic orbit): another CPU gives other last digits, and the
-#: notebooks' nbval sanitizer (tests/nbval_sanitize.cfg) masks what follows the mark
-APPROX = "\u2248"
-
-
-def approx_columns(table: Any, columns: Sequence[str], digits: int) -> Any:
-    """A copy of the DataFrame ``table`` for printing, with ``columns`` as text
-    ``≈<value rounded to digits decimals>`` (NaN stays ``NaN``): the values that differ from
-    machine to machine in the last printed digits. The numbers themselves are checked by
-    asserts with tolerances that hold on any machine."""
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise KeyError(f"no column(s) {missing} in the table")
-    out = table.copy()
-    for c in columns:
-        out[c] = [f"{APPROX}{v:.{digits}f}" if v == v else "NaN" for v in table[c]]
-    return out
-
-
-def _plain(v: Any) -> Any:
-    if hasattr(v, "item"):
-        v = v.item()
-    return v
+#: the notebooks whose results depend on the training budget: the only ones with ``medium``
+#: settings (the others' quick run stands for them)
+BUDGET_NOTEBOOKS = tuple(MAIN_JOB)
 
 
 def _fmt(v: Any) -> str:
@@ -105,13 +50,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def summary_table(summary_dir: Path | None = None) -> str:
-    """All recorded rows as a fixed-width text table, notebook by notebook."""
-    summary_dir = SUMMARY_DIR if summary_dir is None else summary_dir
+def summary_dir(profile: str) -> Path:
+    """``build/summary/<profile>/``: the rows the last run of each notebook recorded at
+    ``profile``."""
+    return SUMMARY_DIR / profile
+
+
+def summary_table(folder: Path | None = None, profile: str = "quick") -> str:
+    """All rows recorded in ``folder`` (default: :func:`summary_dir` of ``profile``) as a
+    fixed-width text table, notebook by notebook."""
+    summary_dir_ = summary_dir(profile) if folder is None else folder
     lines = []
     header = ("notebook", "quantity", "paper", "reproduced", "note")
     rows = []
-    for f in sorted(summary_dir.glob("*.json")):
+    for f in sorted(summary_dir_.glob("*.json")):
         for r in json.loads(f.read_text()):
             rows.append((f.stem[:2], r["quantity"], _fmt(r["paper"]), _fmt(r["reproduced"]),
                          r.get("note", "")))
@@ -199,20 +151,35 @@ def _match(row: dict[str, Any]) -> str:
     return "asserted"
 
 
-def comparison_markdown(profile: str, summary_dir: Path | None = None) -> str:
+def comparison_rows(profile: str, folder: Path | None = None) -> list[dict[str, Any]]:
+    """The summary rows recorded at ``profile`` (in ``folder``, default :func:`summary_dir`),
+    each with ``notebook``, ``match`` (:func:`_match`) and ``note`` (:func:`_note`) filled
+    in: what the comparison tables show."""
+    folder = summary_dir(profile) if folder is None else folder
+    out = []
+    for f in sorted(folder.glob("*.json")):
+        for r in json.loads(f.read_text()):
+            out.append(dict(notebook=f.stem[:2], quantity=r["quantity"], paper=r["paper"],
+                            reproduced=r["reproduced"], convention=r.get("convention", "–"),
+                            profile=r.get("profile", profile), match=_match(r), note=_note(r)))
+    return out
+
+
+def _cells(cells: Sequence[Any]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def comparison_markdown(profile: str, folder: Path | None = None) -> str:
     """The paper-vs-ours table (markdown) of the summary rows recorded by a run of the
-    notebooks: quantity, the paper's value or claim, ours, the metric convention (the row's
-    ``convention``, – where none applies), the profile, match (:func:`_match`), note; then
-    the rules, :data:`MATCH_RULES`."""
-    summary_dir = SUMMARY_DIR if summary_dir is None else summary_dir
+    notebooks (:func:`comparison_rows`): quantity, the paper's value or claim, ours, the
+    metric convention (– where none applies), the profile, match, note; then the rules,
+    :data:`MATCH_RULES`."""
     lines = ["| notebook | quantity | paper | ours | convention | profile | match | note |",
              "|---|---|---|---|---|---|---|---|"]
-    for f in sorted(summary_dir.glob("*.json")):
-        for r in json.loads(f.read_text()):
-            cells = (f.stem[:2], r["quantity"], _fmt(r["paper"]), _fmt(r["reproduced"]),
-                     r.get("convention", "–"), r.get("profile", profile), _match(r),
-                     _note(r))
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    for r in comparison_rows(profile, folder):
+        lines.append(_cells([r["notebook"], r["quantity"], _fmt(r["paper"]),
+                             _fmt(r["reproduced"]), r["convention"], r["profile"], r["match"],
+                             r["note"]]))
     return "\n".join(lines) + "\n\n" + MATCH_RULES + "\n"
 
 
@@ -230,26 +197,56 @@ def _note(row: dict[str, Any]) -> str:
 README_START, README_END = "<!-- comparison:start -->", "<!-- comparison:end -->"
 
 
-def write_comparison(profile: str, summary_dir: Path | None = None) -> Path:
-    """Write ``data/results/comparison_<profile>.md`` and put the best profile's table (paper
-    when committed, else quick) into the README between its comparison markers."""
+#: what each profile spends, for the README's column headers
+BUDGETS = {"quick": "100 epochs (Lorenz and ablations: 300), 2–3 seeds, coarse τ grids",
+           "medium": "300 epochs, 3 seeds, the paper's τ grids up to 200, sequence length 200",
+           "paper": "3 000 epochs, 5 seeds, the paper's grids and sequence lengths"}
+
+
+def write_comparison(profile: str, folder: Path | None = None) -> Path:
+    """Write ``data/results/comparison_<profile>.md`` (the full table with notes) and
+    ``.json`` (its rows), then redraw the README's table between its comparison markers:
+    one row per quantity of the quick run, one column per profile with committed rows
+    (ours and the match), :func:`readme_table`."""
     target = paths.RESULTS_DIR / f"comparison_{profile}.md"
     with paths.atomic_open(target, "w") as fh:
-        fh.write(comparison_markdown(profile, summary_dir))
-    best = next(p for p in ("paper", "quick", profile)
-                if (paths.RESULTS_DIR / f"comparison_{p}.md").exists())
+        fh.write(comparison_markdown(profile, folder))
+    with paths.atomic_open(target.with_suffix(".json"), "w") as fh:
+        json.dump(comparison_rows(profile, folder), fh, indent=1, ensure_ascii=False)
     readme = paths.ROOT / "README.md"
     text = readme.read_text()
     if README_START in text and README_END in text:
         head, rest = text.split(README_START, 1)
         _, tail = rest.split(README_END, 1)
-        table = (paths.RESULTS_DIR / f"comparison_{best}.md").read_text()
-        block = (f"{README_START}\n_Generated by `python3 tasks.py reproduce` "
-                 f"(profile `{best}`, file `data/results/comparison_{best}.md`)._\n\n"
-                 f"{table}{README_END}")
+        block = f"{README_START}\n{readme_table()}{README_END}"
         with paths.atomic_open(readme, "w") as fh:
             fh.write(head + block + tail)
     return target
+
+
+def readme_table() -> str:
+    """The README's comparison: the rows of every committed ``comparison_<profile>.json``
+    merged by (notebook, quantity), a column per profile ("ours · match"; – where that
+    profile did not run the notebook), each profile's budget and full table named above."""
+    tables = {p: json.loads((paths.RESULTS_DIR / f"comparison_{p}.json").read_text())
+              for p in PROFILES if (paths.RESULTS_DIR / f"comparison_{p}.json").exists()}
+    keys: dict[tuple[str, str], dict[str, Any]] = {}
+    for p, rows in tables.items():
+        for r in rows:
+            keys.setdefault((r["notebook"], r["quantity"]), {"paper": r["paper"],
+                                                             "convention": r["convention"]})
+            keys[(r["notebook"], r["quantity"])][p] = r
+    head = "".join(f"- `{p}`: {BUDGETS[p]}; every note in "
+                   f"[`data/results/comparison_{p}.md`](data/results/comparison_{p}.md)\n"
+                   for p in tables)
+    lines = [_cells(["notebook", "quantity", "paper", *tables, "convention"]),
+             "|" + "---|" * (4 + len(tables))]
+    for (nb, quantity), entry in keys.items():
+        cols = [f"{_fmt(entry[p]['reproduced'])} · {entry[p]['match']}" if p in entry else "–"
+                for p in tables]
+        lines.append(_cells([nb, quantity, _fmt(entry["paper"]), *cols, entry["convention"]]))
+    return (f"_Generated by `python3 tasks.py reproduce` (per profile)._\n\n{head}\n"
+            + "\n".join(lines) + "\n\n" + MATCH_RULES + "\n")
 
 
 def notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
@@ -344,10 +341,12 @@ class Run(NamedTuple):
 
 
 def plan_reproduce(selected: Sequence[Path], profile: str,
-                   given: dict[str, Any] | None = None) -> list[Run]:
+                   given: dict[str, Any] | None = None, committed: bool = False) -> list[Run]:
     """The runs of ``reproduce``, every parameter checked before any kernel starts.
 
-    ``profile`` goes to every notebook, :data:`MAIN_JOB`'s values to theirs; each of ``given``
+    ``profile`` goes to every notebook, :data:`MAIN_JOB`'s values to theirs (unless
+    ``committed``: then they redraw the committed results); at ``medium`` only the notebooks
+    of :data:`BUDGET_NOTEBOOKS` run, the others are skipped saying so; each of ``given``
     (the ``-p`` values, ``--seed`` as ``seed``) goes to the selected notebooks whose
     parameters cell declares it, and wins.
     Refused (ValueError): ``profile`` in ``given`` (only ``--profile`` sets it), a name no
@@ -368,9 +367,13 @@ def plan_reproduce(selected: Sequence[Path], profile: str,
                              f"{hint} (parameters: {', '.join(names)})")
     runs = []
     for nb in selected:
-        params = {"profile": profile, **MAIN_JOB.get(nb.stem, {}),
+        main_job = {} if committed else MAIN_JOB.get(nb.stem, {})
+        params = {"profile": profile, **main_job,
                   **{k: v for k, v in given.items() if k in declared[nb]}}
         check_parameters(nb, params)
+        if profile == "medium" and nb.stem not in BUDGET_NOTEBOOKS:
+            runs.append(Run(nb, params, skip="no medium settings: its quick run stands"))
+            continue
         if nb.stem not in EXPANSIONS:
             runs.append(Run(nb, params))
             continue
@@ -421,19 +424,20 @@ def run_notebook(notebook: Path, parameters: dict[str, Any], out_dir: Path,
 
 
 @contextmanager
-def staged_summary() -> Iterator[Path]:
+def staged_summary(profile: str = "quick") -> Iterator[Path]:
     """A staging folder for the summary of one notebook run: the kernel, which inherits
     ``$CHAOSRNN_SUMMARY_DIR``, records there; when the block succeeds its files replace their
-    namesakes in :data:`SUMMARY_DIR`. A failed run changes nothing: the other notebooks'
-    entries and the last good run's stay."""
-    SUMMARY_DIR.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=SUMMARY_DIR, prefix=".run-"))
+    namesakes in :func:`summary_dir` of ``profile``. A failed run changes nothing: the other
+    notebooks' entries and the last good run's stay."""
+    target = summary_dir(profile)
+    target.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=target, prefix=".run-"))
     before = os.environ.get(SUMMARY_ENV)
     os.environ[SUMMARY_ENV] = str(stage)
     try:
         yield stage
         for f in sorted(stage.glob("*.json")):
-            os.replace(f, SUMMARY_DIR / f.name)
+            os.replace(f, target / f.name)
     finally:
         if before is None:
             os.environ.pop(SUMMARY_ENV, None)
@@ -495,26 +499,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -542,6 +526,8 @@ _BITWISE_HELP = ("the same last bits on any x86-64 CPU (portable kernels, slower
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from . import sweeps
+
     parser = _Parser(prog="chaosrnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the notebooks with papermill, print the summary")
@@ -550,50 +536,23 @@ def _build_parser() -> argparse.ArgumentParser:
                      "(default: each notebook's own)")
     rep.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     rep.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
+    rep.add_argument("--committed", action="store_true", help="redraw the training notebooks "
+                     "from the committed results instead of training (see the train command)")
     rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"),
                      help="notebook parameter (JSON value, else text), given to the selected "
                      "notebooks that declare it; checked against their parameters cells")
-    sub.add_parser("summary", help="print the summary table of the last run")
+    summ = sub.add_parser("summary", help="print the summary table of the last run")
+    summ.add_argument("--profile", default="quick", choices=PROFILES)
     ref = sub.add_parser("refresh", help="re-execute notebooks (defaults) into their .ipynb")
     ref.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     swp = sub.add_parser("sweep", help="train and evaluate a grid of configurations "
                          "(resumable; exit status 3 when a time limit left it incomplete)")
-    swp.add_argument("spec", nargs="?", help="sweep spec JSON (or build one with the flags)")
-    swp.add_argument("--out", required=True, help="output folder (rerun to resume)")
-    swp.add_argument("--time-limit", type=_positive_seconds, help="seconds for this call")
-    swp.add_argument("--device", help="torch device (default: cuda if available)")
-    swp.add_argument("--name", help="sweep name (flags only)")
-    swp.add_argument("--dataset", help="paper data set name or .npy path")
-    swp.add_argument("--arch", nargs="+", help="architectures, e.g. plrnn lstm")
-    swp.add_argument("--mode", nargs="+", help="training modes (grid)")
-    swp.add_argument("--tau", nargs="+", type=int, help="forcing intervals (grid)")
-    swp.add_argument("--seeds", nargs="+", type=int, help="seeds (grid; default 0)")
-    swp.add_argument("--profile", help="training settings profile (default quick)")
-    swp.add_argument("--epochs", type=_positive_int)
-    swp.add_argument("--n-data", type=_positive_int)
-    swp.add_argument("--n-generate", type=_positive_int)
-    swp.add_argument("--checkpoint-every", type=_positive_int)
-    swp.add_argument("--split", type=_positive_int,
-                     help="sub-ensembles per architecture (flags only)")
-    swp.add_argument("--workers", type=_positive_int, default=1,
-                     help="processes running jobs side by side (one torch thread each; "
-                     "with several GPUs each its own)")
-    swp.add_argument("--executor", choices=("local", "slurm"), default="local",
-                     help="local worker processes, or one SLURM job array (submitit)")
-    swp.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's)")
-    swp.add_argument("--slurm-time", type=_positive_int, default=60, metavar="MINUTES",
-                     help="time limit of each SLURM job; one that reaches it is requeued and "
-                     "resumes from its checkpoint (default 60)")
-    swp.add_argument("--slurm-array-parallelism", type=_positive_int, default=64,
-                     help="SLURM jobs running at once (default 64)")
-    swp.add_argument("--slurm-gpus", type=_positive_int, help="GPUs per SLURM job")
-    swp.add_argument("--job", help="run only this job of the sweep (e.g. lstm-0), for any "
-                     "scheduler; the plain command then collects the parts")
+    sweeps.add_arguments(swp)
     swp.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
     gpu = sub.add_parser("gpu-run", help="one budgeted device window of the paper profile "
                          "(exit status 3: sweeps left for another window; 1: self-check failed)")
-    gpu.add_argument("--budget-s", type=_positive_seconds, required=True,
+    gpu.add_argument("--budget-s", type=sweeps.seconds_arg, required=True,
                      help="seconds for the whole window (self-check and packing included)")
     gpu.add_argument("--state", required=True, help="committed state folder (archives)")
     gpu.add_argument("--out", required=True, help="folder for the files to bring back")
@@ -611,8 +570,8 @@ def _build_parser() -> argparse.ArgumentParser:
     trn = sub.add_parser("train", help="train every sweep of a profile (resumable, in "
                          "time-limited chunks whose finished parts are committed)")
     trn.add_argument("--profile", default="medium", choices=("quick", "medium", "paper"))
-    trn.add_argument("--time-limit", type=_positive_seconds, help="seconds for this call")
-    trn.add_argument("--workers", type=_positive_int, default=2)
+    trn.add_argument("--time-limit", type=sweeps.seconds_arg, help="seconds for this call")
+    trn.add_argument("--workers", type=sweeps.positive_int_arg, default=2)
     trn.add_argument("--only", nargs="+", help="sweep names, e.g. tau_sweep_lorenz")
     trn.add_argument("--fresh", action="store_true", help="ignore the committed parts "
                      "(train everything here) and leave them as they are")
@@ -664,14 +623,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return device_runner.gpu_main(args)
 
     if args.command == "summary":
-        print(summary_table())
+        print(summary_table(profile=args.profile))
         return 0
     try:
         check_data_dir()
         selected = select_notebooks(args.only)
         if args.command == "reproduce":
             given = _given_parameters(args.parameter, args.seed)
-            runs = plan_reproduce(selected, args.profile, given)
+            runs = plan_reproduce(selected, args.profile, given, args.committed)
     except USER_ERRORS as err:
         print(error_line(args.command, err), file=sys.stderr)
         return 2
@@ -687,10 +646,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"== {run.notebook.name}{extra}: skipped ({run.skip})", flush=True)
             continue
         print(f"== {run.notebook.name}{extra} (profile {args.profile})", flush=True)
-        with staged_summary():
+        with staged_summary(args.profile):
             run_notebook(run.notebook, run.parameters, out_dir, run.name)
     print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")
-    print(summary_table())
+    print(summary_table(profile=args.profile))
     if not args.only and not args.parameter and args.seed is None:
         # a whole run with the defaults: the committed comparison table and the README's copy
         print(f"\nComparison table: {write_comparison(args.profile)}")

@@ -241,21 +241,56 @@ def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
 
 
 def plot_conditions(ax: plt.Axes, table: Any, metric: str, *, reference: float | None = None,
-                    title: str = "", logy: bool = True) -> plt.Axes:
+                    reference_label: str = "reference", title: str = "",
+                    logy: bool = True) -> plt.Axes:
     """Bar chart of ``metric`` (mean ± SEM over scored runs) per ``condition`` row of an
     aggregated table (failed runs marked as in :func:`plot_tau_sweep`), with an optional
-    reference level (e.g. sparse forcing) dashed."""
+    reference level (e.g. sparse forcing at τ = 30, ``reference_label``) dashed."""
     x = np.arange(len(table))
     ax.bar(x, table[metric], yerr=table[f"{metric}_sem"].fillna(0), color="C2", alpha=0.8,
            capsize=2)
     if "n_scored" in table:
         _mark_failures(ax, x, table[metric], table["n"], table["n_scored"], "C3")
     if reference is not None:
-        ax.axhline(reference, ls="--", color="k", lw=1.0, label="sparse forcing τ = 30")
+        ax.axhline(reference, ls="--", color="k", lw=1.0, label=reference_label)
         ax.legend(fontsize="small")
     ax.set_xticks(x, table["condition"], rotation=40, ha="right")
     if logy:
         ax.set_yscale("log")
     ax.set_ylabel(metric_label(metric))
+    ax.set_title(title)
+    return ax
+
+
+#: line styles of the learning-curve bands (claims.BANDS order)
+BAND_STYLES = ({"color": "C0", "ls": ":"}, {"color": "C2", "ls": "-"},
+               {"color": "C1", "ls": "-."}, {"color": "k", "ls": "--"})
+
+
+def plot_learning_curves(ax: plt.Axes, table: Any, *, failed_above: float | None = None,
+                         title: str = "") -> plt.Axes:
+    """D_stsp against training epochs for one architecture: per band of
+    ``claims.learning_curves`` (its rows for one architecture: ``band``, ``eval_epoch``,
+    median ``D_stsp``, quartiles ``q25``/``q75``, ``n``, ``n_failed``) the median over scored
+    runs with the interquartile range shaded and "failed/n" beside each point with
+    failures; the failure threshold as a grey line. Log axes."""
+    for k, (band, g) in enumerate(table.groupby("band", sort=False)):
+        g = g.sort_values("eval_epoch")
+        style = BAND_STYLES[k % len(BAND_STYLES)]
+        taus = g["taus"].iloc[0] if "taus" in g else []
+        label = band + (f" ({', '.join(map(str, taus))})" if len(taus) else "")
+        ax.plot(g["eval_epoch"], g["D_stsp"], marker="o", ms=4, lw=1.4, label=label, **style)
+        ax.fill_between(g["eval_epoch"], g["q25"], g["q75"], color=style["color"], alpha=0.12)
+        for x, y, f, n in zip(g["eval_epoch"], g["D_stsp"], g["n_failed"], g["n"],
+                              strict=True):
+            if f and np.isfinite(y):
+                ax.annotate(f"{int(f)}/{int(n)}", (x, y), xytext=(3, 3),
+                            textcoords="offset points", fontsize=7, color=style["color"])
+    if failed_above is not None:
+        ax.axhline(failed_above, color="0.6", lw=1.0, label="failed range starts")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training epochs")
+    ax.set_ylabel(metric_label("D_stsp"))
     ax.set_title(title)
     return ax

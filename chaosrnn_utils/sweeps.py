@@ -50,6 +50,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -1149,6 +1150,64 @@ def check_spec_types(spec: SweepSpec) -> SweepSpec:
         if isinstance(m, dict):
             _check_types("members field", m, MemberConfig)
     return spec
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse type: a positive integer (one-line error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def seconds_arg(text: str) -> float:
+    """argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``sweep`` command's flags (:func:`spec_from_args` and :func:`sweep_main` read
+    them)."""
+    parser.add_argument("spec", nargs="?", help="sweep spec JSON (or build one with the flags)")
+    parser.add_argument("--out", required=True, help="output folder (rerun to resume)")
+    parser.add_argument("--time-limit", type=seconds_arg, help="seconds for this call")
+    parser.add_argument("--device", help="torch device (default: cuda if available)")
+    parser.add_argument("--name", help="sweep name (flags only)")
+    parser.add_argument("--dataset", help="paper data set name or .npy path")
+    parser.add_argument("--arch", nargs="+", help="architectures, e.g. plrnn lstm")
+    parser.add_argument("--mode", nargs="+", help="training modes (grid)")
+    parser.add_argument("--tau", nargs="+", type=int, help="forcing intervals (grid)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (grid; default 0)")
+    parser.add_argument("--profile", help="training settings profile (default quick)")
+    parser.add_argument("--epochs", type=positive_int_arg)
+    parser.add_argument("--n-data", type=positive_int_arg)
+    parser.add_argument("--n-generate", type=positive_int_arg)
+    parser.add_argument("--checkpoint-every", type=positive_int_arg)
+    parser.add_argument("--split", type=positive_int_arg,
+                     help="sub-ensembles per architecture (flags only)")
+    parser.add_argument("--workers", type=positive_int_arg, default=1,
+                     help="processes running jobs side by side (one torch thread each; "
+                     "with several GPUs each its own)")
+    parser.add_argument("--executor", choices=("local", "slurm"), default="local",
+                     help="local worker processes, or one SLURM job array (submitit)")
+    parser.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's)")
+    parser.add_argument("--slurm-time", type=positive_int_arg, default=60, metavar="MINUTES",
+                     help="time limit of each SLURM job; one that reaches it is requeued and "
+                     "resumes from its checkpoint (default 60)")
+    parser.add_argument("--slurm-array-parallelism", type=positive_int_arg, default=64,
+                     help="SLURM jobs running at once (default 64)")
+    parser.add_argument("--slurm-gpus", type=positive_int_arg, help="GPUs per SLURM job")
+    parser.add_argument("--job", help="run only this job of the sweep (e.g. lstm-0), for any "
+                     "scheduler; the plain command then collects the parts")
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:

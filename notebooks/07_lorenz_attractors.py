@@ -32,8 +32,7 @@
 # `data/results/<profile>/lorenz_lstm_attractors.pt`; `source = "committed"` reads that file.
 
 # %% tags=["parameters"]
-profile = "quick"  # "quick" or "paper": which Lorenz sweep the models come from
-seed = 0  # unused: at each τ the seed with the lowest D_stsp is drawn
+profile = "quick"  # "quick", "medium" or "paper": which Lorenz sweep the models come from
 source = "committed"  # "committed" (saved models) or "train" (sweep of notebook 06, resumed)
 workers = 2  # processes, if the sweep still has to train
 
@@ -42,22 +41,16 @@ workers = 2  # processes, if the sweep still has to train
 import matplotlib.pyplot as plt
 
 import chaosrnn_utils as cu
+from chaosrnn_utils import claims, plotting
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils import plotting
 from chaosrnn_utils.sweeps import load_sweep_data
 
-plotting.use_style()
-cu.select_profile(profile, quick={}, paper={})
+cu.setup(profile, quick={}, paper={})
 spec = ex.tau_sweep_spec("lorenz", profile)
 results = ex.obtain(spec, profile, source, workers=workers)
-lstm = results[(results["architecture"] == "lstm") & (results["mode"] == "sparse")]
-agg = ex.aggregate(lstm)
-t_best, _ = ex.best_tau(agg, "lstm", statistic="median")
+t_best = claims.tau_effect(results, "lorenz", "lstm", profile)["best_tau"]
 taus = [5, t_best, 200]
-scored = lstm[ex.run_status(lstm) == "scored"]  # a failed run is nobody's best
-pool = {t: scored if (scored["tau"] == t).any() else lstm for t in taus}
-best_seed = {t: int(pool[t].loc[pool[t].loc[pool[t]["tau"] == t, "D_stsp"].idxmin(), "seed"])
-             for t in taus}
+best_seed = claims.attractor_seeds(results, taus)
 saved = ex.results_dir(profile) / "lorenz_lstm_attractors.pt"
 if source == "train":
     models = ex.trained_members(spec, profile, "lstm", lambda m: m.mode == "sparse"
@@ -90,7 +83,8 @@ for k, tau in enumerate(taus):
 fig.suptitle(f"free runs from $B^+x_1$ · profile {profile} · commit {commit}",
              fontsize="small", y=1.04)
 fig.tight_layout()
-plotting.save_figure(fig, "07_lorenz_attractors")
+plotting.save_figure(fig, "07_lorenz_attractors"
+                     + ("" if profile == "quick" else f"_{profile}"))
 plt.show()
 
 # %% [markdown]

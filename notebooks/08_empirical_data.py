@@ -33,7 +33,6 @@
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" or "paper" (see notebook 06)
-seed = 0  # unused: the seeds are part of the sweeps' grids
 source = "committed"  # "committed" (notebook 06's saved results) or "train" (run the sweeps)
 workers = 2  # processes training side by side
 

@@ -3,13 +3,15 @@ models."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils import paths
+from chaosrnn_utils import paths, training
 from chaosrnn_utils.sweeps import SweepSpec
 
 
@@ -48,6 +50,61 @@ def test_paper_lorenz_grid_and_ablations():
     assert paper.train_settings("lstm").seq_len == 1000
     assert sorted({m.clip_norm for m in paper.member_configs() if m.clip_norm}) == \
         [1.0, 10.0, 100.0, 1000.0]
+
+
+@pytest.mark.parametrize("dataset", list(ex.PAPER_TAUS))
+def test_medium_tau_sweep_is_the_paper_grid_at_a_tenth_of_the_training(dataset):
+    spec = ex.tau_sweep_spec(dataset, "medium").validate()
+    s = spec.train_settings("lstm")
+    assert (s.latent_dim, s.batch_size, s.batches_per_epoch, s.epochs, s.seq_len, s.lr) == \
+        (30, 32, 10, 300, 200, 1e-3)
+    # the paper's τ that fit in a sequence of 200 steps (500 and 1 000 do not)
+    assert spec.grid["tau"] == [t for t in ex.PAPER_TAUS[dataset] if t <= 200]
+    assert spec.grid["seed"] == [0, 1, 2] and spec.eval_epochs == [30, 100]
+    assert sum(m.mode == "bptt" for m in spec.member_configs()) == 3
+    ablations = ex.ablation_spec("medium").validate()
+    assert ablations.train_settings("lstm").epochs == 300
+    assert ablations.eval_epochs == [30, 100]
+    assert sorted({m.truncation for m in ablations.member_configs() if m.truncation}) == \
+        [10, 30, 50, 100, 200]
+
+
+def test_train_profile_commits_parts_and_continues_from_them(tmp_path, monkeypatch):
+    """A chunk trains and commits its finished parts; a fresh checkout (no build folder)
+    continues from them without training them again, and publishes the finished tables."""
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
+    spec = SweepSpec(name="tiny", dataset="lorenz", n_data=3000, architectures=["rnn", "lstm"],
+                     grid={"tau": [5, 10], "seed": [0]}, n_generate=1000, eval_epochs=[1],
+                     settings=dict(latent_dim=6, seq_len=20, batch_size=4, batches_per_epoch=2,
+                                   epochs=3, dtype="float64"))
+    monkeypatch.setattr(ex, "profile_specs", lambda profile: [spec])
+    real_train, trained = training.train, []
+
+    def counting(data, members, settings, **kw):
+        trained.append(settings.model)
+        if settings.model == "lstm" and interrupt:
+            raise KeyboardInterrupt  # Ctrl-C during the second job
+        return real_train(data, members, settings, **kw)
+
+    monkeypatch.setattr(training, "train", counting)
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        ex.train_profile("medium", workers=1, progress=False)
+    kept = tmp_path / "results" / "medium" / "parts" / "tiny"
+    assert sorted(p.name for p in kept.iterdir()) == ["rnn.csv"]
+    shutil.rmtree(tmp_path / "build")  # another machine: only the committed parts
+    interrupt = False
+    trained.clear()
+    assert ex.train_profile("medium", workers=1, progress=False) == {"tiny": True}
+    assert trained == ["lstm"]  # the committed rnn part was not trained again
+    results = pd.read_csv(tmp_path / "results" / "medium" / "tiny.csv")
+    curves = pd.read_csv(ex.curves_path("tiny", "medium"))
+    assert len(results) == 4 and len(curves) == 8 and set(curves["eval_epoch"]) == {1, 3}
+    assert sorted(p.name for p in kept.iterdir()) == ["lstm.csv", "rnn.csv"]
+    with pytest.raises(ValueError, match="unknown sweep 'tinny'"):
+        ex.train_profile("medium", only=["tinny"])
 
 
 def _runs(**columns) -> pd.DataFrame:

@@ -11,8 +11,9 @@ import numpy as np
 import papermill
 import pytest
 
-from chaosrnn_utils import paths, pipeline
-from chaosrnn_utils.pipeline import check_parameters, notebooks, select_profile
+from chaosrnn_utils import notebook, paths, pipeline
+from chaosrnn_utils.notebook import select_profile
+from chaosrnn_utils.pipeline import check_parameters, notebooks
 
 NOTEBOOKS = notebooks()
 
@@ -21,18 +22,21 @@ def test_select_profile():
     assert select_profile("paper", quick={"n": 1}, paper={"n": 9}) == {"n": 9}
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         select_profile("fast", quick={}, paper={})
-    with pytest.raises(ValueError, match="exactly the profiles"):
+    with pytest.raises(TypeError, match="paper"):
         select_profile("quick", quick={})
+    # medium: its own settings where given, else quick's (budget-independent notebooks)
+    assert select_profile("medium", quick={"n": 1}, paper={"n": 9}) == {"n": 1}
+    assert select_profile("medium", quick={"n": 1}, paper={"n": 9}, medium={"n": 3}) == {"n": 3}
 
 
 def test_summary_roundtrip(tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path)
-    pipeline.record_summary("01_x", [dict(quantity="λ", paper=0.015, reproduced=0.0111)])
+    monkeypatch.setenv(notebook.SUMMARY_ENV, str(tmp_path))
+    notebook.record_summary("01_x", [dict(quantity="λ", paper=0.015, reproduced=0.0111)])
     assert json.loads((tmp_path / "01_x.json").read_text())[0]["reproduced"] == 0.0111
     table = pipeline.summary_table(tmp_path)
     assert "0.0111" in table and "0.015" in table
     with pytest.raises(ValueError, match="lacks"):
-        pipeline.record_summary("01_x", [dict(quantity="λ")])
+        notebook.record_summary("01_x", [dict(quantity="λ")])
 
 
 def test_there_are_notebooks():
@@ -176,9 +180,21 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
     monkeypatch.setattr(paths, "ROOT", tmp_path)
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
     out = pipeline.write_comparison("quick", summary)
+    assert out.read_text() == "\n".join(table) + "\n"
     text = readme.read_text()
-    assert out.read_text() in text and "\nold\n" not in text
-    assert text.startswith("top\n") and text.endswith("bottom\n")
+    assert "\nold\n" not in text and text.startswith("top\n") and text.endswith("bottom\n")
+    assert "| 06 | a | 0.08 | 0.09 · yes | – |" in text  # one column per profile run
+    # a medium run adds its column to the README's table, row by row
+    medium = tmp_path / "medium"
+    medium.mkdir()
+    (medium / "06_x.json").write_text(json.dumps([dict(quantity="b", paper=0.08,
+                                                       reproduced=0.07, profile="medium")]))
+    pipeline.write_comparison("medium", medium)
+    text = readme.read_text()
+    assert "| notebook | quantity | paper | quick | medium | convention |" in text
+    assert "| 06 | b | 0.08 | 0.2 · no | 0.07 · yes | – |" in text
+    assert "| 06 | a | 0.08 | 0.09 · yes | – | – |" in text
+    assert "`medium`: 300 epochs" in text
 
 
 # ---------------------------------------------------------------------------- the runner
@@ -223,20 +239,32 @@ def test_seed_goes_only_to_the_notebooks_that_declare_it(runs, monkeypatch, tmp_
                     ("02_b", {"profile": "paper"}, None)]
 
 
+def test_medium_runs_the_training_notebooks_only(runs):
+    """At medium only the notebooks whose results depend on the training budget run; with
+    --committed they redraw the committed results instead of training."""
+    assert pipeline.main(["reproduce", "--profile", "medium", "--only", "05", "07", "09"]) == 0
+    assert runs == [("07_lorenz_attractors", {"profile": "medium", "source": "train"}, None),
+                    ("09_ablations", {"profile": "medium", "source": "train"}, None)]
+    runs.clear()
+    assert pipeline.main(["reproduce", "--profile", "medium", "--committed", "--only",
+                          "07"]) == 0
+    assert runs == [("07_lorenz_attractors", {"profile": "medium"}, None)]
+
+
 def test_a_failed_partial_run_keeps_every_summary(monkeypatch, tmp_path):
     """Each notebook records into a staging folder; only a run that succeeds replaces its
     own entries, so a failed ``--only 02`` leaves the last good summary of every notebook."""
-    summary = tmp_path / "summary"
-    summary.mkdir()
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    summary = tmp_path / "summary" / "quick"
+    summary.mkdir(parents=True)
     old = {f"{nb.stem}.json": json.dumps([dict(quantity=nb.stem, paper=1, reproduced=1)])
            for nb in NOTEBOOKS[:3]}
     for name, text in old.items():
         (summary / name).write_text(text)
-    monkeypatch.setattr(pipeline, "SUMMARY_DIR", summary)
     fail = True
 
     def run(nb, params, out, name=None):  # records like a notebook, then fails or not
-        pipeline.record_summary(nb.stem, [dict(quantity="new", paper=1, reproduced=2)])
+        notebook.record_summary(nb.stem, [dict(quantity="new", paper=1, reproduced=2)])
         if fail:
             raise RuntimeError("kernel died")
 

@@ -559,3 +559,44 @@ def test_static_sweep_gives_the_same_table(reference, tmp_path, monkeypatch):
                    static=True)
     assert seen == [True, True]
     same_table(reference[1], df)
+
+
+def test_learning_curve_rows_equal_models_trained_to_those_epochs(reference, tmp_path):
+    """eval_epochs: one row per member and evaluation epoch; the rows of epoch k are those of
+    the same sweep trained for k epochs only (an independent run, no snapshot involved), and
+    the last epoch's rows are the sweep's plain table."""
+    spec = SweepSpec(**{**SPEC, "eval_epochs": [5, 12]})
+    df = run_sweep(spec, tmp_path / "curves", device="cpu", progress=False)
+    same_table(df.drop(columns=["eval_epoch", "spec_sha256"]),
+               read(reference[0]).drop(columns="spec_sha256"))
+    curves = pd.read_csv(tmp_path / "curves" / "curves.csv")
+    n = len(spec.member_configs())
+    assert len(curves) == 3 * n * len(spec.architectures)
+    assert sorted(set(curves["eval_epoch"])) == [5, 12, EPOCHS]
+    for k in (5, 12):
+        short = SweepSpec(**{**SPEC, "settings": {**SPEC["settings"], "epochs": k}})
+        alone = run_sweep(short, tmp_path / f"e{k}", device="cpu", progress=False)
+        at_k = curves[curves["eval_epoch"] == k].drop(columns="eval_epoch")
+        keep = [c for c in alone.columns if c not in ("wall_time", "git_commit", "settings",
+                                                      "spec_sha256")]
+        pd.testing.assert_frame_equal(at_k[keep].reset_index(drop=True), alone[keep],
+                                      check_exact=True)
+    # a part without one epoch's rows is not finished: kept aside and redone
+    part = tmp_path / "curves" / "parts" / "lstm.csv"
+    lines = part.read_text().splitlines()
+    part.write_text("\n".join(lines[: 1 + n]) + "\n")  # the epoch-5 rows only
+    rerun = run_sweep(spec, tmp_path / "curves", device="cpu", progress=False)
+    assert (tmp_path / "curves" / "parts" / "lstm.csv.bad-1").exists()
+    same_table(rerun, df)
+
+
+def test_eval_epochs_are_validated_and_absent_from_specs_without_them():
+    with pytest.raises(ValueError, match="before the last epoch"):
+        SweepSpec(**{**SPEC, "eval_epochs": [EPOCHS]}).validate()
+    with pytest.raises(ValueError, match="repeat"):
+        SweepSpec(**{**SPEC, "eval_epochs": [3, 3]}).validate()
+    # a spec without learning curves serialises (and so hashes) as before the field existed
+    d = SweepSpec(**SPEC).to_dict()
+    assert "eval_epochs" not in d
+    assert SweepSpec.from_dict(d) == SweepSpec(**SPEC)
+    assert SweepSpec(**{**SPEC, "eval_epochs": [4]}).to_dict()["eval_epochs"] == [4]

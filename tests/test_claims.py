@@ -1,0 +1,97 @@
+"""The paper's claims checked on result tables (claims.py), on tables built by hand whose
+answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chaosrnn_utils import claims
+from chaosrnn_utils import experiments as ex
+
+THRESHOLD = 6.0
+
+
+@pytest.fixture(autouse=True)
+def _thresholds(monkeypatch):
+    """A fixed failure threshold (the real ones need a minute of free runs per data set)."""
+    monkeypatch.setattr(ex, "failure_thresholds",
+                        lambda dataset, profile="quick": {"D_stsp": THRESHOLD})
+
+
+def _sweep(scores: dict[object, list[float]], architecture: str = "lstm",
+           lam: float = 0.01) -> pd.DataFrame:
+    """Rows of a τ sweep: τ (or "clip") → D_stsp of each seed."""
+    rows = []
+    for key, values in scores.items():
+        for seed, v in enumerate(values):
+            rows.append(dict(architecture=architecture, mode="bptt" if key == "clip" else
+                             "sparse", tau=np.nan if key == "clip" else key, tau_spread=0,
+                             tau_start=np.nan, clip_norm=1.0 if key == "clip" else np.nan,
+                             clip_value=np.nan, truncation=np.nan, window=np.nan, alpha=0.0,
+                             seed=seed, D_stsp=v, D_H=0.1, lambda_max=lam, diverged=False,
+                             frac_in_box=1.0))
+    return pd.DataFrame(rows)
+
+
+def test_tau_effect_holds_and_says_which_condition_fails():
+    # Lorenz: τ_pred 46.2, so the best τ must lie in [11.55, 92.4]
+    good = _sweep({5: [15, 14, 16], 30: [0.3, 14, 0.2], 100: [3, 4, 5], 200: [17, 16, 18],
+                   "clip": [16, 17, 15]})
+    e = claims.tau_effect(good, "lorenz", "lstm")
+    assert e["holds"] and e["why"] == "" and e["best_tau"] == 30
+    assert e["best_D_stsp"] == pytest.approx(0.3)  # the median: the stalled seed does not count
+    assert e["worst_ratio"] == pytest.approx(15 / 0.3)
+    # τ = 5 only 5× worse
+    e = claims.tau_effect(_sweep({5: [1.5] * 3, 30: [0.3] * 3, 200: [17] * 3, "clip": [16] * 3}),
+                          "lorenz", "lstm")
+    assert not e["holds"] and e["why"].startswith("τ = 5: 1.5 less than 10×")
+    # the best τ too far from τ_pred
+    e = claims.tau_effect(_sweep({5: [15] * 3, 30: [3] * 3, 200: [0.2] * 3, "clip": [16] * 3}),
+                          "lorenz", "lstm")
+    assert not e["holds"] and "outside [11.6, 92.4]" in e["why"]
+    # best cell in the failed range
+    e = claims.tau_effect(_sweep({5: [90] * 3, 30: [7] * 3, 200: [80] * 3, "clip": [99] * 3}),
+                          "lorenz", "lstm")
+    assert not e["holds"] and "failed range" in e["why"]
+    # good runs on a fixed point (λ_max < 0) are not the effect
+    e = claims.tau_effect(_sweep({5: [15] * 3, 30: [0.3] * 3, 200: [17] * 3, "clip": [16] * 3},
+                                 lam=-0.05), "lorenz", "lstm")
+    assert not e["holds"] and "λ_max" in e["why"]
+    # a baseline without any scored run counts as failed (+inf), not as missing
+    diverged = _sweep({5: [15] * 3, 30: [0.3] * 3, 200: [17] * 3, "clip": [16] * 3})
+    diverged.loc[diverged["mode"] == "bptt", "diverged"] = True
+    e = claims.tau_effect(diverged, "lorenz", "lstm")
+    assert e["holds"] and e["D_stsp at clipped BPTT"] == np.inf
+    rows = claims.effect_rows(pd.DataFrame([e]).set_index("architecture"), "medium")
+    assert rows[0]["match"] is True and "clipped BPTT all failed" in rows[0]["note"]
+
+
+def test_learning_curves_by_band_count_failures():
+    epochs = []
+    for epoch, scale in ((30, 10.0), (300, 1.0)):
+        t = _sweep({5: [15, 16, 14], 30: [0.3 * scale, 0.4 * scale, 50], 200: [17, 18, 16],
+                    "clip": [16, 16, 16]})
+        epochs.append(t.assign(eval_epoch=epoch))
+    lc = claims.learning_curves(pd.concat(epochs, ignore_index=True), "lorenz")
+    near = lc[(lc["band"] == claims.BANDS[1]) & (lc["eval_epoch"] == 300)].iloc[0]
+    assert near["D_stsp"] == pytest.approx(0.4) and near["taus"] == [30]
+    assert near["n"] == 3 and near["n_failed"] == 1  # 50 ≥ threshold 6
+    early = lc[(lc["band"] == claims.BANDS[1]) & (lc["eval_epoch"] == 30)].iloc[0]
+    assert early["D_stsp"] == pytest.approx(4.0) and early["n_failed"] == 1
+    assert list(lc["band"].unique()) == list(claims.BANDS)  # in band order
+    assert [claims.tau_band(t, 46.2) for t in (5, 23.1, 92.4, 100)] == \
+        [claims.BANDS[0], claims.BANDS[1], claims.BANDS[1], claims.BANDS[2]]
+
+
+def test_attractor_seeds_prefer_scored_runs():
+    t = _sweep({5: [3.0, 1.0, 2.0], 30: [0.5, 0.1, 0.2]})
+    t.loc[(t["tau"] == 30) & (t["seed"] == 1), "frac_in_box"] = 0.2  # left the box
+    assert claims.attractor_seeds(t, [5, 30]) == {5: 1, 30: 2}
+
+
+def test_ablation_reference_is_the_median_of_plain_sparse_forcing():
+    t = _sweep({30: [0.3, 0.2, 9.0]})
+    spread = _sweep({30: [0.01, 0.01, 0.01]}).assign(tau_spread=10)
+    assert claims.ablation_reference(pd.concat([t, spread]), 30) == (pytest.approx(0.3), 3)
