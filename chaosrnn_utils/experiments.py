@@ -17,7 +17,10 @@ table are drawn from (``source="committed"`` reads it without training).
 from __future__ import annotations
 
 import functools
+import os
+import platform
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -268,17 +271,50 @@ def train_profile(profile: str, *, time_limit: float | None = None, workers: int
             for part in sorted(kept.glob("*.csv")):
                 if not (out / "parts" / part.name).exists():
                     shutil.copyfile(part, out / "parts" / part.name)
+        t0, done = time.time(), False
         try:
             df = run_sweep(spec, out, workers=workers, progress=progress, time_limit=left)
-        finally:  # interrupted too: what finished is kept
+            done = bool(df.attrs["complete"])
+        finally:  # interrupted too: what finished is kept, and how long it took
             if committed_parts and (out / "parts").is_dir():
                 kept.mkdir(parents=True, exist_ok=True)
                 for part in sorted((out / "parts").glob("*.csv")):  # finished ones only
                     shutil.copyfile(part, kept / part.name)
-        complete[spec.name] = bool(df.attrs["complete"])
-        if complete[spec.name]:
+                _log_chunk(profile, spec, t0, workers, done)
+        complete[spec.name] = done
+        if done:
             _publish(spec, profile)
     return complete
+
+
+def train_log(profile: str) -> Path:
+    """``data/results/<profile>/parts/train_log.csv``: one row per :func:`train_profile` call
+    and sweep (start, wall seconds, workers, CPU, whether the sweep was complete after it),
+    what the wall time of a profile is measured from (``benchmarks/bench_profile.py``)."""
+    return results_dir(profile) / "parts" / "train_log.csv"
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _log_chunk(profile: str, spec: SweepSpec, t0: float, workers: int, done: bool) -> None:
+    row = pd.DataFrame([dict(sweep=spec.name, dataset=spec.dataset,
+                             start=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+                             wall_s=round(time.time() - t0, 1), workers=workers,
+                             cpus=os.cpu_count(), cpu=_cpu_name(), complete=done)])
+    path = train_log(profile)
+    old = pd.read_csv(path) if path.exists() else None
+    with paths.atomic_open(path, "w") as fh:
+        (row if old is None else pd.concat([old, row], ignore_index=True)).to_csv(
+            fh, index=False)
 
 
 ABLATION_GROUPS = {"clip norm": "clipping (norm)", "clip value": "clipping (value)",

@@ -52,15 +52,11 @@ import torch
 import chaosrnn_utils as cu
 from chaosrnn_utils import paper, plotting
 
-torch.set_num_threads(1)
-torch.use_deterministic_algorithms(True)
-plotting.use_style()
-S = cu.select_profile(
-    profile,
+S, gen = cu.setup(
+    profile, seed=seed, torch_deterministic=True,
     quick=dict(T_max=1000, n_orbits=16, n_qr=10_000, n_lengths=20, T_split=300),
     paper=dict(T_max=1000, n_orbits=128, n_qr=100_000, n_lengths=40, T_split=1000),
 )
-gen = torch.Generator().manual_seed(seed)
 F64 = torch.float64
 S
 

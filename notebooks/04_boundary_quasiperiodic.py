@@ -63,15 +63,11 @@ import torch
 import chaosrnn_utils as cu
 from chaosrnn_utils import plotting
 
-torch.set_num_threads(1)
-torch.use_deterministic_algorithms(True)
-plotting.use_style()
-S = cu.select_profile(
-    profile,
+S, gen = cu.setup(
+    profile, seed=seed, torch_deterministic=True,
     quick=dict(T_max=2000, n_orbits=8, n_qr=5000, n_lengths=20),
     paper=dict(T_max=20_000, n_orbits=32, n_qr=50_000, n_lengths=40),
 )
-gen = torch.Generator().manual_seed(seed)
 F64 = torch.float64
 T0 = S["T_max"] // 20  # windows [T0, 2T0] and [10T0, 20T0]
 S

@@ -55,16 +55,12 @@ import chaosrnn_utils as cu
 from chaosrnn_utils import plotting
 from chaosrnn_utils.forcing import forced_rollout
 
-torch.set_num_threads(1)
-torch.use_deterministic_algorithms(True)
-plotting.use_style()
-S = cu.select_profile(
-    profile,
+S, gen = cu.setup(
+    profile, seed=seed, torch_deterministic=True,
     quick=dict(T_max=2000, n_seq=8, n_windows=128, taus=[5, 10, 20, 40, 60, 80, 100]),
     paper=dict(T_max=10_000, n_seq=32, n_windows=1024, taus=[5, 10, 20, 30, 40, 60, 80, 100,
                                                              120]),
 )
-gen = torch.Generator().manual_seed(seed)
 F64, OFFSET = torch.float64, 0.5
 S
 
