@@ -60,6 +60,28 @@ def plot_attractor(ax: plt.Axes, x: Array, *, title: str = "", max_points: int =
     return ax
 
 
+def plot_reconstructions(x: Array, runs: Mapping[int, Array], scores: Mapping[int, Any], *,
+                         title: str = "") -> plt.Figure:
+    """Fig. 3: the data ``x`` (T, 3) in 3-D beside one free run per learning interval
+    (``runs``: τ → (T, 3)), each titled with its ``scores`` (τ → a dict with ``D_stsp``,
+    ``lambda_max`` and ``frac_in_box``) and drawn in the data's box, so that sizes compare."""
+    fig = plt.figure(figsize=(4 * (len(runs) + 1), 4.2))
+    ax = fig.add_subplot(1, len(runs) + 1, 1, projection="3d")
+    plot_attractor(ax, x, title="Lorenz-63 (test data)", color="k")
+    lo, hi = np.min(x, axis=0), np.max(x, axis=0)
+    for k, (tau, run) in enumerate(runs.items()):
+        ax = fig.add_subplot(1, len(runs) + 1, k + 2, projection="3d")
+        s = scores[tau]
+        plot_attractor(ax, run, color=f"C{k}",
+                       title=f"LSTM, τ = {tau}: $D_{{stsp}}$ = {s['D_stsp']:.2f}\n"
+                             f"$\\lambda_{{max}}$ = {s['lambda_max']:+.4f}, "
+                             f"counted {s['frac_in_box']:.0%}")
+        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), zlim=(lo[2], hi[2]))
+    fig.suptitle(title, fontsize="small", y=1.04)
+    fig.tight_layout()
+    return fig
+
+
 def plot_map_attractor(ax: plt.Axes, x: Array, *, title: str = "",
                        labels: Sequence[str] = ("$x_t$", "$x_{t+1}$")) -> plt.Axes:
     """Points of a map's orbit: (x_t, x_{t+1}) for 1-D maps, (x, y) otherwise."""

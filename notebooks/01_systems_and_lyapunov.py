@@ -61,12 +61,12 @@ np.set_printoptions(precision=4, suppress=True)
 pd.set_option("display.precision", 4)
 pd.set_option("display.width", 120)
 plotting.use_style()
-S = cu.select_profile(
+sizes = cu.select_profile(
     profile,
     quick=dict(time_scale=1.0, n_series=20_000, n_maps=20_000),
     paper=dict(time_scale=5.0, n_series=100_000, n_maps=200_000),
 )
-S
+sizes
 
 # %% [markdown]
 # ## The systems
@@ -93,7 +93,7 @@ print(pd.DataFrame(rows).to_string(index=False))
 # delay coordinates of the empirical sets.
 
 # %%
-datasets = {name: cu.paper_dataset(name, S["n_series"], seed=seed)
+datasets = {name: cu.paper_dataset(name, sizes["n_series"], seed=seed)
             for name in ("lorenz", "lorenz2d", "roessler", "duffing", "mackey_glass")}
 for name in ("temperature", "eeg"):
     if find_empirical(name) is not None:
@@ -140,13 +140,13 @@ SPECTRA = [
     ("roessler_paper", 3000, 1.0, None),
     ("duffing_paper", 3000, 1.0, -0.1),
     ("lorenz96", 100, 0.1, -10.0),
-    ("henon", S["n_maps"], None, float(np.log(0.3))),
-    ("logistic", S["n_maps"], None, None),
+    ("henon", sizes["n_maps"], None, float(np.log(0.3))),
+    ("logistic", sizes["n_maps"], None, None),
 ]
 spectra, histories, se, rows = {}, {}, {}, []
 for name, t_total, interval, exact_sum in SPECTRA:
     s = cu.get_system(name)
-    t_total = t_total * (S["time_scale"] if s.kind == "flow" else 1)
+    t_total = t_total * (sizes["time_scale"] if s.kind == "flow" else 1)
     lam, hist = cu.lyapunov_spectrum(s, t_total=t_total, interval=interval,
                                      t_align=0.1 * t_total, return_history=True)
     spectra[name], histories[name] = lam, hist

@@ -49,12 +49,12 @@ import torch
 import chaosrnn_utils as cu
 from chaosrnn_utils import paper, plotting
 
-S, gen = cu.setup(
+sizes, gen = cu.setup(
     profile, seed=seed, torch_deterministic=True,
     quick=dict(T_max=1000, n_orbits=16, n_qr=5000, n_lengths=20),
     paper=dict(T_max=10_000, n_orbits=64, n_qr=50_000, n_lengths=40),
 )
-S
+sizes
 
 # %% [markdown]
 # ## Jacobian products along the orbits
@@ -70,13 +70,13 @@ regimes = {"fixed point": cu.fixed_point_plrnn(), "2-cycle": cu.two_cycle_plrnn(
 results = {}
 for name, reg in regimes.items():
     model = reg.model()
-    s0 = reg.initial_state() + 0.05 * torch.randn(1, S["n_orbits"], reg.latent_dim,
+    s0 = reg.initial_state() + 0.05 * torch.randn(1, sizes["n_orbits"], reg.latent_dim,
                                                   dtype=F64, generator=gen)
-    _, J = cu.orbit_jacobians(model, s0, S["T_max"])
+    _, J = cu.orbit_jacobians(model, s0, sizes["T_max"])
     log_norm = cu.product_log_norms(J)[0].mean(0).numpy()
-    lam_qr = cu.rnn_lyapunov_spectrum(model, s0, S["n_qr"])[0].mean(0)
-    T = np.arange(1, S["T_max"] + 1)
-    window = (S["T_max"] // 10, S["T_max"])
+    lam_qr = cu.rnn_lyapunov_spectrum(model, s0, sizes["n_qr"])[0].mean(0)
+    T = np.arange(1, sizes["T_max"] + 1)
+    window = (sizes["T_max"] // 10, sizes["T_max"])
     slope, intercept = np.polyfit(T[window[0] - 1:], log_norm[window[0] - 1:], 1)
     results[name] = dict(model=model, s0=s0, log_norm=log_norm, lam=lam_qr, slope=slope,
                          intercept=intercept, window=window, exact=reg.exact_exponents)
@@ -91,12 +91,12 @@ for name, reg in regimes.items():
 # free rollout from $z_1$; gradient over all parameters ($A, W, h, B$), float64.
 
 # %%
-lengths = np.unique(np.geomspace(1, S["T_max"], S["n_lengths"]).astype(int))
+lengths = np.unique(np.geomspace(1, sizes["T_max"], sizes["n_lengths"]).astype(int))
 for name, r in results.items():
     m = r["model"]
-    targets = torch.randn(1, S["n_orbits"], S["T_max"], m.obs_dim, dtype=F64, generator=gen)
+    targets = torch.randn(1, sizes["n_orbits"], sizes["T_max"], m.obs_dim, dtype=F64, generator=gen)
     r["grad"] = cu.loss_gradient_norms(m, r["s0"], targets, lengths)[:, 0]
-    print(f"{name:11s} ||∂L_T/∂θ|| for T = 1 … {S['T_max']}: "
+    print(f"{name:11s} ||∂L_T/∂θ|| for T = 1 … {sizes['T_max']}: "
           f"min {r['grad'].min():.3g}, max {r['grad'].max():.3g}")
 
 # %%

@@ -52,13 +52,13 @@ import torch
 import chaosrnn_utils as cu
 from chaosrnn_utils import paper, plotting
 
-S, gen = cu.setup(
+sizes, gen = cu.setup(
     profile, seed=seed, torch_deterministic=True,
     quick=dict(T_max=1000, n_orbits=16, n_qr=10_000, n_lengths=20, T_split=300),
     paper=dict(T_max=1000, n_orbits=128, n_qr=100_000, n_lengths=40, T_split=1000),
 )
 F64 = torch.float64
-S
+sizes
 
 # %% [markdown]
 # ## λ_max by QR and the growth of the Jacobian products
@@ -68,21 +68,21 @@ S
 # %%
 reg = cu.chaotic_plrnn()
 model = reg.model()
-z_init = reg.initial_state() + 0.05 * torch.randn(1, S["n_orbits"], reg.latent_dim,
+z_init = reg.initial_state() + 0.05 * torch.randn(1, sizes["n_orbits"], reg.latent_dim,
                                                   dtype=F64, generator=gen)
 s0 = cu.orbit(model, z_init, 1, n_transient=500)[:, :, 0]
-spectrum = cu.rnn_lyapunov_spectrum(model, s0, S["n_qr"])[0]
+spectrum = cu.rnn_lyapunov_spectrum(model, s0, sizes["n_qr"])[0]
 lam_max = float(spectrum[:, 0].mean())
-print(f"λ (QR, mean over {S['n_orbits']} orbits) ≈ {np.round(spectrum.mean(0), 4)}")
+print(f"λ (QR, mean over {sizes['n_orbits']} orbits) ≈ {np.round(spectrum.mean(0), 4)}")
 print(f"λ_max ≈ {lam_max:.4f} ± {spectrum[:, 0].std(ddof=1):.4f} (orbit-to-orbit std); "
       f"τ_pred = ln 2 / λ_max ≈ {cu.predictability_time(lam_max):.1f} steps")
 
 # %%
-_, J = cu.orbit_jacobians(model, s0, S["T_max"])
+_, J = cu.orbit_jacobians(model, s0, sizes["T_max"])
 log_norms = cu.product_log_norms(J)[0].numpy()  # (orbits, T)
 log_norm = log_norms.mean(0)
-T = np.arange(1, S["T_max"] + 1)
-window = (100, S["T_max"])
+T = np.arange(1, sizes["T_max"] + 1)
+window = (100, sizes["T_max"])
 slope, intercept = np.polyfit(T[window[0] - 1:], log_norm[window[0] - 1:], 1)
 log10_at_1000 = log_norm[999] / np.log(10)
 print(f"fitted slope of log||∂z_T/∂z_1|| over T ∈ {window} ≈ {slope:.4f} per step "
@@ -116,14 +116,14 @@ print("∏J against autograd's ∂z_{T+1}/∂z_1, relative error: "
 # autograd's gradient, and their norms grow like $e^{\lambda_{max}(T - r)}$.
 
 # %%
-lengths = np.unique(np.geomspace(1, S["T_max"], S["n_lengths"]).astype(int))
-targets = torch.randn(1, S["n_orbits"], S["T_max"], model.obs_dim, dtype=F64, generator=gen)
+lengths = np.unique(np.geomspace(1, sizes["T_max"], sizes["n_lengths"]).astype(int))
+targets = torch.randn(1, sizes["n_orbits"], sizes["T_max"], model.obs_dim, dtype=F64, generator=gen)
 grad = cu.loss_gradient_norms(model, s0, targets, lengths)[:, 0]
 g_slope = np.polyfit(lengths[lengths >= 100], np.log(grad[lengths >= 100]), 1)[0]
 print(f"||∂L_T/∂θ||: T = 1 → ≈ {grad[0]:.3g}, T = {lengths[-1]} → ≈ {grad[-1]:.3g}; "
       f"slope of log-norm over T ≥ 100 ≈ {g_slope:.4f}")
 
-Ts = S["T_split"]
+Ts = sizes["T_split"]
 term_norms, total = cu.gradient_terms(model, s0[:, :1], targets[:, :1, Ts - 1], Ts)
 states = model.rollout(s0[:, :1], Ts)
 loss = ((targets[:, :1, Ts - 1] - model.observe(states[:, :, -1])) ** 2).mean(-1).sum()
@@ -159,7 +159,7 @@ plt.show()
 
 # %%
 cyc = cu.two_cycle_plrnn()
-_, Jc = cu.orbit_jacobians(cyc.model(), cyc.initial_state(), S["T_max"])
+_, Jc = cu.orbit_jacobians(cyc.model(), cyc.initial_state(), sizes["T_max"])
 log_norm_cycle = cu.product_log_norms(Jc)[0, 0].numpy()
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 axes[0].loglog(T, np.exp(log_norm_cycle), color="C0")

@@ -63,14 +63,14 @@ import torch
 import chaosrnn_utils as cu
 from chaosrnn_utils import plotting
 
-S, gen = cu.setup(
+sizes, gen = cu.setup(
     profile, seed=seed, torch_deterministic=True,
     quick=dict(T_max=2000, n_orbits=8, n_qr=5000, n_lengths=20),
     paper=dict(T_max=20_000, n_orbits=32, n_qr=50_000, n_lengths=40),
 )
 F64 = torch.float64
-T0 = S["T_max"] // 20  # windows [T0, 2T0] and [10T0, 20T0]
-S
+T0 = sizes["T_max"] // 20  # windows [T0, 2T0] and [10T0, 20T0]
+sizes
 
 # %% [markdown]
 # ## The attracting invariant circle
@@ -82,9 +82,9 @@ model = reg.model()
 eig0 = np.linalg.eigvals(reg.W)  # the linearisation at z = 0 (tanh'(0) = 1)
 print(f"r = {gain}, θ = 2π(1 − 1/φ) = {cu.GOLDEN_ANGLE:.6f} rad; at z = 0: |eig| = "
       f"{np.abs(eig0).round(6)}, arg = ±{abs(np.angle(eig0[0])):.6f}")
-s0 = reg.initial_state() + 0.05 * torch.randn(1, S["n_orbits"], reg.latent_dim, dtype=F64,
+s0 = reg.initial_state() + 0.05 * torch.randn(1, sizes["n_orbits"], reg.latent_dim, dtype=F64,
                                               generator=gen)
-lam_all, hist = cu.rnn_lyapunov_spectrum(model, s0, S["n_qr"], return_history=True)
+lam_all, hist = cu.rnn_lyapunov_spectrum(model, s0, sizes["n_qr"], return_history=True)
 lam_all = lam_all[0]  # (n_orbits, 2)
 lam = lam_all.mean(0)
 # tolerance on λ1 from the finite-time error of the QR estimate: 4 standard errors by batch
@@ -94,7 +94,7 @@ lam1_tol = 4 * float(cu.spectrum_standard_error(hist)[0, :, 0].max())
 print(f"λ₁ ≈ {lam[0]:+.2e} (max over orbits ≈ {np.abs(lam_all[:, 0]).max():.1e}, "
       f"tolerance ≈ {lam1_tol:.1e}); λ₂ ≈ {lam[1]:+.4f} (−2 ln r = {-2 * np.log(gain):+.4f})")
 
-pts = cu.orbit(model, s0, S["T_max"], n_transient=500)[0].numpy()  # (n_orbits, T, 2)
+pts = cu.orbit(model, s0, sizes["T_max"], n_transient=500)[0].numpy()  # (n_orbits, T, 2)
 rho = cu.rotation_number(pts[0])
 p, q, dist = cu.nearest_rational(rho, 20)
 prof = cu.curve_profile(pts[0])
@@ -109,9 +109,9 @@ print(f"radius ≈ {prof['r_min']:.3f} to ≈ {np.nanmax(prof['r_hi']):.3f}; "
 
 # %%
 s_on = torch.as_tensor(pts[:, 0], dtype=F64).unsqueeze(0)  # on the circle
-_, J = cu.orbit_jacobians(model, s_on, S["T_max"])
+_, J = cu.orbit_jacobians(model, s_on, sizes["T_max"])
 log_norms = cu.product_log_norms(J)[0].numpy()
-T = np.arange(1, S["T_max"] + 1)
+T = np.arange(1, sizes["T_max"] + 1)
 thm3 = cu.theorem3_check(log_norms, T0)
 print(f"ε over [{T0}, {2 * T0}] ≈ {thm3['eps_early']:.2e}, over [{10 * T0}, {20 * T0}] ≈ "
       f"{thm3['eps_late']:.2e}; max|ℓ_T| ≈ {np.abs(log_norms).max():.3f}; "
@@ -123,8 +123,8 @@ print(f"ε over [{T0}, {2 * T0}] ≈ {thm3['eps_early']:.2e}, over [{10 * T0}, {
 # $T$: $\|\partial L_T/\partial\theta\| \propto T$ (slope 1 on log-log axes), not $e^{cT}$.
 
 # %%
-lengths = np.unique(np.geomspace(1, S["T_max"], S["n_lengths"]).astype(int))
-targets = torch.randn(1, S["n_orbits"], S["T_max"], model.obs_dim, dtype=F64, generator=gen)
+lengths = np.unique(np.geomspace(1, sizes["T_max"], sizes["n_lengths"]).astype(int))
+targets = torch.randn(1, sizes["n_orbits"], sizes["T_max"], model.obs_dim, dtype=F64, generator=gen)
 grad = cu.loss_gradient_norms(model, s_on, targets, lengths)[:, 0]
 big = lengths >= 50
 loglog_slope = np.polyfit(np.log(lengths[big]), np.log(grad[big]), 1)[0]
@@ -141,10 +141,10 @@ rates, lams, checks = {}, {}, {}
 for name, make in cu.REGIMES.items():
     r = make()
     m = r.model()
-    z = r.initial_state() + 0.05 * torch.randn(1, S["n_orbits"], r.latent_dim, dtype=F64,
+    z = r.initial_state() + 0.05 * torch.randn(1, sizes["n_orbits"], r.latent_dim, dtype=F64,
                                                generator=gen)
     z = cu.orbit(m, z, 1, n_transient=500)[:, :, 0]
-    lams[name] = float(cu.rnn_lyapunov_spectrum(m, z, S["n_qr"])[0, :, 0].mean())
+    lams[name] = float(cu.rnn_lyapunov_spectrum(m, z, sizes["n_qr"])[0, :, 0].mean())
     _, Jr = cu.orbit_jacobians(m, z, 2000)
     ln = cu.product_log_norms(Jr)[0]
     rates[name] = float(np.polyfit(np.arange(100, 2001), ln.mean(0).numpy()[99:], 1)[0])
@@ -164,7 +164,7 @@ ax.set_ylabel("$z_2$")
 ax.set_title(rf"invariant circle, $\rho$ ≈ {rho:.5f}")
 ax.legend(fontsize="small", loc="center")
 ax = axes[1]
-for k in range(min(2, S["n_orbits"])):
+for k in range(min(2, sizes["n_orbits"])):
     ax.plot(T, log_norms[k], lw=0.5, color=f"C{k}")
 for e, ls in ((thm3["eps_early"], "--"), (thm3["eps_late"], ":")):
     ax.plot(T, T * np.log1p(e), ls, color="0.4", lw=0.9, label=rf"$(1\pm\varepsilon)^T$, "

@@ -55,23 +55,23 @@ import chaosrnn_utils as cu
 from chaosrnn_utils import plotting
 from chaosrnn_utils.forcing import forced_rollout
 
-S, gen = cu.setup(
+sizes, gen = cu.setup(
     profile, seed=seed, torch_deterministic=True,
     quick=dict(T_max=2000, n_seq=8, n_windows=128, taus=[5, 10, 20, 40, 60, 80, 100]),
     paper=dict(T_max=10_000, n_seq=32, n_windows=1024, taus=[5, 10, 20, 30, 40, 60, 80, 100,
                                                              120]),
 )
 F64, OFFSET = torch.float64, 0.5
-S
+sizes
 
 # %%
 reg = cu.chaotic_plrnn()
 model = reg.model()
-z = reg.initial_state() + 0.05 * torch.randn(1, S["n_seq"], reg.latent_dim, dtype=F64,
+z = reg.initial_state() + 0.05 * torch.randn(1, sizes["n_seq"], reg.latent_dim, dtype=F64,
                                              generator=gen)
 with torch.no_grad():
     s0 = model.rollout(z, 500)[:, :, -1]
-    x = torch.cat([s0.unsqueeze(2), model.rollout(s0, S["T_max"])], dim=2)  # x_0..x_T
+    x = torch.cat([s0.unsqueeze(2), model.rollout(s0, sizes["T_max"])], dim=2)  # x_0..x_T
 lam_max = float(cu.rnn_lyapunov_spectrum(model, s0, 20_000)[0, :, 0].mean())
 print(f"λ_max (QR) ≈ {lam_max:.4f} per step, τ_pred ≈ {cu.predictability_time(lam_max):.1f}")
 
@@ -84,7 +84,7 @@ print(f"λ_max (QR) ≈ {lam_max:.4f} per step, τ_pred ≈ {cu.predictability_t
 
 # %%
 params = list(model.parameters())
-lengths = np.unique(np.geomspace(100, S["T_max"], 10).astype(int))
+lengths = np.unique(np.geomspace(100, sizes["T_max"], 10).astype(int))
 
 
 def gradient_norm(T: int, tau: int | None) -> float:
@@ -117,17 +117,17 @@ for tau, (Ts, g) in curves.items():
 # by rare large excursions and grow faster than $e^{\lambda_{max}\tau}$).
 
 # %%
-n_win = S["n_windows"]
+n_win = sizes["n_windows"]
 ensemble = model.replicate(n_win)
 orbit_x = x[0, 0]  # windows along the first sequence
 levels = []
-for tau in S["taus"]:
+for tau in sizes["taus"]:
     starts = np.linspace(0, orbit_x.shape[0] - tau - 2, n_win).astype(int)
     windows = torch.stack([orbit_x[s : s + tau + 1] for s in starts])
     norms = cu.loss_gradient_norms(ensemble, ensemble.inferred_state(windows[:, None, 0]),
                                    windows[:, None, 1:] + OFFSET, [tau])[0]
     levels.append(float(np.log(norms).mean()))
-taus = np.array(S["taus"])
+taus = np.array(sizes["taus"])
 tau_slope, tau_intercept = np.polyfit(taus, levels, 1)
 print(f"log gradient level against τ: slope ≈ {tau_slope:.4f} per step "
       f"(λ_max ≈ {lam_max:.4f}, ratio ≈ {tau_slope / lam_max:.3f})")

@@ -64,25 +64,12 @@ print(f"LSTM at τ = {taus} (best τ of the sweep: {t_best}), seeds {best_seed};
 # %%
 x_train, x_test = load_sweep_data(spec)
 n_show = 20_000
-runs = {tau: cu.generate_free_run(model, x_test, n_show)[0] for tau, model in models.items()}
-scores = {tau: cu.evaluate(model, x_test, n_generate=100_000)[0] for tau, model in
-          models.items()}
+runs = {tau: cu.generate_free_run(models[tau], x_test, n_show)[0] for tau in taus}
+scores = {tau: cu.evaluate(models[tau], x_test, n_generate=100_000)[0] for tau in taus}
 
-fig = plt.figure(figsize=(16, 4.2))
-ax = fig.add_subplot(1, 4, 1, projection="3d")
-plotting.plot_attractor(ax, x_test[:n_show], title="Lorenz-63 (test data)", color="k")
-for k, tau in enumerate(taus):
-    ax = fig.add_subplot(1, 4, k + 2, projection="3d")
-    s = scores[tau]
-    plotting.plot_attractor(ax, runs[tau], color=f"C{k}",
-                            title=f"LSTM, τ = {tau}: $D_{{stsp}}$ = {s['D_stsp']:.2f}\n"
-                                  f"$\\lambda_{{max}}$ = {s['lambda_max']:+.4f}, "
-                                  f"counted {s['frac_in_box']:.0%}")
-    lo, hi = x_test.min(0), x_test.max(0)  # the data's box, so that sizes compare
-    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), zlim=(lo[2], hi[2]))
-fig.suptitle(f"free runs from $B^+x_1$ · profile {profile} · commit {commit}",
-             fontsize="small", y=1.04)
-fig.tight_layout()
+fig = plotting.plot_reconstructions(x_test[:n_show], runs, scores,
+                                    title=f"free runs from $B^+x_1$ · profile {profile} · "
+                                          f"commit {commit}")
 plotting.save_figure(fig, "07_lorenz_attractors"
                      + ("" if profile == "quick" else f"_{profile}"))
 plt.show()
