@@ -59,7 +59,7 @@ class Plan:
 
 def mixing_coefficients(masks: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(a, b, ga, gb), each (E, T), from the ``force``/``zero``/``cut``/``alpha`` masks of
-    :func:`~chaosrnn_utils.training.schedule_masks` (forward and backward coefficients)."""
+    :func:`~chaosrnn_utils.forcing.schedule_masks` (forward and backward coefficients)."""
     force, zero, cut = masks["force"], masks["zero"], masks["cut"]
     alpha = masks["alpha"].to(torch.float64)[:, None]
     E, T = force.shape

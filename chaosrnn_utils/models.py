@@ -37,20 +37,23 @@ __all__ = [
     "PLRNN",
     "ShallowPLRNN",
     "TanhRNN",
+    "check_positive_int",
     "make_model",
 ]
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {value!r}") from None
-    if n <= 0:
-        raise ValueError(f"{name} must be positive, got {n}")
-    return n
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` as an int when it is an integer n ≥ 1 (a Python or numpy integer; not a bool,
+    not a float such as 3.0); ValueError naming ``name`` otherwise. The package's one check of
+    a count or a size (models, training settings, metrics, sweeps, intervals in forcing)."""
+    if not isinstance(value, bool):
+        try:
+            n = operator.index(value)  # numpy's bool has no __index__
+        except TypeError:
+            n = 0
+        if n >= 1:
+            return n
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _uniform(g: torch.Generator, shape: Sequence[int], lo: float, hi: float) -> Tensor:
@@ -90,9 +93,9 @@ class EnsembleRNN(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        self.latent_dim = _positive_int(latent_dim, "latent_dim")
-        self.obs_dim = _positive_int(obs_dim, "obs_dim")
-        self.n_models = _positive_int(n_models, "n_models")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.obs_dim = check_positive_int(obs_dim, "obs_dim")
+        self.n_models = check_positive_int(n_models, "n_models")
         self.state_dim = self._state_factor * self.latent_dim
         if seeds is None:
             seeds = range(self.n_models)
@@ -201,7 +204,7 @@ class EnsembleRNN(nn.Module):
     def replicate(self, n_models: int, e: int = 0) -> Self:
         """An ensemble of ``n_models`` identical copies of member e: one backward pass then
         gives one gradient per member, e.g. one per sequence."""
-        n_models = _positive_int(n_models, "n_models")
+        n_models = check_positive_int(n_models, "n_models")
         src = self.member(e)
         new = type(self)(
             self.latent_dim,
@@ -503,7 +506,7 @@ class DendPLRNN(PLRNN):
         EnsembleRNN.__init__(
             self, latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
         )
-        self.n_bases = _positive_int(n_bases, "n_bases")
+        self.n_bases = check_positive_int(n_bases, "n_bases")
         self._init_plrnn_params()
         self.alpha = self._param(self.n_bases)
         self.theta = self._param(self.n_bases, self.latent_dim)
@@ -577,7 +580,7 @@ class ShallowPLRNN(EnsembleRNN):
         super().__init__(
             latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
         )
-        self.hidden_dim = H = _positive_int(hidden_dim, "hidden_dim")
+        self.hidden_dim = H = check_positive_int(hidden_dim, "hidden_dim")
         M = self.latent_dim
         self.A = self._param(M)
         self.W1 = self._param(M, H)

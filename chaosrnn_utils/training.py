@@ -14,6 +14,9 @@ serve all members: the latent update at step t is, per member e,
 so member e ends with the same parameters as the same configuration trained alone. Adam is
 elementwise, so one Adam over stacked parameters is one Adam per member. A member whose loss or
 gradient turns NaN/inf is marked diverged (epoch recorded) and frozen; the others go on.
+
+The masks of one batch are the schedule of :mod:`.forcing` (:func:`~.forcing.schedule_masks`);
+``MODES``, ``MemberConfig`` and the mask builders are importable from here as well.
 """
 
 from __future__ import annotations
@@ -34,66 +37,18 @@ from tqdm import tqdm
 
 from . import fused, paths, triton_engine
 from .data import check_series
+from .forcing import MODES as MODES  # the schedule lives in forcing; its names stay here too
+from .forcing import (
+    MemberConfig,
+    batch_periods,
+    member_codes,
+    periodic_masks,
+    schedule_masks,
+)
 from .jacobians import member_norms
-from .models import EnsembleRNN, make_model
+from .models import EnsembleRNN, check_positive_int, make_model
 
-MODES = ("sparse", "teacher", "bptt", "tbptt", "window", "gtf")
 ENGINES = ("fused", "autograd")
-
-
-@dataclass(frozen=True)
-class MemberConfig:
-    """What may differ between the members of one ensemble.
-
-    mode: ``sparse`` (force every ``tau`` steps), ``teacher`` (τ = 1), ``bptt`` (free run from
-    the inferred first state), ``tbptt`` (free run, gradient cut every ``truncation`` steps),
-    ``window`` (restart from zeros every ``window`` steps, no forcing) or ``gtf``
-    (state α B⁺x + (1 − α) z at every step). ``tau_spread`` draws τ uniformly from
-    [τ − spread, τ + spread] per batch; ``tau_start`` anneals τ linearly from ``tau_start``
-    (first epoch) to ``tau`` (last epoch). ``clip_norm``/``clip_value`` clip this member's
-    gradient by its total norm / elementwise (None: no clipping).
-    """
-
-    seed: int = 0
-    mode: str = "sparse"
-    tau: int | None = 30
-    tau_spread: int = 0
-    tau_start: int | None = None
-    truncation: int | None = None
-    window: int | None = None
-    alpha: float = 0.0
-    clip_norm: float | None = None
-    clip_value: float | None = None
-
-    def validate(self, seq_len: int) -> MemberConfig:
-        """Raise a clear error for an inconsistent configuration (before any training)."""
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; modes: {', '.join(MODES)}")
-
-        def interval(value: Any, name: str) -> None:
-            if value is None or isinstance(value, bool) or int(value) != value \
-                    or not 1 <= value <= seq_len:
-                raise ValueError(f"{self.mode}: {name} must be an integer in 1..{seq_len} "
-                                 f"(the sequence length), got {value!r}")
-
-        if self.mode == "sparse":
-            interval(self.tau, "tau")
-            if self.tau_spread:
-                interval(self.tau - self.tau_spread, "tau - tau_spread")
-                interval(self.tau + self.tau_spread, "tau + tau_spread")
-            if self.tau_start is not None:
-                interval(self.tau_start, "tau_start")
-        elif self.mode == "tbptt":
-            interval(self.truncation, "truncation")
-        elif self.mode == "window":
-            interval(self.window, "window")
-        elif self.mode == "gtf" and not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"gtf: alpha must be in [0, 1], got {self.alpha}")
-        for name in ("clip_norm", "clip_value"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be positive or None, got {v}")
-        return self
 
 
 @dataclass(frozen=True)
@@ -118,9 +73,7 @@ class TrainSettings:
 
     def validate(self, n_data: int) -> TrainSettings:
         for name in ("latent_dim", "seq_len", "batch_size", "batches_per_epoch", "epochs"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            check_positive_int(getattr(self, name), name)
         if self.seq_len + 1 > n_data:
             raise ValueError(f"seq_len {self.seq_len} + 1 exceeds the {n_data} data points")
         if not self.lr > 0:
@@ -153,79 +106,10 @@ class TrainState:
     wall_time: float = 0.0
 
 
-def _member_generators(members: Sequence[MemberConfig]) -> list[torch.Generator]:
+def member_generators(members: Sequence[MemberConfig]) -> list[torch.Generator]:
+    """One generator per member, seeded with its ``seed``: it draws the member's batch
+    windows and its random τ (``tau_spread``), in that order per batch."""
     return [torch.Generator().manual_seed(int(m.seed)) for m in members]
-
-
-def _tau_now(m: MemberConfig, epoch: int, epochs: int, g: torch.Generator) -> int:
-    tau = m.tau
-    if m.tau_start is not None:
-        frac = epoch / max(1, epochs - 1)
-        tau = int(round(m.tau_start + (m.tau - m.tau_start) * frac))
-    if m.tau_spread:
-        tau = int(torch.randint(tau - m.tau_spread, tau + m.tau_spread + 1, (1,), generator=g))
-    return tau
-
-
-def schedule_masks(members: Sequence[MemberConfig], seq_len: int, epoch: int, epochs: int,
-                   generators: Sequence[torch.Generator]) -> dict[str, Tensor]:
-    """Per-member step masks for one batch: ``force``, ``zero``, ``cut`` (E, T) bool and
-    ``alpha`` (E,). Draws the random τ (if any) from each member's generator."""
-    E, T = len(members), seq_len
-    force = torch.zeros(E, T, dtype=torch.bool)
-    zero = torch.zeros(E, T, dtype=torch.bool)
-    cut = torch.zeros(E, T, dtype=torch.bool)
-    alpha = torch.zeros(E)
-    for e, (m, g) in enumerate(zip(members, generators, strict=True)):
-        if m.mode in ("sparse", "teacher"):
-            tau = 1 if m.mode == "teacher" else _tau_now(m, epoch, epochs, g)
-            force[e, ::tau] = True
-        elif m.mode == "window":
-            zero[e, :: m.window] = True
-        elif m.mode == "tbptt":
-            cut[e, m.truncation :: m.truncation] = True
-        elif m.mode == "gtf":
-            alpha[e] = m.alpha
-    return dict(force=force, zero=zero, cut=cut, alpha=alpha)
-
-
-def batch_periods(members: Sequence[MemberConfig], epoch: int, epochs: int,
-                  generators: Sequence[torch.Generator]) -> Tensor:
-    """Per member (E,) long: the period of one batch's masks (τ for ``sparse``/``teacher``,
-    ``window``, ``truncation``; 1 otherwise), drawing a random τ from each member's generator
-    exactly as :func:`schedule_masks` does (same numbers, same generator states after)."""
-    out = []
-    for m, g in zip(members, generators, strict=True):
-        if m.mode in ("sparse", "teacher"):
-            out.append(1 if m.mode == "teacher" else _tau_now(m, epoch, epochs, g))
-        else:
-            out.append({"window": m.window, "tbptt": m.truncation}.get(m.mode, 1))
-    return torch.tensor(out, dtype=torch.long)
-
-
-def member_codes(members: Sequence[MemberConfig]) -> tuple[Tensor, Tensor]:
-    """(mode index into :data:`MODES` (E,) long, α (E,) float32: ``gtf`` members' α, else 0),
-    what :func:`periodic_masks` needs besides the periods."""
-    codes = torch.tensor([MODES.index(m.mode) for m in members], dtype=torch.long)
-    alpha = torch.tensor([m.alpha if m.mode == "gtf" else 0.0 for m in members],
-                         dtype=torch.float32)
-    return codes, alpha
-
-
-def periodic_masks(codes: Tensor, alpha: Tensor, periods: Tensor, seq_len: int
-                   ) -> dict[str, Tensor]:
-    """:func:`schedule_masks` from the periods of :func:`batch_periods`, built on their
-    device without a host loop (one batch of a captured update): with k ≡ t mod period,
-    force = (k = 0) for sparse/teacher, zero = (k = 0) for window, cut = (k = 0, t > 0)
-    for tbptt."""
-    t = torch.arange(seq_len, device=periods.device)
-    hit = (t % periods[:, None]) == 0
-
-    def mode(*names: str) -> Tensor:
-        return sum((codes == MODES.index(n)).long() for n in names).bool()[:, None]
-
-    return dict(force=hit & mode("sparse", "teacher"), zero=hit & mode("window"),
-                cut=hit & mode("tbptt") & (t > 0), alpha=alpha)
 
 
 def training_rollout(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) -> Tensor:
@@ -303,8 +187,8 @@ def new_state(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim:
                        **settings.model_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, capturable=capturable)
     E = len(members)
-    dev = model.B.device
-    return TrainState(model, opt, _member_generators(members), 0,
+    dev = model.device
+    return TrainState(model, opt, member_generators(members), 0,
                       torch.ones(E, dtype=torch.bool, device=dev),
                       torch.full((E,), -1, dtype=torch.long, device=dev))
 
@@ -365,13 +249,13 @@ def make_capturable(optimizer: torch.optim.Optimizer) -> None:
 def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
     """Restore a state written by :func:`save_checkpoint` into ``state`` (same configuration);
     :class:`CheckpointError` naming ``path`` when it is unreadable or does not fit."""
-    blob = read_checkpoint(path, map_location=state.model.B.device)
+    blob = read_checkpoint(path, map_location=state.model.device)
     try:
         state.model.load_state_dict(blob["model"])
         state.optimizer.load_state_dict(blob["optimizer"])
         for g, s in zip(state.generators, blob["generators"], strict=True):
             g.set_state(s)
-        dev = state.model.B.device
+        dev = state.model.device
         state.epoch = int(blob["epoch"])
         state.alive = blob["alive"].to(dev)
         state.diverged_epoch = blob["diverged_epoch"].to(dev)
@@ -470,7 +354,7 @@ def train(
         if capturable:
             make_capturable(state.optimizer)
     model, opt = state.model, state.optimizer
-    dev, dtype = model.B.device, model.B.dtype
+    dev, dtype = model.device, model.dtype
     x_dev = torch.as_tensor(x_all, dtype=dtype, device=dev)
     params = list(model.parameters())
     E, T, nb = len(members), settings.seq_len, settings.batch_size

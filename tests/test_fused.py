@@ -12,15 +12,9 @@ import pytest
 import torch
 
 from chaosrnn_utils import fused
+from chaosrnn_utils.forcing import MemberConfig, schedule_masks
 from chaosrnn_utils.models import make_model
-from chaosrnn_utils.training import (
-    MemberConfig,
-    TrainSettings,
-    _member_generators,
-    schedule_masks,
-    train,
-    training_rollout,
-)
+from chaosrnn_utils.training import TrainSettings, member_generators, train, training_rollout
 
 # every mode, random and annealed τ, in one ensemble (the masks differ per member and step)
 MEMBERS = [
@@ -68,7 +62,7 @@ def test_fused_equals_autograd_for_every_mode(arch, dtype):
     model64 = make_model(arch, M, 3, n_models=E, seeds=list(range(E)), dtype=torch.float64)
     x64 = torch.randn(E, 5, T + 1, 3, dtype=torch.float64,
                       generator=torch.Generator().manual_seed(1))
-    masks = schedule_masks(MEMBERS, T, 3, 10, _member_generators(MEMBERS))
+    masks = schedule_masks(MEMBERS, T, 3, 10, member_generators(MEMBERS))
     p_ref, l_ref, g_ref = loss_and_grads(model64, x64, masks, "autograd")
     bound = forward_error_bound(dtype, M, T)
     model, x = model64.to(dtype), x64.to(dtype)
@@ -108,7 +102,7 @@ def test_mixing_coefficients_closed_form():
     masks = schedule_masks([MemberConfig(tau=3), MemberConfig(mode="gtf", alpha=0.25),
                             MemberConfig(mode="window", window=4),
                             MemberConfig(mode="tbptt", truncation=2)], 8, 0, 1,
-                           _member_generators([MemberConfig()] * 4))
+                           member_generators([MemberConfig()] * 4))
     a, b, ga, gb = fused.mixing_coefficients(masks)
     np.testing.assert_array_equal(a[0], [0, 1, 1, 0, 1, 1, 0, 1])
     np.testing.assert_array_equal(b[0], 1 - a[0])
