@@ -418,8 +418,9 @@ class PLRNN(EnsembleRNN):
         self.A = self._param(M)
         self.W = self._param(M, M)
         self.h = self._param(M)
-        offdiag = 1.0 - torch.eye(M, **self._factory)
-        self.register_buffer("_offdiag", offdiag, persistent=False)
+        #: 1 − I (M, M): masks W's diagonal (a buffer, not saved in the state dict)
+        self.register_buffer("offdiag_mask", 1.0 - torch.eye(M, **self._factory),
+                             persistent=False)
 
     def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
         M, N = self.latent_dim, self.obs_dim
@@ -436,7 +437,7 @@ class PLRNN(EnsembleRNN):
     @property
     def W_offdiag(self) -> Tensor:
         """W with its diagonal masked to zero, (E, M, M)."""
-        return self.W * self._offdiag
+        return self.W * self.offdiag_mask
 
     @classmethod
     def from_parameters(

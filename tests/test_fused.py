@@ -90,9 +90,7 @@ def test_fused_gradients_are_cut_at_forcing_steps(cell, arch):
     masks = schedule_masks([MemberConfig(tau=tau)], T, 0, 1, [torch.Generator()])
     plan = fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu"))
     y = torch.randn(1, T, 2, 3, dtype=torch.float64, requires_grad=True)
-    params = (model.A, model.W, model.h, model._offdiag) if arch == "plrnn" else (model.W,
-                                                                                  model.b)
-    out = fused._FusedRollout.apply(y, model.B, plan, cell, *params)
+    out = fused._FusedRollout.apply(y, model.B, plan, cell, *fused.cell_parameters(model))
     out[:, 2 * tau:].sum().backward()
     assert torch.all(y.grad[:, : 2 * tau] == 0)
     assert float(y.grad[:, 2 * tau].abs().sum()) > 0
@@ -103,14 +101,14 @@ def test_mixing_coefficients_closed_form():
                             MemberConfig(mode="window", window=4),
                             MemberConfig(mode="tbptt", truncation=2)], 8, 0, 1,
                            member_generators([MemberConfig()] * 4))
-    a, b, ga, gb = fused.mixing_coefficients(masks)
+    a, b, a_bwd, b_bwd = fused.mixing_coefficients(masks)
     np.testing.assert_array_equal(a[0], [0, 1, 1, 0, 1, 1, 0, 1])
     np.testing.assert_array_equal(b[0], 1 - a[0])
     np.testing.assert_allclose(a[1, 1:], 0.75)
     np.testing.assert_allclose(b[1, 1:], 0.25)
     np.testing.assert_array_equal(a[2], [0, 1, 1, 1, 0, 1, 1, 1])
     np.testing.assert_array_equal(b[2], [0] * 8)
-    np.testing.assert_array_equal(ga[3], [0, 1, 0, 1, 0, 1, 0, 1])  # cut every 2 steps
+    np.testing.assert_array_equal(a_bwd[3], [0, 1, 0, 1, 0, 1, 0, 1])  # cut every 2 steps
     np.testing.assert_array_equal(a[3], [0, 1, 1, 1, 1, 1, 1, 1])  # the forward keeps them
 
 

@@ -57,7 +57,7 @@ def test_plan_coefficient_block_matches_its_steps():
     masks = schedule_masks(MEMBERS, 11, 0, 1, member_generators(MEMBERS))
     for plan in (fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu")),
                  fused.StaticPlan(masks, dtype=torch.float64, device=torch.device("cpu")).plan):
-        for k, steps in enumerate((plan.a, plan.b, plan.ga, plan.gb)):
+        for k, steps in enumerate((plan.a, plan.b, plan.a_bwd, plan.b_bwd)):
             assert torch.equal(plan.coef[k], torch.stack(steps)[..., 0, 0])
     ref = torch.stack(fused.mixing_coefficients(masks)).transpose(1, 2)
     assert torch.equal(plan.coef, ref)
