@@ -473,6 +473,26 @@ def test_from_parameters_shapes_and_sharing():
         PLRNN.from_parameters(A=A[None], W=W, h=h, B=B)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_from_parameters_rebuilds_every_model(name):
+    """The one from_parameters of the base class rebuilds each model from its named
+    parameters: same sizes and options, the same parameters in the same order, same steps."""
+    m = rand_params(build(name, dtype=F64))
+    params = {k: p.detach().clone() for k, p in m.named_parameters()}
+    r = type(m).from_parameters(**params)
+    assert (r.latent_dim, r.obs_dim, r.n_models, r.dtype) == (M, N, E, F64)
+    assert r._extra_config() == EXTRA[name]
+    assert list(dict(r.named_parameters())) == list(params)
+    for k, p in r.named_parameters():
+        assert_identical(p, params[k])
+    s = torch.randn(E, NB, m.state_dim, dtype=F64, generator=torch.Generator().manual_seed(3))
+    assert_identical(r.step(s), m.step(s))
+    with pytest.raises(TypeError, match="missing: B, unknown: Q"):
+        type(m).from_parameters(**{k: v for k, v in params.items() if k != "B"}, Q=params["B"])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_layers'"):
+        make_model(name, M, N, n_layers=2)
+
+
 # ----------------------------------------------------------------------------- API, errors
 
 
