@@ -623,6 +623,11 @@ class LSTM(EnsembleRNN):
         return torch.cat([z, torch.zeros_like(z)], dim=-1)
 
     def _gates(self, s: Tensor) -> tuple[Tensor, ...]:
+        """(c, i, f, g, o, c') at s for :meth:`jacobian`. The same values as :meth:`step`'s to
+        rounding, not bitwise: the step fuses a = b + W h into one ``baddbmm`` and takes one
+        sigmoid over the (E, B, 4M) block. Computing the Jacobian's gates the step's way
+        changes the LSTM's λ_max by up to ~1e-7 relative (measured), so the two stay apart
+        until such a change is accepted; training and free runs use :meth:`step` only."""
         M = self.latent_dim
         h, c = s[..., :M], s[..., M:]
         a = h @ self.W.mT + self.b[:, None]
