@@ -342,10 +342,62 @@ def train(
     keep_at = set(check_keep(keep_at, settings.epochs))
     if keep_at and checkpoint is None:
         raise ValueError("keep_at needs a checkpoint path (snapshots are kept beside it)")
+    state = _start(members, settings, x_all.shape[1], device, static, checkpoint)
+    model, dev, dtype = state.model, state.model.device, state.model.dtype
+    x_dev = torch.as_tensor(x_all, dtype=dtype, device=dev)
+    E, T, nb = len(members), settings.seq_len, settings.batch_size
+    n_starts = x_all.shape[0] - T  # window starts 0..n − T − 1
+    offsets = torch.arange(T + 1, device=dev)
+    codes, alpha = (c.to(dev) for c in member_codes(members))
+    start_time = clock() - state.wall_time
+    bar, show = _epoch_bar(progress, settings, E, state.epoch)
+    epoch_t = torch.zeros((), dtype=torch.long, device=dev)  # the epoch, on the device
+    epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
+    update = partial(_update, state, list(model.parameters()),
+                     *_clip_thresholds(members, dtype, dev), epoch_t, epoch_loss)
+    runner = None
+    for epoch in bar:
+        epoch_loss.zero_()
+        epoch_t.fill_(epoch)
+        if static:
+            starts_ep, periods_ep = _epoch_draws(members, settings, epoch, state.generators,
+                                                 n_starts, dev)
+        for k in range(settings.batches_per_epoch):
+            if static:
+                x = x_dev[starts_ep[k][..., None] + offsets]
+                masks = periodic_masks(codes, alpha, periods_ep[k], T)
+                if runner is None:
+                    runner = _StaticRunner(update, model, x, masks)
+                else:
+                    runner(x, masks)
+                continue
+            starts = _draw_starts(state.generators, n_starts, nb)
+            masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
+            x = x_dev[starts.to(dev)[..., None] + offsets]  # (E, B, T+1, N)
+            update(x, partial(training_predictions, model, masks=masks, engine=settings.engine))
+        state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
+        state.epoch = epoch + 1
+        state.wall_time = clock() - start_time
+        if show:
+            alive_n = int(state.alive.sum())
+            bar.set_postfix(loss=f"{np.nanmean(state.history[-1]):.4g}", alive=f"{alive_n}/{E}")
+        out_of_time = time_limit is not None and state.wall_time >= time_limit
+        _save_due(state, checkpoint, checkpoint_every, settings.epochs, out_of_time, keep_at)
+        if out_of_time:
+            break
+    bar.close()
+    return state
+
+
+def _start(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim: int,
+           device: torch.device | str | None, static: bool, checkpoint: str | Path | None
+           ) -> TrainState:
+    """:func:`train`'s state: new, or resumed from ``checkpoint`` when it exists (with a
+    capturable Adam for ``static`` on CUDA). Device: CUDA when available unless given."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     capturable = static and torch.device(device).type == "cuda"
-    state = new_state(members, settings, x_all.shape[1], device=device, capturable=capturable)
+    state = new_state(members, settings, obs_dim, device=device, capturable=capturable)
     if static and not (settings.engine == "fused" and fused.supports(state.model)):
         raise ValueError(f"static=True needs the fused engine and one of "
                          f"{', '.join(c.__name__ for c in fused.FUSED_MODELS)}")
@@ -353,106 +405,91 @@ def train(
         load_checkpoint(state, checkpoint)
         if capturable:
             make_capturable(state.optimizer)
-    model, opt = state.model, state.optimizer
-    dev, dtype = model.device, model.dtype
-    x_dev = torch.as_tensor(x_all, dtype=dtype, device=dev)
-    params = list(model.parameters())
-    E, T, nb = len(members), settings.seq_len, settings.batch_size
-    inf = torch.tensor(math.inf, dtype=dtype, device=dev)
-    clip_norm = torch.stack([inf if m.clip_norm is None else torch.tensor(m.clip_norm, dtype=dtype,
-                             device=dev) for m in members])
-    clip_value = torch.stack([inf if m.clip_value is None else torch.tensor(
-        m.clip_value, dtype=dtype, device=dev) for m in members])
-    offsets = torch.arange(T + 1, device=dev)
-    codes, alpha = (c.to(dev) for c in member_codes(members))
-    pin = dev.type == "cuda"
-    start_time = clock() - state.wall_time
-    bar_options = {"desc": f"{settings.model} ×{E}", "leave": False,
-                   **(progress if isinstance(progress, Mapping) else {})}
-    show = isinstance(progress, Mapping) or bool(progress)
-    bar = tqdm(range(state.epoch, settings.epochs), initial=state.epoch,
-               total=settings.epochs, disable=not show, **bar_options)
-    epoch_t = torch.zeros((), dtype=torch.long, device=dev)  # the epoch, on the device
-    epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
-
-    def draw_starts() -> Tensor:
-        return torch.stack([torch.randint(0, x_all.shape[0] - T, (nb,), generator=g)
-                            for g in state.generators])  # (E, B)
-
-    def batch() -> tuple[Tensor, dict[str, Tensor]]:
-        starts = draw_starts()
-        masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
-        return x_dev[starts.to(dev)[..., None] + offsets], masks  # (E, B, T+1, N)
-
-    def epoch_draws() -> tuple[Tensor, Tensor]:
-        """The static path's random numbers of a whole epoch, drawn in the order of
-        :func:`batch` (same numbers) and copied to the device at once: window starts
-        (b, E, B) and mask periods (b, E); windows and masks are then built on the device."""
-        starts, periods = [], []
-        for _ in range(settings.batches_per_epoch):
-            starts.append(draw_starts())
-            periods.append(batch_periods(members, epoch, settings.epochs, state.generators))
-        both = [torch.stack(starts), torch.stack(periods)]
-        if pin:
-            both = [b.pin_memory() for b in both]
-        return tuple(b.to(dev, non_blocking=True) for b in both)
-
-    def update(x: Tensor, predict) -> None:
-        """One update, all bookkeeping in place on device tensors (no host sync)."""
-        pred, target = predict(x)
-        loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))  # (E,)
-        alive = state.alive
-        opt.zero_grad(set_to_none=False)
-        torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
-        grads = [p.grad for p in params]
-        norm = _clip_(grads, clip_norm, clip_value)
-        ok = torch.isfinite(loss) & torch.isfinite(norm)
-        state.diverged_epoch.copy_(torch.where(alive & ~ok, epoch_t, state.diverged_epoch))
-        alive.logical_and_(ok)
-        keep = [p.detach().clone() for p in params]
-        for g in grads:
-            g.copy_(torch.where(_per_member(alive, g), g, torch.zeros_like(g)))
-        opt.step()
-        with torch.no_grad():
-            for p, k in zip(params, keep, strict=True):
-                p.copy_(torch.where(_per_member(alive, p), p, k))
-        epoch_loss.add_(torch.where(alive, loss.detach(), torch.full_like(loss, math.nan)))
-
-    runner = None
-    for epoch in bar:
-        epoch_loss.zero_()
-        epoch_t.fill_(epoch)
-        if static:
-            starts_ep, periods_ep = epoch_draws()
-        for k in range(settings.batches_per_epoch):
-            if not static:
-                x, masks = batch()
-                update(x, partial(training_predictions, model, masks=masks,
-                                  engine=settings.engine))
-                continue
-            x = x_dev[starts_ep[k][..., None] + offsets]
-            masks = periodic_masks(codes, alpha, periods_ep[k], T)
-            if runner is None:
-                runner = _StaticRunner(update, model, x, masks)
-            else:
-                runner(x, masks)
-        state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
-        state.epoch = epoch + 1
-        state.wall_time = clock() - start_time
-        if show:
-            alive_n = int(state.alive.sum())
-            bar.set_postfix(loss=f"{np.nanmean(state.history[-1]):.4g}", alive=f"{alive_n}/{E}")
-        last = state.epoch == settings.epochs
-        out_of_time = time_limit is not None and state.wall_time >= time_limit
-        if checkpoint is not None and (state.epoch % checkpoint_every == 0 or last
-                                       or out_of_time):
-            save_checkpoint(state, checkpoint)
-        if state.epoch in keep_at:
-            save_checkpoint(state, snapshot_path(checkpoint, state.epoch))
-        if out_of_time:
-            break
-    bar.close()
     return state
+
+
+def _epoch_bar(progress: bool | Mapping[str, Any], settings: TrainSettings, n_members: int,
+               first_epoch: int) -> tuple[tqdm, bool]:
+    """(tqdm bar over the epochs left, whether it shows) for :func:`train`'s ``progress``."""
+    options = {"desc": f"{settings.model} ×{n_members}", "leave": False,
+               **(progress if isinstance(progress, Mapping) else {})}
+    show = isinstance(progress, Mapping) or bool(progress)
+    bar = tqdm(range(first_epoch, settings.epochs), initial=first_epoch, total=settings.epochs,
+               disable=not show, **options)
+    return bar, show
+
+
+def _clip_thresholds(members: Sequence[MemberConfig], dtype: torch.dtype, device: torch.device
+                     ) -> tuple[Tensor, Tensor]:
+    """Per-member (clip_norm, clip_value), each (E,), inf where a member does not clip."""
+    inf = torch.tensor(math.inf, dtype=dtype, device=device)
+
+    def per_member(values: list[float | None]) -> Tensor:
+        return torch.stack([inf if v is None else torch.tensor(v, dtype=dtype, device=device)
+                            for v in values])
+
+    return (per_member([m.clip_norm for m in members]),
+            per_member([m.clip_value for m in members]))
+
+
+def _draw_starts(generators: Sequence[torch.Generator], n_starts: int, nb: int) -> Tensor:
+    """One batch's window starts (E, B): ``nb`` draws in 0..n_starts − 1 per member, each from
+    its own generator."""
+    return torch.stack([torch.randint(0, n_starts, (nb,), generator=g) for g in generators])
+
+
+def _epoch_draws(members: Sequence[MemberConfig], settings: TrainSettings, epoch: int,
+                 generators: Sequence[torch.Generator], n_starts: int, device: torch.device
+                 ) -> tuple[Tensor, Tensor]:
+    """The static path's random numbers of a whole epoch, drawn in the order of the default
+    path (window starts, then τ, per batch: the same numbers) and copied to the device at
+    once: window starts (b, E, B) and mask periods (b, E); windows and masks are then built
+    on the device."""
+    starts, periods = [], []
+    for _ in range(settings.batches_per_epoch):
+        starts.append(_draw_starts(generators, n_starts, settings.batch_size))
+        periods.append(batch_periods(members, epoch, settings.epochs, generators))
+    both = [torch.stack(starts), torch.stack(periods)]
+    if device.type == "cuda":
+        both = [b.pin_memory() for b in both]
+    return tuple(b.to(device, non_blocking=True) for b in both)
+
+
+def _update(state: TrainState, params: list[Tensor], clip_norm: Tensor, clip_value: Tensor,
+            epoch_t: Tensor, epoch_loss: Tensor, x: Tensor, predict: Any) -> None:
+    """One update of every live member on windows ``x`` (``predict(x)`` gives (x̂, target)):
+    loss, backward, per-member clipping, divergence check (a member whose loss or gradient
+    norm is not finite is frozen, its epoch recorded), Adam, and the epoch's loss sum; all
+    bookkeeping in place on device tensors (no host sync)."""
+    pred, target = predict(x)
+    loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))  # (E,)
+    alive = state.alive
+    state.optimizer.zero_grad(set_to_none=False)
+    torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
+    grads = [p.grad for p in params]
+    norm = _clip_(grads, clip_norm, clip_value)
+    ok = torch.isfinite(loss) & torch.isfinite(norm)
+    state.diverged_epoch.copy_(torch.where(alive & ~ok, epoch_t, state.diverged_epoch))
+    alive.logical_and_(ok)
+    keep = [p.detach().clone() for p in params]
+    for g in grads:
+        g.copy_(torch.where(_per_member(alive, g), g, torch.zeros_like(g)))
+    state.optimizer.step()
+    with torch.no_grad():
+        for p, k in zip(params, keep, strict=True):
+            p.copy_(torch.where(_per_member(alive, p), p, k))
+    epoch_loss.add_(torch.where(alive, loss.detach(), torch.full_like(loss, math.nan)))
+
+
+def _save_due(state: TrainState, checkpoint: str | Path | None, every: int, total: int,
+              out_of_time: bool, keep_at: set[int]) -> None:
+    """After an epoch: the checkpoint every ``every`` epochs, at the last and when out of
+    time; a kept snapshot at the epochs of ``keep_at``."""
+    if checkpoint is not None and (state.epoch % every == 0 or state.epoch == total
+                                   or out_of_time):
+        save_checkpoint(state, checkpoint)
+    if state.epoch in keep_at:
+        save_checkpoint(state, snapshot_path(checkpoint, state.epoch))
 
 
 class _StaticRunner:
