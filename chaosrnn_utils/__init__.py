@@ -25,7 +25,7 @@ from .data import (
     standardize,
     train_test_split,
 )
-from .forcing import check_tau, forced_rollout, forcing_mask
+from .forcing import MODES, MemberConfig, check_tau, forced_rollout, forcing_mask
 from .jacobians import (
     gradient_terms,
     growth_epsilon,
@@ -75,7 +75,7 @@ from .regimes import (
 )
 from .sweeps import SweepSpec, run_sweep
 from .systems import System, get_system, integrate, system_names
-from .training import MODES, MemberConfig, TrainSettings, member_summary, train
+from .training import TrainSettings, member_summary, train
 
 __version__ = "0.1.0"
 

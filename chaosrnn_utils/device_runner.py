@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import fused, paths, sweeps, training, triton_engine
+from . import forcing, fused, paths, sweeps, training, triton_engine
 from .sweeps import SweepSpec
 
 MAX_FILES = 8
@@ -125,17 +125,16 @@ def self_check(device: str) -> list[str]:
     static (graph-captured on CUDA) update against the eager one, and ``device`` against the
     CPU, on a short float64 run of every architecture (≤ 1e-8, the tolerance of
     benchmarks/check_device.py)."""
-    members = [training.MemberConfig(seed=0, tau=5, tau_spread=2),
-               training.MemberConfig(seed=1, mode="teacher"),
-               training.MemberConfig(seed=2, mode="tbptt", truncation=7),
-               training.MemberConfig(seed=3, mode="window", window=9),
-               training.MemberConfig(seed=4, mode="gtf", alpha=0.2)]
+    members = [forcing.MemberConfig(seed=0, tau=5, tau_spread=2),
+               forcing.MemberConfig(seed=1, mode="teacher"),
+               forcing.MemberConfig(seed=2, mode="tbptt", truncation=7),
+               forcing.MemberConfig(seed=3, mode="window", window=9),
+               forcing.MemberConfig(seed=4, mode="gtf", alpha=0.2)]
     fails = []
     from .models import make_model
 
     if triton_engine.available(device):
-        masks = training.schedule_masks(members, 40, 0, 1,
-                                        training._member_generators(members))
+        masks = forcing.schedule_masks(members, 40, 0, 1, training.member_generators(members))
         for arch in ("plrnn", "rnn", "lstm"):
             for dtype, tol in ((torch.float32, 1e-5), (torch.float64, 1e-12)):
                 model = make_model(arch, 30, 3, n_models=len(members), dtype=dtype,

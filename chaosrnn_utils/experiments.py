@@ -33,10 +33,10 @@ import torch
 from . import metrics, paper, paths, training
 from .data import EMPIRICAL, PAPER_DATASETS, find_empirical
 from .fetch import MACKEY_GLASS_FILE, fetch_or_none
+from .forcing import MemberConfig
 from .metrics import generate_free_run
 from .models import MODELS, make_model
 from .sweeps import SweepSpec, load_sweep_data, run_sweep, sweep_jobs
-from .training import MemberConfig
 
 ARCHITECTURES = ["rnn", "plrnn", "lstm"]
 SOURCES = ("train", "committed")

@@ -9,15 +9,18 @@ batched matmul-add per step), and nothing of size (E, T, B, M) is materialised (
 tensors beyond glibc's 32 MiB mmap threshold cost page faults at every update). Tests check
 it against the autograd path (predictions, loss and every gradient, every mode).
 
-Every training mode is one per-member affine mix before each step (see ``training``):
+Every training mode is one per-member affine mix before each step (the schedule's masks,
+:mod:`.forcing`, turned into coefficients by :func:`mixing_coefficients`):
 
     s̃_t = a_{e,t} s_t + b_{e,t} B⁺x_t,   s_{t+1} = F_θ(s̃_t)
 
 force: (a, b) = (0, 1); free step: (1, 0); window restart: (0, 0); generalised teacher
-forcing: (1 − α, α) (after forcing); t = 0: (0, 1). Truncated BPTT sets the backward
-coefficients to zero at cut steps while the forward keeps them. The backward recursion is
+forcing: (1 − α, α) (after forcing); t = 0: (0, 1). The backward uses copies (a_bwd, b_bwd)
+that truncated BPTT sets to zero at cut steps while the forward keeps (a, b). The backward
+recursion is
 
-    ḡ_t = ∂L/∂s_{t+1} + a_{t+1} (∂F/∂s̃_{t+1})ᵀ ḡ_{t+1},   ∂L/∂(B⁺x_t) = b_t (∂F/∂s̃_t)ᵀ ḡ_t.
+    ḡ_t = ∂L/∂s_{t+1} + a_bwd_{t+1} (∂F/∂s̃_{t+1})ᵀ ḡ_{t+1},
+    ∂L/∂(B⁺x_t) = b_bwd_t (∂F/∂s̃_t)ᵀ ḡ_t.
 
 Supported: :class:`~chaosrnn_utils.models.PLRNN`, :class:`~chaosrnn_utils.models.TanhRNN`
 and :class:`~chaosrnn_utils.models.LSTM` (forced through h, cell state reset to 0). Other
@@ -42,6 +45,16 @@ def supports(model: EnsembleRNN) -> bool:
     return type(model) in FUSED_MODELS
 
 
+def cell_parameters(model: EnsembleRNN) -> tuple[Tensor, ...]:
+    """What the engines' cells take besides B: PLRNN (A, W, h, 1 − I), tanh RNN (W, h),
+    LSTM (W, b)."""
+    if isinstance(model, LSTM):
+        return model.W, model.b
+    if isinstance(model, TanhRNN):
+        return model.W, model.h
+    return model.A, model.W, model.h, model.offdiag_mask
+
+
 @dataclass
 class Plan:
     """Per-step mixing coefficients, on the device, shaped (E, 1, 1) per step, and host-side
@@ -49,17 +62,17 @@ class Plan:
 
     a: tuple[Tensor, ...]
     b: tuple[Tensor, ...]
-    ga: tuple[Tensor, ...]
-    gb: tuple[Tensor, ...]
+    a_bwd: tuple[Tensor, ...]
+    b_bwd: tuple[Tensor, ...]
     fwd: list[str]  # per step: "keep" (s̃ = s), "infer" (s̃ = B⁺x), "mix"
-    bwd_carry: list[str]  # "pass" (ga = 1), "none" (ga = 0), "scale"
-    bwd_infer: list[bool]  # whether any gb ≠ 0
-    coef: Tensor | None = None  # (4, T, E): a, b, ga, gb as one block (the Triton engine's)
+    bwd_carry: list[str]  # "pass" (a_bwd = 1), "none" (a_bwd = 0), "scale"
+    bwd_infer: list[bool]  # whether any b_bwd ≠ 0
+    coef: Tensor | None = None  # (4, T, E): a, b, a_bwd, b_bwd in one block (Triton's input)
 
 
 def mixing_coefficients(masks: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(a, b, ga, gb), each (E, T), from the ``force``/``zero``/``cut``/``alpha`` masks of
-    :func:`~chaosrnn_utils.training.schedule_masks` (forward and backward coefficients)."""
+    """(a, b, a_bwd, b_bwd), each (E, T), from the ``force``/``zero``/``cut``/``alpha`` masks of
+    :func:`~chaosrnn_utils.forcing.schedule_masks` (forward and backward coefficients)."""
     force, zero, cut = masks["force"], masks["zero"], masks["cut"]
     alpha = masks["alpha"].to(torch.float64)[:, None]
     E, T = force.shape
@@ -77,9 +90,9 @@ def make_plan(masks: dict[str, Tensor], *, dtype: torch.dtype, device: torch.dev
     """The :class:`Plan` of one batch's masks. ``static``: the general mix at every step, so
     that the sequence of operations does not depend on the masks (what a captured CUDA graph
     replayed with new coefficients needs); same numbers, more work."""
-    a, b, ga, gb = mixing_coefficients(masks)
+    a, b, a_bwd, b_bwd = mixing_coefficients(masks)
 
-    coef = torch.stack((a, b, ga, gb)).transpose(1, 2).to(dtype=dtype, device=device)
+    coef = torch.stack((a, b, a_bwd, b_bwd)).transpose(1, 2).to(dtype=dtype, device=device)
 
     def steps(c: Tensor) -> tuple[Tensor, ...]:  # (T, E) -> T × (E, 1, 1)
         return c[:, :, None, None].unbind(0)
@@ -88,8 +101,8 @@ def make_plan(masks: dict[str, Tensor], *, dtype: torch.dtype, device: torch.dev
         ((a == 1) & (b == 0)).all(0).tolist(), ((a == 0) & (b == 1)).all(0).tolist(),
         strict=True)]
     carry = ["pass" if p else "none" if n else "scale" for p, n in zip(
-        (ga == 1).all(0).tolist(), (ga == 0).all(0).tolist(), strict=True)]
-    infer = (gb != 0).any(0).tolist()
+        (a_bwd == 1).all(0).tolist(), (a_bwd == 0).all(0).tolist(), strict=True)]
+    infer = (b_bwd != 0).any(0).tolist()
     if static:
         T = a.shape[1]
         fwd, carry, infer = ["infer"] + ["mix"] * (T - 1), ["scale"] * T, [True] * T
@@ -124,7 +137,7 @@ def _carry(plan: Plan, t: int, g: Tensor | None) -> Tensor | None:
     kind = plan.bwd_carry[t]
     if g is None or t == 0 or kind == "none":
         return None
-    return g if kind == "pass" else g * plan.ga[t]
+    return g if kind == "pass" else g * plan.a_bwd[t]
 
 
 def _tanh(x: Tensor) -> Tensor:
@@ -291,7 +304,7 @@ class _FusedRollout(torch.autograd.Function):
             gB.baddbmm_(gx[t].mT, zs[t])
             g_ht, g_ct = cell.backward(saved[t], gh, carry_c, acc)
             if plan.bwd_infer[t]:
-                g_inf = g_ht * plan.gb[t]
+                g_inf = g_ht * plan.b_bwd[t]
                 gy[t] = torch.bmm(g_inf, Bm)
                 gB.baddbmm_(ys[t].mT, g_inf)
             carry_h, carry_c = _carry(plan, t, g_ht), _carry(plan, t, g_ct)
@@ -329,12 +342,9 @@ def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | 
     y = forcing_coordinates(model, x)
     plan = masks if isinstance(masks, Plan) else make_plan(masks, dtype=y.dtype,
                                                            device=y.device, static=static)
-    if isinstance(model, LSTM):
-        return _FusedRollout.apply(y, model.B, plan, _LSTMCell, model.W, model.b)
-    if isinstance(model, TanhRNN):
-        return _FusedRollout.apply(y, model.B, plan, _TanhCell, model.W, model.h)
-    return _FusedRollout.apply(y, model.B, plan, _PLRNNCell, model.A, model.W, model.h,
-                               model._offdiag)
+    cell = _LSTMCell if isinstance(model, LSTM) else _TanhCell if isinstance(model, TanhRNN) \
+        else _PLRNNCell
+    return _FusedRollout.apply(y, model.B, plan, cell, *cell_parameters(model))
 
 
 class StaticPlan:
@@ -349,8 +359,8 @@ class StaticPlan:
         E, T = masks["force"].shape
         self.buffers = torch.zeros(4, T, E, 1, 1, dtype=dtype, device=device)
         first = make_plan(masks, dtype=dtype, device=torch.device("cpu"), static=True)
-        a, b, ga, gb = (c.unbind(0) for c in self.buffers)
-        self.plan = Plan(a, b, ga, gb, first.fwd, first.bwd_carry, first.bwd_infer,
+        a, b, a_bwd, b_bwd = (c.unbind(0) for c in self.buffers)
+        self.plan = Plan(a, b, a_bwd, b_bwd, first.fwd, first.bwd_carry, first.bwd_infer,
                          self.buffers.view(4, T, E))
         self.load(masks)
 

@@ -17,7 +17,7 @@ from scipy.integrate import solve_ivp
 from scipy.spatial import cKDTree
 
 from .data import check_series, delay_embed
-from .systems import _MODELS, RTOL, System, integrate
+from .systems import FAMILIES, RTOL, System, integrate
 
 Array = np.ndarray
 LN2 = float(np.log(2.0))
@@ -89,7 +89,7 @@ def flow_jacobians(
     (DOP853)."""
     if system.kind != "flow":
         raise ValueError(f"{system.name} is not a flow")
-    f, jac = _MODELS[system.model]
+    f, jac = FAMILIES[system.family]
     p, d = system.params, system.dim
 
     def augmented(_t: float, s: Array) -> Array:

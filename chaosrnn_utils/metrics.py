@@ -25,7 +25,7 @@ from scipy.special import logsumexp
 
 from .data import check_series
 from .jacobians import rnn_lyapunov_spectrum
-from .models import EnsembleRNN
+from .models import EnsembleRNN, check_positive_int
 
 __all__ = [
     "MAX_BINNED_DIM",
@@ -59,12 +59,6 @@ def _gen_series(x_gen: Any, n_dims: int) -> Array | None:
     if not np.all(np.isfinite(x)):
         return None
     return x
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # ----------------------------------------------------------------------------- D_stsp, binned
@@ -160,7 +154,7 @@ def state_space_divergence_binned(
             f"binned D_stsp needs d <= {MAX_BINNED_DIM} (n_bins**d cells), got d = {d}; "
             "use state_space_divergence_gmm for high-dimensional data"
         )
-    n_bins = _check_positive_int(n_bins, "n_bins")
+    n_bins = check_positive_int(n_bins, "n_bins")
     if drop_first_bin and n_bins < 2:
         raise ValueError("drop_first_bin needs n_bins >= 2")
     if not box_std > 0:
@@ -239,8 +233,8 @@ def state_space_divergence_gmm(
     x_gen gives nan.
     """
     x_true = check_series(x_true, name="x_true")
-    n_points = _check_positive_int(n_points, "n_points")
-    n_samples = _check_positive_int(n_samples, "n_samples")
+    n_points = check_positive_int(n_points, "n_points")
+    n_samples = check_positive_int(n_samples, "n_samples")
     if not sigma2 > 0:
         raise ValueError(f"sigma2 must be positive, got {sigma2}")
     x_gen = _gen_series(x_gen, x_true.shape[1])
@@ -318,8 +312,8 @@ def power_spectrum_distance(
     """
     _check_convention(convention)
     x_true = check_series(x_true, name="x_true")
-    n_chunks = _check_positive_int(n_chunks, "n_chunks")
-    n_freqs = _check_positive_int(n_freqs, "n_freqs")
+    n_chunks = check_positive_int(n_chunks, "n_chunks")
+    n_freqs = check_positive_int(n_freqs, "n_freqs")
     if smoothing_sigma < 0:
         raise ValueError(f"smoothing_sigma must be non-negative, got {smoothing_sigma}")
     x_gen = _gen_series(x_gen, x_true.shape[1])
@@ -370,14 +364,14 @@ def prediction_error(
     (``batch_size`` at a time) without gradients; errors are accumulated in float64.
     """
     x = _model_series(model, x)
-    n_steps = _check_positive_int(n_steps, "n_steps")
-    batch_size = _check_positive_int(batch_size, "batch_size")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
     n_start = x.shape[0] - n_steps
     if n_start < 1:
         raise ValueError(f"series of length {x.shape[0]} too short for n_steps = {n_steps}")
     starts = np.arange(n_start)
     if max_points is not None:
-        max_points = _check_positive_int(max_points, "max_points")
+        max_points = check_positive_int(max_points, "max_points")
         if max_points < n_start:
             starts = np.unique(np.round(np.linspace(0, n_start - 1, max_points)).astype(int))
     offsets = np.arange(1, n_steps + 1)
@@ -413,8 +407,8 @@ def generate_free_run(
         raise ValueError(f"x must have shape (T, {model.obs_dim}), got {x.shape}")
     if not np.all(np.isfinite(x[0])):
         raise ValueError("the first data point x_1 has NaN or inf entries")
-    n_steps = _check_positive_int(n_steps, "n_steps")
-    chunk_size = _check_positive_int(chunk_size, "chunk_size")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    chunk_size = check_positive_int(chunk_size, "chunk_size")
     if isinstance(n_transient, bool) or int(n_transient) != n_transient or n_transient < 0:
         raise ValueError(f"n_transient must be a non-negative integer, got {n_transient!r}")
     n_transient = int(n_transient)

@@ -37,20 +37,23 @@ __all__ = [
     "PLRNN",
     "ShallowPLRNN",
     "TanhRNN",
+    "check_positive_int",
     "make_model",
 ]
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    try:
-        n = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {value!r}") from None
-    if n <= 0:
-        raise ValueError(f"{name} must be positive, got {n}")
-    return n
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` as an int when it is an integer n ≥ 1 (a Python or numpy integer; not a bool,
+    not a float such as 3.0); ValueError naming ``name`` otherwise. The package's one check of
+    a count or a size (models, training settings, metrics, sweeps, intervals in forcing)."""
+    if not isinstance(value, bool):
+        try:
+            n = operator.index(value)  # numpy's bool has no __index__
+        except TypeError:
+            n = 0
+        if n >= 1:
+            return n
+    raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _uniform(g: torch.Generator, shape: Sequence[int], lo: float, hi: float) -> Tensor:
@@ -70,12 +73,21 @@ def _symmetric(g: torch.Generator, shape: Sequence[int], bound: float) -> Tensor
 class EnsembleRNN(nn.Module):
     """Base class: E independent RNNs with stacked parameters and a linear observation x̂ = B z.
 
-    Subclasses define ``step``, ``jacobian`` and ``_draw`` (one member's initial parameters).
-    The observation matrix ``B`` has shape (E, N, M) and is initialised U(±1/√M).
+    Subclasses declare their parameters (``_member_ndim``), the shapes that give their sizes
+    (``_sizes``) and their own size options (``_options``), and define ``_make_parameters``,
+    ``_draw`` (one member's initial parameters), ``step`` and ``jacobian``. Every model is
+    built as ``cls(latent_dim, obs_dim, *, n_models, seeds, dtype, device, **options)`` or
+    from given parameter values with :meth:`from_parameters`. The observation matrix ``B``
+    has shape (E, N, M) and is initialised U(±1/√M).
     """
 
     #: number of dims of each parameter for a single member (without the ensemble dim)
     _member_ndim: ClassVar[dict[str, int]] = {"B": 2}
+    #: size → (parameter, axis) it is read from in :meth:`from_parameters`
+    _sizes: ClassVar[dict[str, tuple[str, int]]] = {"latent_dim": ("B", -1),
+                                                    "obs_dim": ("B", -2)}
+    #: model-specific size options and their defaults (e.g. ``n_bases``)
+    _options: ClassVar[dict[str, int]] = {}
     #: state_dim = _state_factor * latent_dim
     _state_factor: ClassVar[int] = 1
 
@@ -88,11 +100,12 @@ class EnsembleRNN(nn.Module):
         seeds: Sequence[int] | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        **options: int,
     ) -> None:
         super().__init__()
-        self.latent_dim = _positive_int(latent_dim, "latent_dim")
-        self.obs_dim = _positive_int(obs_dim, "obs_dim")
-        self.n_models = _positive_int(n_models, "n_models")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.obs_dim = check_positive_int(obs_dim, "obs_dim")
+        self.n_models = check_positive_int(n_models, "n_models")
         self.state_dim = self._state_factor * self.latent_dim
         if seeds is None:
             seeds = range(self.n_models)
@@ -102,13 +115,25 @@ class EnsembleRNN(nn.Module):
         self.seeds: tuple[int, ...] = seeds
         if not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating point dtype, got {dtype}")
+        for name in options:
+            if name not in self._options:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument "
+                                f"{name!r}")
+        for name, default in self._options.items():
+            setattr(self, name, check_positive_int(options.get(name, default), name))
         self._factory = {"dtype": dtype, "device": device}
         self.B = self._param(self.obs_dim, self.latent_dim)
+        self._make_parameters()
+        self.reset_parameters()
 
     # ------------------------------------------------------------------ construction helpers
 
     def _param(self, *member_shape: int) -> nn.Parameter:
         return nn.Parameter(torch.empty(self.n_models, *member_shape, **self._factory))
+
+    def _make_parameters(self) -> None:
+        """Register the parameters besides B (uninitialised), in a fixed order."""
+        raise NotImplementedError
 
     def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
         """One member's initial parameters (float64, CPU), drawn from ``g`` in a fixed order."""
@@ -116,7 +141,7 @@ class EnsembleRNN(nn.Module):
 
     def _extra_config(self) -> dict[str, Any]:
         """Model-specific constructor options (e.g. ``n_bases``)."""
-        return {}
+        return {name: getattr(self, name) for name in self._options}
 
     def reset_parameters(self) -> None:
         """Re-draw every member's parameters from its seed (see the class docstrings)."""
@@ -127,34 +152,37 @@ class EnsembleRNN(nn.Module):
                     getattr(self, name)[e].copy_(value)
 
     @classmethod
-    def _from_tensors(
+    def from_parameters(
         cls,
-        tensors: dict[str, Any],
         *,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
-        **config: tuple[str, int] | Any,
+        **parameters: Any,
     ) -> Self:
-        """Build a model holding copies of ``tensors``; each is one member's parameter or an
-        ensemble's (leading dim E); single-member tensors are shared by all members.
-
-        ``config`` holds constructor options; a value (name, axis) is read from the shape of
-        tensor ``name`` (e.g. ``latent_dim=("A", -1)``)."""
-        ts = {name: torch.as_tensor(t, dtype=dtype) for name, t in tensors.items()}
+        """A model holding copies of ``parameters``: every parameter of the class by name
+        (its docstring lists them, e.g. ``PLRNN.from_parameters(A=…, W=…, h=…, B=…)``), each
+        one member's (shapes as listed there) or an ensemble's (leading dim E); single-member
+        tensors are shared by all members. The sizes (``latent_dim``, ``obs_dim``, options
+        such as ``n_bases``) are read from the shapes; dtype: the promoted one of the floating
+        inputs unless given; device: the first parameter's unless given."""
+        where = f"{cls.__name__}.from_parameters"
+        missing = [name for name in cls._member_ndim if name not in parameters]
+        unknown = [name for name in parameters if name not in cls._member_ndim]
+        if missing or unknown:
+            raise TypeError(f"{where} takes the parameters {', '.join(cls._member_ndim)}; "
+                            f"missing: {', '.join(missing) or '-'}, unknown: "
+                            f"{', '.join(unknown) or '-'}")
+        ts = {name: torch.as_tensor(parameters[name], dtype=dtype) for name in cls._member_ndim}
         sizes = set()
         for name, t in ts.items():
             nd = cls._member_ndim[name]
             if t.ndim == nd + 1:
                 sizes.add(t.shape[0])
             elif t.ndim != nd:
-                raise ValueError(
-                    f"{cls.__name__}.from_parameters: {name} must have {nd} dims (one model) "
-                    f"or {nd + 1} (ensemble), got shape {tuple(t.shape)}"
-                )
+                raise ValueError(f"{where}: {name} must have {nd} dims (one model) or "
+                                 f"{nd + 1} (ensemble), got shape {tuple(t.shape)}")
         if len(sizes) > 1:
-            raise ValueError(
-                f"{cls.__name__}.from_parameters: inconsistent ensemble sizes {sorted(sizes)}"
-            )
+            raise ValueError(f"{where}: inconsistent ensemble sizes {sorted(sizes)}")
         floats = [t.dtype for t in ts.values() if t.is_floating_point()]
         if dtype is None and floats:
             dtype = functools.reduce(torch.promote_types, floats)
@@ -162,21 +190,22 @@ class EnsembleRNN(nn.Module):
             dtype = torch.get_default_dtype()
         if device is None:
             device = next(iter(ts.values())).device
-        config = {
-            k: ts[v[0]].shape[v[1]] if isinstance(v, tuple) else v for k, v in config.items()
-        }
+        config = {k: ts[name].shape[axis] for k, (name, axis) in cls._sizes.items()}
         model = cls(n_models=sizes.pop() if sizes else 1, dtype=dtype, device=device, **config)
         with torch.no_grad():
             for name, t in ts.items():
                 p = getattr(model, name)
                 nd = cls._member_ndim[name]
                 if tuple(t.shape[t.ndim - nd :]) != tuple(p.shape[1:]):
-                    raise ValueError(
-                        f"{cls.__name__}.from_parameters: {name} must have member shape "
-                        f"{tuple(p.shape[1:])}, got {tuple(t.shape)}"
-                    )
+                    raise ValueError(f"{where}: {name} must have member shape "
+                                     f"{tuple(p.shape[1:])}, got {tuple(t.shape)}")
                 p.copy_(t)
         return model
+
+    def _like(self, n_models: int, seeds: Sequence[int]) -> Self:
+        """A model of the same class, sizes, dtype and device with other members."""
+        return type(self)(self.latent_dim, self.obs_dim, n_models=n_models, seeds=seeds,
+                          dtype=self.dtype, device=self.device, **self._extra_config())
 
     def member(self, e: int) -> Self:
         """A one-member model of the same class holding copies of member e's parameters."""
@@ -184,15 +213,7 @@ class EnsembleRNN(nn.Module):
         if not -self.n_models <= e < self.n_models:
             raise IndexError(f"member {e} out of range for n_models = {self.n_models}")
         e %= self.n_models
-        new = type(self)(
-            self.latent_dim,
-            self.obs_dim,
-            n_models=1,
-            seeds=[self.seeds[e]],
-            dtype=self.dtype,
-            device=self.device,
-            **self._extra_config(),
-        )
+        new = self._like(1, [self.seeds[e]])
         with torch.no_grad():
             for name, p in self.named_parameters():
                 getattr(new, name).copy_(p[e : e + 1])
@@ -201,17 +222,9 @@ class EnsembleRNN(nn.Module):
     def replicate(self, n_models: int, e: int = 0) -> Self:
         """An ensemble of ``n_models`` identical copies of member e: one backward pass then
         gives one gradient per member, e.g. one per sequence."""
-        n_models = _positive_int(n_models, "n_models")
+        n_models = check_positive_int(n_models, "n_models")
         src = self.member(e)
-        new = type(self)(
-            self.latent_dim,
-            self.obs_dim,
-            n_models=n_models,
-            seeds=[src.seeds[0]] * n_models,
-            dtype=self.dtype,
-            device=self.device,
-            **self._extra_config(),
-        )
+        new = self._like(n_models, [src.seeds[0]] * n_models)
         with torch.no_grad():
             for name, p in src.named_parameters():
                 getattr(new, name).copy_(p.expand_as(getattr(new, name)))
@@ -313,6 +326,47 @@ class EnsembleRNN(nn.Module):
         z = (y @ self.B).reshape(self.n_models, *batch, self.latent_dim)
         return self._state_from_latent(z)
 
+    def _rollout_inputs(
+        self, s0: Any, n_steps: Any, replace: Any, replace_mask: Any
+    ) -> tuple[Tensor, int, Tensor | None, Tensor | None]:
+        """:meth:`rollout`'s arguments checked (a clear error for each misuse): (s0, T,
+        replace broadcast to (E, B, T, S), replace_mask to (E, B, T, 1)); both None for a
+        free run."""
+        s = self._check_state(s0, "s0")
+        if isinstance(n_steps, bool):
+            raise TypeError(f"n_steps must be an int, got {n_steps!r}")
+        T = operator.index(n_steps)
+        if T < 0:
+            raise ValueError(f"n_steps must be non-negative, got {T}")
+        if (replace is None) != (replace_mask is None):
+            raise ValueError("replace and replace_mask must be given together (or neither)")
+        if replace is None:
+            return s, T, None, None
+        E, nb, S = s.shape
+        if not isinstance(replace, Tensor) or not isinstance(replace_mask, Tensor):
+            raise TypeError("replace and replace_mask must be torch.Tensors")
+        if replace_mask.dtype != torch.bool:
+            raise TypeError(f"replace_mask must be a bool tensor, got {replace_mask.dtype}")
+        if replace.dtype != self.dtype:
+            raise TypeError(
+                f"replace has dtype {replace.dtype} but the model has dtype {self.dtype}"
+            )
+        try:
+            replace = torch.broadcast_to(replace, (E, nb, T, S))
+        except RuntimeError:
+            raise ValueError(
+                f"replace of shape {tuple(replace.shape)} does not broadcast to "
+                f"(E, B, T, S) = {(E, nb, T, S)}"
+            ) from None
+        try:
+            replace_mask = torch.broadcast_to(replace_mask, (E, nb, T))[..., None]
+        except RuntimeError:
+            raise ValueError(
+                f"replace_mask of shape {tuple(replace_mask.shape)} does not broadcast to "
+                f"(E, B, T) = {(E, nb, T)}"
+            ) from None
+        return s, T, replace, replace_mask
+
     def rollout(
         self,
         s0: Tensor,
@@ -329,38 +383,8 @@ class EnsembleRNN(nn.Module):
         (T,)). A forced step cuts the dependence (and gradient) on earlier states. Without
         ``replace`` it is a free run.
         """
-        s = self._check_state(s0, "s0")
-        if isinstance(n_steps, bool):
-            raise TypeError(f"n_steps must be an int, got {n_steps!r}")
-        T = operator.index(n_steps)
-        if T < 0:
-            raise ValueError(f"n_steps must be non-negative, got {T}")
+        s, T, replace, replace_mask = self._rollout_inputs(s0, n_steps, replace, replace_mask)
         E, nb, S = s.shape
-        if (replace is None) != (replace_mask is None):
-            raise ValueError("replace and replace_mask must be given together (or neither)")
-        if replace is not None:
-            if not isinstance(replace, Tensor) or not isinstance(replace_mask, Tensor):
-                raise TypeError("replace and replace_mask must be torch.Tensors")
-            if replace_mask.dtype != torch.bool:
-                raise TypeError(f"replace_mask must be a bool tensor, got {replace_mask.dtype}")
-            if replace.dtype != self.dtype:
-                raise TypeError(
-                    f"replace has dtype {replace.dtype} but the model has dtype {self.dtype}"
-                )
-            try:
-                replace = torch.broadcast_to(replace, (E, nb, T, S))
-            except RuntimeError:
-                raise ValueError(
-                    f"replace of shape {tuple(replace.shape)} does not broadcast to "
-                    f"(E, B, T, S) = {(E, nb, T, S)}"
-                ) from None
-            try:
-                replace_mask = torch.broadcast_to(replace_mask, (E, nb, T))[..., None]
-            except RuntimeError:
-                raise ValueError(
-                    f"replace_mask of shape {tuple(replace_mask.shape)} does not broadcast to "
-                    f"(E, B, T) = {(E, nb, T)}"
-                ) from None
         if replace is not None:
             # unbind once: slicing inside the loop makes the backward pass scatter each step's
             # gradient into a full-size zero tensor (O(T²) memory traffic)
@@ -393,30 +417,17 @@ class PLRNN(EnsembleRNN):
     """
 
     _member_ndim: ClassVar[dict[str, int]] = {"A": 1, "W": 2, "h": 1, "B": 2}
+    _sizes: ClassVar[dict[str, tuple[str, int]]] = {"latent_dim": ("A", -1),
+                                                    "obs_dim": ("B", -2)}
 
-    def __init__(
-        self,
-        latent_dim: int,
-        obs_dim: int,
-        *,
-        n_models: int = 1,
-        seeds: Sequence[int] | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(
-            latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
-        )
-        self._init_plrnn_params()
-        self.reset_parameters()
-
-    def _init_plrnn_params(self) -> None:
+    def _make_parameters(self) -> None:
         M = self.latent_dim
         self.A = self._param(M)
         self.W = self._param(M, M)
         self.h = self._param(M)
-        offdiag = 1.0 - torch.eye(M, **self._factory)
-        self.register_buffer("_offdiag", offdiag, persistent=False)
+        #: 1 − I (M, M): masks W's diagonal (a buffer, not saved in the state dict)
+        self.register_buffer("offdiag_mask", 1.0 - torch.eye(M, **self._factory),
+                             persistent=False)
 
     def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
         M, N = self.latent_dim, self.obs_dim
@@ -433,28 +444,7 @@ class PLRNN(EnsembleRNN):
     @property
     def W_offdiag(self) -> Tensor:
         """W with its diagonal masked to zero, (E, M, M)."""
-        return self.W * self._offdiag
-
-    @classmethod
-    def from_parameters(
-        cls,
-        *,
-        A: Any,
-        W: Any,
-        h: Any,
-        B: Any,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-    ) -> Self:
-        """PLRNN holding copies of A (M,), W (M, M), h (M,), B (N, M) — or with a leading
-        ensemble dim E; unbatched tensors are shared by all members."""
-        return cls._from_tensors(
-            {"A": A, "W": W, "h": h, "B": B},
-            latent_dim=("A", -1),
-            obs_dim=("B", -2),
-            dtype=dtype,
-            device=device,
-        )
+        return self.W * self.offdiag_mask
 
     def _phi(self, z: Tensor) -> Tensor:
         """Nonlinearity fed through W: relu(z)."""
@@ -480,7 +470,7 @@ class DendPLRNN(PLRNN):
     """Dendritic PLRNN (Brenner et al. 2022): z_t = A z + W Σ_b α_b relu(z − θ_b) + h.
 
     Parameters as :class:`PLRNN` (W off-diagonal) plus ``alpha`` (E, n_bases) and ``theta``
-    (E, n_bases, M). Jacobian diag(A) + W diag(Σ_b α_b 1[z > θ_b]).
+    (E, n_bases, M); option ``n_bases`` (default 10). Jacobian diag(A) + W diag(Σ_b α_b 1[z > θ_b]).
     Init: A ~ U(0.5, 0.9), W, h, B ~ U(±1/√M), α ~ U(0, 1/n_bases) (so Σ_b α_b ≤ 1),
     θ ~ U(−1, 1).
     """
@@ -488,59 +478,19 @@ class DendPLRNN(PLRNN):
     _member_ndim: ClassVar[dict[str, int]] = {
         "A": 1, "W": 2, "h": 1, "alpha": 1, "theta": 2, "B": 2
     }
+    _sizes: ClassVar[dict[str, tuple[str, int]]] = {**PLRNN._sizes, "n_bases": ("alpha", -1)}
+    _options: ClassVar[dict[str, int]] = {"n_bases": 10}
 
-    def __init__(
-        self,
-        latent_dim: int,
-        obs_dim: int,
-        *,
-        n_bases: int = 10,
-        n_models: int = 1,
-        seeds: Sequence[int] | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> None:
-        EnsembleRNN.__init__(
-            self, latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
-        )
-        self.n_bases = _positive_int(n_bases, "n_bases")
-        self._init_plrnn_params()
+    def _make_parameters(self) -> None:
+        super()._make_parameters()
         self.alpha = self._param(self.n_bases)
         self.theta = self._param(self.n_bases, self.latent_dim)
-        self.reset_parameters()
-
-    def _extra_config(self) -> dict[str, Any]:
-        return {"n_bases": self.n_bases}
 
     def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
         p = super()._draw(g)
         p["alpha"] = _uniform(g, (self.n_bases,), 0.0, 1.0 / self.n_bases)
         p["theta"] = _symmetric(g, (self.n_bases, self.latent_dim), 1.0)
         return p
-
-    @classmethod
-    def from_parameters(
-        cls,
-        *,
-        A: Any,
-        W: Any,
-        h: Any,
-        alpha: Any,
-        theta: Any,
-        B: Any,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-    ) -> Self:
-        """DendPLRNN from A (M,), W (M, M), h (M,), alpha (n_bases,), theta (n_bases, M),
-        B (N, M) — or with a leading ensemble dim E."""
-        return cls._from_tensors(
-            {"A": A, "W": W, "h": h, "alpha": alpha, "theta": theta, "B": B},
-            latent_dim=("A", -1),
-            obs_dim=("B", -2),
-            n_bases=("alpha", -1),
-            dtype=dtype,
-            device=device,
-        )
 
     def _phi(self, z: Tensor) -> Tensor:
         u = torch.relu(z[:, :, None, :] - self.theta[:, None])  # (E, B, n_bases, M)
@@ -555,39 +505,26 @@ class ShallowPLRNN(EnsembleRNN):
     """Shallow PLRNN: z_t = A z + W1 relu(W2 z + h2) + h1.
 
     Parameters: ``A`` (E, M) diagonal, ``W1`` (E, M, H), ``W2`` (E, H, M), ``h1`` (E, M),
-    ``h2`` (E, H), ``B`` (E, N, M). Jacobian diag(A) + W1 diag(1[W2 z + h2 > 0]) W2.
+    ``h2`` (E, H), ``B`` (E, N, M); option ``hidden_dim`` H (default 50).
+    Jacobian diag(A) + W1 diag(1[W2 z + h2 > 0]) W2.
     Init (fan-in bounds): A ~ U(0.5, 0.9), W1 ~ U(±1/√H), W2, h1, h2, B ~ U(±1/√M).
     """
 
     _member_ndim: ClassVar[dict[str, int]] = {
         "A": 1, "W1": 2, "W2": 2, "h1": 1, "h2": 1, "B": 2
     }
+    _sizes: ClassVar[dict[str, tuple[str, int]]] = {"latent_dim": ("A", -1),
+                                                    "obs_dim": ("B", -2),
+                                                    "hidden_dim": ("h2", -1)}
+    _options: ClassVar[dict[str, int]] = {"hidden_dim": 50}
 
-    def __init__(
-        self,
-        latent_dim: int,
-        obs_dim: int,
-        *,
-        hidden_dim: int = 50,
-        n_models: int = 1,
-        seeds: Sequence[int] | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(
-            latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
-        )
-        self.hidden_dim = H = _positive_int(hidden_dim, "hidden_dim")
-        M = self.latent_dim
+    def _make_parameters(self) -> None:
+        M, H = self.latent_dim, self.hidden_dim
         self.A = self._param(M)
         self.W1 = self._param(M, H)
         self.W2 = self._param(H, M)
         self.h1 = self._param(M)
         self.h2 = self._param(H)
-        self.reset_parameters()
-
-    def _extra_config(self) -> dict[str, Any]:
-        return {"hidden_dim": self.hidden_dim}
 
     def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
         M, N, H = self.latent_dim, self.obs_dim, self.hidden_dim
@@ -600,30 +537,6 @@ class ShallowPLRNN(EnsembleRNN):
             "h2": _symmetric(g, (H,), r),
             "B": _symmetric(g, (N, M), r),
         }
-
-    @classmethod
-    def from_parameters(
-        cls,
-        *,
-        A: Any,
-        W1: Any,
-        W2: Any,
-        h1: Any,
-        h2: Any,
-        B: Any,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-    ) -> Self:
-        """ShallowPLRNN from A (M,), W1 (M, H), W2 (H, M), h1 (M,), h2 (H,), B (N, M) — or
-        with a leading ensemble dim E."""
-        return cls._from_tensors(
-            {"A": A, "W1": W1, "W2": W2, "h1": h1, "h2": h2, "B": B},
-            latent_dim=("A", -1),
-            obs_dim=("B", -2),
-            hidden_dim=("h2", -1),
-            dtype=dtype,
-            device=device,
-        )
 
     def _hidden(self, z: Tensor) -> Tensor:
         """Pre-activation W2 z + h2, (E, B, H)."""
@@ -652,24 +565,13 @@ class TanhRNN(EnsembleRNN):
     """
 
     _member_ndim: ClassVar[dict[str, int]] = {"W": 2, "h": 1, "B": 2}
+    _sizes: ClassVar[dict[str, tuple[str, int]]] = {"latent_dim": ("h", -1),
+                                                    "obs_dim": ("B", -2)}
 
-    def __init__(
-        self,
-        latent_dim: int,
-        obs_dim: int,
-        *,
-        n_models: int = 1,
-        seeds: Sequence[int] | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(
-            latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
-        )
+    def _make_parameters(self) -> None:
         M = self.latent_dim
         self.W = self._param(M, M)
         self.h = self._param(M)
-        self.reset_parameters()
 
     def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
         M, N = self.latent_dim, self.obs_dim
@@ -679,25 +581,6 @@ class TanhRNN(EnsembleRNN):
             "h": _symmetric(g, (M,), r),
             "B": _symmetric(g, (N, M), r),
         }
-
-    @classmethod
-    def from_parameters(
-        cls,
-        *,
-        W: Any,
-        h: Any,
-        B: Any,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-    ) -> Self:
-        """TanhRNN from W (M, M), h (M,), B (N, M) — or with a leading ensemble dim E."""
-        return cls._from_tensors(
-            {"W": W, "h": h, "B": B},
-            latent_dim=("h", -1),
-            obs_dim=("B", -2),
-            dtype=dtype,
-            device=device,
-        )
 
     def step(self, s: Tensor) -> Tensor:
         z = self._check_state(s)
@@ -719,24 +602,13 @@ class LSTM(EnsembleRNN):
 
     _member_ndim: ClassVar[dict[str, int]] = {"W": 2, "b": 1, "B": 2}
     _state_factor: ClassVar[int] = 2
+    _sizes: ClassVar[dict[str, tuple[str, int]]] = {"latent_dim": ("W", -1),
+                                                    "obs_dim": ("B", -2)}
 
-    def __init__(
-        self,
-        latent_dim: int,
-        obs_dim: int,
-        *,
-        n_models: int = 1,
-        seeds: Sequence[int] | None = None,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> None:
-        super().__init__(
-            latent_dim, obs_dim, n_models=n_models, seeds=seeds, dtype=dtype, device=device
-        )
+    def _make_parameters(self) -> None:
         M = self.latent_dim
         self.W = self._param(4 * M, M)
         self.b = self._param(4 * M)
-        self.reset_parameters()
 
     def _draw(self, g: torch.Generator) -> dict[str, Tensor]:
         M, N = self.latent_dim, self.obs_dim
@@ -747,29 +619,15 @@ class LSTM(EnsembleRNN):
             "B": _symmetric(g, (N, M), r),
         }
 
-    @classmethod
-    def from_parameters(
-        cls,
-        *,
-        W: Any,
-        b: Any,
-        B: Any,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-    ) -> Self:
-        """LSTM from W (4M, M), b (4M,), B (N, M) — or with a leading ensemble dim E."""
-        return cls._from_tensors(
-            {"W": W, "b": b, "B": B},
-            latent_dim=("W", -1),
-            obs_dim=("B", -2),
-            dtype=dtype,
-            device=device,
-        )
-
     def _state_from_latent(self, z: Tensor) -> Tensor:
         return torch.cat([z, torch.zeros_like(z)], dim=-1)
 
     def _gates(self, s: Tensor) -> tuple[Tensor, ...]:
+        """(c, i, f, g, o, c') at s for :meth:`jacobian`. The same values as :meth:`step`'s to
+        rounding, not bitwise: the step fuses a = b + W h into one ``baddbmm`` and takes one
+        sigmoid over the (E, B, 4M) block. Computing the Jacobian's gates the step's way
+        changes the LSTM's λ_max by up to ~1e-7 relative (measured), so the two stay apart
+        until such a change is accepted; training and free runs use :meth:`step` only."""
         M = self.latent_dim
         h, c = s[..., :M], s[..., M:]
         a = h @ self.W.mT + self.b[:, None]

@@ -76,8 +76,9 @@ from tqdm import tqdm
 
 from . import data as data_mod
 from . import fused, metrics, paths, training
-from .models import MODELS
-from .training import MemberConfig, TrainSettings
+from .forcing import MemberConfig
+from .models import MODELS, check_positive_int
+from .training import TrainSettings
 
 __all__ = ["SlurmOptions", "SweepSpec", "load_sweep_data", "run_job", "run_sweep",
            "spec_from_args", "sweep_inputs", "sweep_jobs", "sweep_main", "worker_devices"]
@@ -99,11 +100,6 @@ def _unknown(kind: str, names: Sequence[str], known: Sequence[str]) -> None:
             close = difflib.get_close_matches(str(name), known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")
-
-
-def _positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass
@@ -235,15 +231,15 @@ class SweepSpec:
         _unknown("architecture", list(self.architectures), list(MODELS))
         if len(set(self.architectures)) != len(self.architectures):
             raise ValueError(f"architectures repeat: {self.architectures}")
-        _positive_int(self.n_data, "n_data")
+        check_positive_int(self.n_data, "n_data")
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        _positive_int(self.n_generate, "n_generate")
+        check_positive_int(self.n_generate, "n_generate")
         if self.n_generate < 100:
             raise ValueError(f"n_generate must be at least 100 (D_H uses 50 chunks), "
                              f"got {self.n_generate}")
-        _positive_int(self.checkpoint_every, "checkpoint_every")
-        _positive_int(self.split, "split")
+        check_positive_int(self.checkpoint_every, "checkpoint_every")
+        check_positive_int(self.split, "split")
         members = self.member_configs()
         if self.split > len(members):
             raise ValueError(f"split {self.split} exceeds the {len(members)} members")
@@ -791,8 +787,7 @@ def run_sweep(
     (e.g. ``"cpu"`` after GPU training; None: on the training device).
     """
     spec.validate()
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    check_positive_int(workers, "workers")
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
     if executor == "slurm" and time_limit is not None:
@@ -985,7 +980,7 @@ class SlurmOptions:
     def validate(self) -> SlurmOptions:
         """Raise a one-line ValueError for a bad option."""
         for name in ("time_min", "array_parallelism", "cpus_per_job"):
-            _positive_int(getattr(self, name), f"slurm {name}")
+            check_positive_int(getattr(self, name), f"slurm {name}")
         for name in ("gpus_per_job", "max_requeue"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -1,9 +1,10 @@
 """Benchmark dynamical systems: vector fields, analytic Jacobians and a parameter table.
 
-Every named system is one row of ``systems.json`` (package data): the equations it uses
-(``model``), parameters, sampling step ``dt`` of its data set, transient, initial condition,
-reference Lyapunov exponents (per time unit), the paper data set whose published λ_max and
-τ_pred (``paper.json``) it carries, and a citation. The equations live here as
+Every named system is one row of ``systems.json`` (package data): the equation family it
+belongs to (``family``, a key of :data:`FAMILIES`; e.g. ``lorenz_paper`` and ``lorenz_standard``
+are both ``lorenz63``), parameters, sampling step ``dt`` of its data set, transient, initial
+condition, reference Lyapunov exponents (per time unit), the paper data set whose published
+λ_max and τ_pred (``paper.json``) it carries, and a citation. The equations live here as
 plain functions vectorised over leading dimensions: ``rhs(x, p)`` maps ``(..., d)`` to
 ``(..., d)`` and ``jac(x, p)`` maps ``(..., d)`` to ``(..., d, d)``.
 
@@ -144,7 +145,9 @@ def mackey_glass_jac(x: Array, x_delayed: Array, p: dict) -> Array:
     return np.stack([np.full_like(x, -p["gamma"]), d_delayed], axis=-1)
 
 
-_MODELS: dict[str, tuple[Callable, Callable]] = {
+#: equation family → (f, ∂f/∂x): the vector field (flows), the map (maps) or the delay
+#: equation's right-hand side (Mackey-Glass); several table systems share a family
+FAMILIES: dict[str, tuple[Callable, Callable]] = {
     "lorenz63": (lorenz63_rhs, lorenz63_jac),
     "roessler": (roessler_rhs, roessler_jac),
     "duffing": (duffing_rhs, duffing_jac),
@@ -164,12 +167,13 @@ class System:
     """One row of the system table, with its equations attached.
 
     For ``kind == "flow"`` ``rhs`` is the vector field f (ẋ = f(x)); for ``"map"`` it is the
-    map itself (x_{t+1} = f(x_t)); ``jac`` is ∂f/∂x in both cases. ``dt`` is the sampling
-    step of the data set; exponents in ``reference_exponents`` are per time unit.
+    map itself (x_{t+1} = f(x_t)); ``jac`` is ∂f/∂x in both cases, both those of the system's
+    equation ``family`` (:data:`FAMILIES`). ``dt`` is the sampling step of the data set;
+    exponents in ``reference_exponents`` are per time unit.
     """
 
     name: str
-    model: str
+    family: str
     kind: str
     params: dict[str, Any]
     dt: float
@@ -186,21 +190,21 @@ class System:
     @property
     def dim(self) -> int:
         """State dimension d."""
-        return int(self.params["N"]) if self.model == "lorenz96" else _DIMS[self.model]
+        return int(self.params["N"]) if self.family == "lorenz96" else _DIMS[self.family]
 
     def rhs(self, x: Array) -> Array:
         """Vector field (flow) or map (map), vectorised over leading dimensions."""
         _check_state(self, x)
-        return _MODELS[self.model][0](np.asarray(x, dtype=float), self.params)
+        return FAMILIES[self.family][0](np.asarray(x, dtype=float), self.params)
 
     def jac(self, x: Array) -> Array:
         """Analytic Jacobian ∂f/∂x, shape (..., d, d)."""
         _check_state(self, x)
-        return _MODELS[self.model][1](np.asarray(x, dtype=float), self.params)
+        return FAMILIES[self.family][1](np.asarray(x, dtype=float), self.params)
 
     def observe(self, x: Array) -> Array:
         """Map states to the observed coordinates of the data set (identity except Duffing)."""
-        return _OBSERVE.get(self.model, lambda s: s)(np.asarray(x, dtype=float))
+        return _OBSERVE.get(self.family, lambda s: s)(np.asarray(x, dtype=float))
 
     def initial_state(self) -> Array:
         """Initial condition from the table (Lorenz-96: F everywhere, first variable + 0.01)."""
@@ -314,7 +318,7 @@ def integrate(
             out[k] = x
             x = system.rhs(x)
         return out
-    f = _MODELS[system.model][0]
+    f = FAMILIES[system.family][0]
     t_eval = transient + dt * np.arange(n_steps)
     sol = solve_ivp(
         lambda t, s: f(s, system.params), (0.0, t_eval[-1]), start, method="DOP853",

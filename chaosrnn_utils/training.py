@@ -14,6 +14,9 @@ serve all members: the latent update at step t is, per member e,
 so member e ends with the same parameters as the same configuration trained alone. Adam is
 elementwise, so one Adam over stacked parameters is one Adam per member. A member whose loss or
 gradient turns NaN/inf is marked diverged (epoch recorded) and frozen; the others go on.
+
+The masks of one batch are the schedule of :mod:`.forcing` (:func:`~.forcing.schedule_masks`);
+``MODES``, ``MemberConfig`` and the mask builders are importable from here as well.
 """
 
 from __future__ import annotations
@@ -34,66 +37,18 @@ from tqdm import tqdm
 
 from . import fused, paths, triton_engine
 from .data import check_series
+from .forcing import MODES as MODES  # the schedule lives in forcing; its names stay here too
+from .forcing import (
+    MemberConfig,
+    batch_periods,
+    member_codes,
+    periodic_masks,
+    schedule_masks,
+)
 from .jacobians import member_norms
-from .models import EnsembleRNN, make_model
+from .models import EnsembleRNN, check_positive_int, make_model
 
-MODES = ("sparse", "teacher", "bptt", "tbptt", "window", "gtf")
 ENGINES = ("fused", "autograd")
-
-
-@dataclass(frozen=True)
-class MemberConfig:
-    """What may differ between the members of one ensemble.
-
-    mode: ``sparse`` (force every ``tau`` steps), ``teacher`` (τ = 1), ``bptt`` (free run from
-    the inferred first state), ``tbptt`` (free run, gradient cut every ``truncation`` steps),
-    ``window`` (restart from zeros every ``window`` steps, no forcing) or ``gtf``
-    (state α B⁺x + (1 − α) z at every step). ``tau_spread`` draws τ uniformly from
-    [τ − spread, τ + spread] per batch; ``tau_start`` anneals τ linearly from ``tau_start``
-    (first epoch) to ``tau`` (last epoch). ``clip_norm``/``clip_value`` clip this member's
-    gradient by its total norm / elementwise (None: no clipping).
-    """
-
-    seed: int = 0
-    mode: str = "sparse"
-    tau: int | None = 30
-    tau_spread: int = 0
-    tau_start: int | None = None
-    truncation: int | None = None
-    window: int | None = None
-    alpha: float = 0.0
-    clip_norm: float | None = None
-    clip_value: float | None = None
-
-    def validate(self, seq_len: int) -> MemberConfig:
-        """Raise a clear error for an inconsistent configuration (before any training)."""
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; modes: {', '.join(MODES)}")
-
-        def interval(value: Any, name: str) -> None:
-            if value is None or isinstance(value, bool) or int(value) != value \
-                    or not 1 <= value <= seq_len:
-                raise ValueError(f"{self.mode}: {name} must be an integer in 1..{seq_len} "
-                                 f"(the sequence length), got {value!r}")
-
-        if self.mode == "sparse":
-            interval(self.tau, "tau")
-            if self.tau_spread:
-                interval(self.tau - self.tau_spread, "tau - tau_spread")
-                interval(self.tau + self.tau_spread, "tau + tau_spread")
-            if self.tau_start is not None:
-                interval(self.tau_start, "tau_start")
-        elif self.mode == "tbptt":
-            interval(self.truncation, "truncation")
-        elif self.mode == "window":
-            interval(self.window, "window")
-        elif self.mode == "gtf" and not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"gtf: alpha must be in [0, 1], got {self.alpha}")
-        for name in ("clip_norm", "clip_value"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be positive or None, got {v}")
-        return self
 
 
 @dataclass(frozen=True)
@@ -118,9 +73,7 @@ class TrainSettings:
 
     def validate(self, n_data: int) -> TrainSettings:
         for name in ("latent_dim", "seq_len", "batch_size", "batches_per_epoch", "epochs"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or int(v) != v or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            check_positive_int(getattr(self, name), name)
         if self.seq_len + 1 > n_data:
             raise ValueError(f"seq_len {self.seq_len} + 1 exceeds the {n_data} data points")
         if not self.lr > 0:
@@ -153,79 +106,10 @@ class TrainState:
     wall_time: float = 0.0
 
 
-def _member_generators(members: Sequence[MemberConfig]) -> list[torch.Generator]:
+def member_generators(members: Sequence[MemberConfig]) -> list[torch.Generator]:
+    """One generator per member, seeded with its ``seed``: it draws the member's batch
+    windows and its random τ (``tau_spread``), in that order per batch."""
     return [torch.Generator().manual_seed(int(m.seed)) for m in members]
-
-
-def _tau_now(m: MemberConfig, epoch: int, epochs: int, g: torch.Generator) -> int:
-    tau = m.tau
-    if m.tau_start is not None:
-        frac = epoch / max(1, epochs - 1)
-        tau = int(round(m.tau_start + (m.tau - m.tau_start) * frac))
-    if m.tau_spread:
-        tau = int(torch.randint(tau - m.tau_spread, tau + m.tau_spread + 1, (1,), generator=g))
-    return tau
-
-
-def schedule_masks(members: Sequence[MemberConfig], seq_len: int, epoch: int, epochs: int,
-                   generators: Sequence[torch.Generator]) -> dict[str, Tensor]:
-    """Per-member step masks for one batch: ``force``, ``zero``, ``cut`` (E, T) bool and
-    ``alpha`` (E,). Draws the random τ (if any) from each member's generator."""
-    E, T = len(members), seq_len
-    force = torch.zeros(E, T, dtype=torch.bool)
-    zero = torch.zeros(E, T, dtype=torch.bool)
-    cut = torch.zeros(E, T, dtype=torch.bool)
-    alpha = torch.zeros(E)
-    for e, (m, g) in enumerate(zip(members, generators, strict=True)):
-        if m.mode in ("sparse", "teacher"):
-            tau = 1 if m.mode == "teacher" else _tau_now(m, epoch, epochs, g)
-            force[e, ::tau] = True
-        elif m.mode == "window":
-            zero[e, :: m.window] = True
-        elif m.mode == "tbptt":
-            cut[e, m.truncation :: m.truncation] = True
-        elif m.mode == "gtf":
-            alpha[e] = m.alpha
-    return dict(force=force, zero=zero, cut=cut, alpha=alpha)
-
-
-def batch_periods(members: Sequence[MemberConfig], epoch: int, epochs: int,
-                  generators: Sequence[torch.Generator]) -> Tensor:
-    """Per member (E,) long: the period of one batch's masks (τ for ``sparse``/``teacher``,
-    ``window``, ``truncation``; 1 otherwise), drawing a random τ from each member's generator
-    exactly as :func:`schedule_masks` does (same numbers, same generator states after)."""
-    out = []
-    for m, g in zip(members, generators, strict=True):
-        if m.mode in ("sparse", "teacher"):
-            out.append(1 if m.mode == "teacher" else _tau_now(m, epoch, epochs, g))
-        else:
-            out.append({"window": m.window, "tbptt": m.truncation}.get(m.mode, 1))
-    return torch.tensor(out, dtype=torch.long)
-
-
-def member_codes(members: Sequence[MemberConfig]) -> tuple[Tensor, Tensor]:
-    """(mode index into :data:`MODES` (E,) long, α (E,) float32: ``gtf`` members' α, else 0),
-    what :func:`periodic_masks` needs besides the periods."""
-    codes = torch.tensor([MODES.index(m.mode) for m in members], dtype=torch.long)
-    alpha = torch.tensor([m.alpha if m.mode == "gtf" else 0.0 for m in members],
-                         dtype=torch.float32)
-    return codes, alpha
-
-
-def periodic_masks(codes: Tensor, alpha: Tensor, periods: Tensor, seq_len: int
-                   ) -> dict[str, Tensor]:
-    """:func:`schedule_masks` from the periods of :func:`batch_periods`, built on their
-    device without a host loop (one batch of a captured update): with k ≡ t mod period,
-    force = (k = 0) for sparse/teacher, zero = (k = 0) for window, cut = (k = 0, t > 0)
-    for tbptt."""
-    t = torch.arange(seq_len, device=periods.device)
-    hit = (t % periods[:, None]) == 0
-
-    def mode(*names: str) -> Tensor:
-        return sum((codes == MODES.index(n)).long() for n in names).bool()[:, None]
-
-    return dict(force=hit & mode("sparse", "teacher"), zero=hit & mode("window"),
-                cut=hit & mode("tbptt") & (t > 0), alpha=alpha)
 
 
 def training_rollout(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]) -> Tensor:
@@ -303,8 +187,8 @@ def new_state(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim:
                        **settings.model_kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, capturable=capturable)
     E = len(members)
-    dev = model.B.device
-    return TrainState(model, opt, _member_generators(members), 0,
+    dev = model.device
+    return TrainState(model, opt, member_generators(members), 0,
                       torch.ones(E, dtype=torch.bool, device=dev),
                       torch.full((E,), -1, dtype=torch.long, device=dev))
 
@@ -365,13 +249,13 @@ def make_capturable(optimizer: torch.optim.Optimizer) -> None:
 def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
     """Restore a state written by :func:`save_checkpoint` into ``state`` (same configuration);
     :class:`CheckpointError` naming ``path`` when it is unreadable or does not fit."""
-    blob = read_checkpoint(path, map_location=state.model.B.device)
+    blob = read_checkpoint(path, map_location=state.model.device)
     try:
         state.model.load_state_dict(blob["model"])
         state.optimizer.load_state_dict(blob["optimizer"])
         for g, s in zip(state.generators, blob["generators"], strict=True):
             g.set_state(s)
-        dev = state.model.B.device
+        dev = state.model.device
         state.epoch = int(blob["epoch"])
         state.alive = blob["alive"].to(dev)
         state.diverged_epoch = blob["diverged_epoch"].to(dev)
@@ -458,10 +342,62 @@ def train(
     keep_at = set(check_keep(keep_at, settings.epochs))
     if keep_at and checkpoint is None:
         raise ValueError("keep_at needs a checkpoint path (snapshots are kept beside it)")
+    state = _start(members, settings, x_all.shape[1], device, static, checkpoint)
+    model, dev, dtype = state.model, state.model.device, state.model.dtype
+    x_dev = torch.as_tensor(x_all, dtype=dtype, device=dev)
+    E, T, nb = len(members), settings.seq_len, settings.batch_size
+    n_starts = x_all.shape[0] - T  # window starts 0..n − T − 1
+    offsets = torch.arange(T + 1, device=dev)
+    codes, alpha = (c.to(dev) for c in member_codes(members))
+    start_time = clock() - state.wall_time
+    bar, show = _epoch_bar(progress, settings, E, state.epoch)
+    epoch_t = torch.zeros((), dtype=torch.long, device=dev)  # the epoch, on the device
+    epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
+    update = partial(_update, state, list(model.parameters()),
+                     *_clip_thresholds(members, dtype, dev), epoch_t, epoch_loss)
+    runner = None
+    for epoch in bar:
+        epoch_loss.zero_()
+        epoch_t.fill_(epoch)
+        if static:
+            starts_ep, periods_ep = _epoch_draws(members, settings, epoch, state.generators,
+                                                 n_starts, dev)
+        for k in range(settings.batches_per_epoch):
+            if static:
+                x = x_dev[starts_ep[k][..., None] + offsets]
+                masks = periodic_masks(codes, alpha, periods_ep[k], T)
+                if runner is None:
+                    runner = _StaticRunner(update, model, x, masks)
+                else:
+                    runner(x, masks)
+                continue
+            starts = _draw_starts(state.generators, n_starts, nb)
+            masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
+            x = x_dev[starts.to(dev)[..., None] + offsets]  # (E, B, T+1, N)
+            update(x, partial(training_predictions, model, masks=masks, engine=settings.engine))
+        state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
+        state.epoch = epoch + 1
+        state.wall_time = clock() - start_time
+        if show:
+            alive_n = int(state.alive.sum())
+            bar.set_postfix(loss=f"{np.nanmean(state.history[-1]):.4g}", alive=f"{alive_n}/{E}")
+        out_of_time = time_limit is not None and state.wall_time >= time_limit
+        _save_due(state, checkpoint, checkpoint_every, settings.epochs, out_of_time, keep_at)
+        if out_of_time:
+            break
+    bar.close()
+    return state
+
+
+def _start(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim: int,
+           device: torch.device | str | None, static: bool, checkpoint: str | Path | None
+           ) -> TrainState:
+    """:func:`train`'s state: new, or resumed from ``checkpoint`` when it exists (with a
+    capturable Adam for ``static`` on CUDA). Device: CUDA when available unless given."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     capturable = static and torch.device(device).type == "cuda"
-    state = new_state(members, settings, x_all.shape[1], device=device, capturable=capturable)
+    state = new_state(members, settings, obs_dim, device=device, capturable=capturable)
     if static and not (settings.engine == "fused" and fused.supports(state.model)):
         raise ValueError(f"static=True needs the fused engine and one of "
                          f"{', '.join(c.__name__ for c in fused.FUSED_MODELS)}")
@@ -469,106 +405,91 @@ def train(
         load_checkpoint(state, checkpoint)
         if capturable:
             make_capturable(state.optimizer)
-    model, opt = state.model, state.optimizer
-    dev, dtype = model.B.device, model.B.dtype
-    x_dev = torch.as_tensor(x_all, dtype=dtype, device=dev)
-    params = list(model.parameters())
-    E, T, nb = len(members), settings.seq_len, settings.batch_size
-    inf = torch.tensor(math.inf, dtype=dtype, device=dev)
-    clip_norm = torch.stack([inf if m.clip_norm is None else torch.tensor(m.clip_norm, dtype=dtype,
-                             device=dev) for m in members])
-    clip_value = torch.stack([inf if m.clip_value is None else torch.tensor(
-        m.clip_value, dtype=dtype, device=dev) for m in members])
-    offsets = torch.arange(T + 1, device=dev)
-    codes, alpha = (c.to(dev) for c in member_codes(members))
-    pin = dev.type == "cuda"
-    start_time = clock() - state.wall_time
-    bar_options = {"desc": f"{settings.model} ×{E}", "leave": False,
-                   **(progress if isinstance(progress, Mapping) else {})}
-    show = isinstance(progress, Mapping) or bool(progress)
-    bar = tqdm(range(state.epoch, settings.epochs), initial=state.epoch,
-               total=settings.epochs, disable=not show, **bar_options)
-    epoch_t = torch.zeros((), dtype=torch.long, device=dev)  # the epoch, on the device
-    epoch_loss = torch.zeros(E, dtype=dtype, device=dev)
-
-    def draw_starts() -> Tensor:
-        return torch.stack([torch.randint(0, x_all.shape[0] - T, (nb,), generator=g)
-                            for g in state.generators])  # (E, B)
-
-    def batch() -> tuple[Tensor, dict[str, Tensor]]:
-        starts = draw_starts()
-        masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
-        return x_dev[starts.to(dev)[..., None] + offsets], masks  # (E, B, T+1, N)
-
-    def epoch_draws() -> tuple[Tensor, Tensor]:
-        """The static path's random numbers of a whole epoch, drawn in the order of
-        :func:`batch` (same numbers) and copied to the device at once: window starts
-        (b, E, B) and mask periods (b, E); windows and masks are then built on the device."""
-        starts, periods = [], []
-        for _ in range(settings.batches_per_epoch):
-            starts.append(draw_starts())
-            periods.append(batch_periods(members, epoch, settings.epochs, state.generators))
-        both = [torch.stack(starts), torch.stack(periods)]
-        if pin:
-            both = [b.pin_memory() for b in both]
-        return tuple(b.to(dev, non_blocking=True) for b in both)
-
-    def update(x: Tensor, predict) -> None:
-        """One update, all bookkeeping in place on device tensors (no host sync)."""
-        pred, target = predict(x)
-        loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))  # (E,)
-        alive = state.alive
-        opt.zero_grad(set_to_none=False)
-        torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
-        grads = [p.grad for p in params]
-        norm = _clip_(grads, clip_norm, clip_value)
-        ok = torch.isfinite(loss) & torch.isfinite(norm)
-        state.diverged_epoch.copy_(torch.where(alive & ~ok, epoch_t, state.diverged_epoch))
-        alive.logical_and_(ok)
-        keep = [p.detach().clone() for p in params]
-        for g in grads:
-            g.copy_(torch.where(_per_member(alive, g), g, torch.zeros_like(g)))
-        opt.step()
-        with torch.no_grad():
-            for p, k in zip(params, keep, strict=True):
-                p.copy_(torch.where(_per_member(alive, p), p, k))
-        epoch_loss.add_(torch.where(alive, loss.detach(), torch.full_like(loss, math.nan)))
-
-    runner = None
-    for epoch in bar:
-        epoch_loss.zero_()
-        epoch_t.fill_(epoch)
-        if static:
-            starts_ep, periods_ep = epoch_draws()
-        for k in range(settings.batches_per_epoch):
-            if not static:
-                x, masks = batch()
-                update(x, partial(training_predictions, model, masks=masks,
-                                  engine=settings.engine))
-                continue
-            x = x_dev[starts_ep[k][..., None] + offsets]
-            masks = periodic_masks(codes, alpha, periods_ep[k], T)
-            if runner is None:
-                runner = _StaticRunner(update, model, x, masks)
-            else:
-                runner(x, masks)
-        state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
-        state.epoch = epoch + 1
-        state.wall_time = clock() - start_time
-        if show:
-            alive_n = int(state.alive.sum())
-            bar.set_postfix(loss=f"{np.nanmean(state.history[-1]):.4g}", alive=f"{alive_n}/{E}")
-        last = state.epoch == settings.epochs
-        out_of_time = time_limit is not None and state.wall_time >= time_limit
-        if checkpoint is not None and (state.epoch % checkpoint_every == 0 or last
-                                       or out_of_time):
-            save_checkpoint(state, checkpoint)
-        if state.epoch in keep_at:
-            save_checkpoint(state, snapshot_path(checkpoint, state.epoch))
-        if out_of_time:
-            break
-    bar.close()
     return state
+
+
+def _epoch_bar(progress: bool | Mapping[str, Any], settings: TrainSettings, n_members: int,
+               first_epoch: int) -> tuple[tqdm, bool]:
+    """(tqdm bar over the epochs left, whether it shows) for :func:`train`'s ``progress``."""
+    options = {"desc": f"{settings.model} ×{n_members}", "leave": False,
+               **(progress if isinstance(progress, Mapping) else {})}
+    show = isinstance(progress, Mapping) or bool(progress)
+    bar = tqdm(range(first_epoch, settings.epochs), initial=first_epoch, total=settings.epochs,
+               disable=not show, **options)
+    return bar, show
+
+
+def _clip_thresholds(members: Sequence[MemberConfig], dtype: torch.dtype, device: torch.device
+                     ) -> tuple[Tensor, Tensor]:
+    """Per-member (clip_norm, clip_value), each (E,), inf where a member does not clip."""
+    inf = torch.tensor(math.inf, dtype=dtype, device=device)
+
+    def per_member(values: list[float | None]) -> Tensor:
+        return torch.stack([inf if v is None else torch.tensor(v, dtype=dtype, device=device)
+                            for v in values])
+
+    return (per_member([m.clip_norm for m in members]),
+            per_member([m.clip_value for m in members]))
+
+
+def _draw_starts(generators: Sequence[torch.Generator], n_starts: int, nb: int) -> Tensor:
+    """One batch's window starts (E, B): ``nb`` draws in 0..n_starts − 1 per member, each from
+    its own generator."""
+    return torch.stack([torch.randint(0, n_starts, (nb,), generator=g) for g in generators])
+
+
+def _epoch_draws(members: Sequence[MemberConfig], settings: TrainSettings, epoch: int,
+                 generators: Sequence[torch.Generator], n_starts: int, device: torch.device
+                 ) -> tuple[Tensor, Tensor]:
+    """The static path's random numbers of a whole epoch, drawn in the order of the default
+    path (window starts, then τ, per batch: the same numbers) and copied to the device at
+    once: window starts (b, E, B) and mask periods (b, E); windows and masks are then built
+    on the device."""
+    starts, periods = [], []
+    for _ in range(settings.batches_per_epoch):
+        starts.append(_draw_starts(generators, n_starts, settings.batch_size))
+        periods.append(batch_periods(members, epoch, settings.epochs, generators))
+    both = [torch.stack(starts), torch.stack(periods)]
+    if device.type == "cuda":
+        both = [b.pin_memory() for b in both]
+    return tuple(b.to(device, non_blocking=True) for b in both)
+
+
+def _update(state: TrainState, params: list[Tensor], clip_norm: Tensor, clip_value: Tensor,
+            epoch_t: Tensor, epoch_loss: Tensor, x: Tensor, predict: Any) -> None:
+    """One update of every live member on windows ``x`` (``predict(x)`` gives (x̂, target)):
+    loss, backward, per-member clipping, divergence check (a member whose loss or gradient
+    norm is not finite is frozen, its epoch recorded), Adam, and the epoch's loss sum; all
+    bookkeeping in place on device tensors (no host sync)."""
+    pred, target = predict(x)
+    loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))  # (E,)
+    alive = state.alive
+    state.optimizer.zero_grad(set_to_none=False)
+    torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
+    grads = [p.grad for p in params]
+    norm = _clip_(grads, clip_norm, clip_value)
+    ok = torch.isfinite(loss) & torch.isfinite(norm)
+    state.diverged_epoch.copy_(torch.where(alive & ~ok, epoch_t, state.diverged_epoch))
+    alive.logical_and_(ok)
+    keep = [p.detach().clone() for p in params]
+    for g in grads:
+        g.copy_(torch.where(_per_member(alive, g), g, torch.zeros_like(g)))
+    state.optimizer.step()
+    with torch.no_grad():
+        for p, k in zip(params, keep, strict=True):
+            p.copy_(torch.where(_per_member(alive, p), p, k))
+    epoch_loss.add_(torch.where(alive, loss.detach(), torch.full_like(loss, math.nan)))
+
+
+def _save_due(state: TrainState, checkpoint: str | Path | None, every: int, total: int,
+              out_of_time: bool, keep_at: set[int]) -> None:
+    """After an epoch: the checkpoint every ``every`` epochs, at the last and when out of
+    time; a kept snapshot at the epochs of ``keep_at``."""
+    if checkpoint is not None and (state.epoch % every == 0 or state.epoch == total
+                                   or out_of_time):
+        save_checkpoint(state, checkpoint)
+    if state.epoch in keep_at:
+        save_checkpoint(state, snapshot_path(checkpoint, state.epoch))
 
 
 class _StaticRunner:

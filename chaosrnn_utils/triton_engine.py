@@ -7,9 +7,10 @@ whole window,
 
     s̃_t = a_t s_t + b_t u_t   (u_t = B⁺x_t),   s_{t+1} = F_θ(s̃_t)                 (forward)
     ḡ_t = ∂L/∂s_{t+1} + a_{t+1}-carry,  ∂L/∂s̃_t = (∂F/∂s̃_t)ᵀ ḡ_t,
-    ∂L/∂u_t = gb_t ∂L/∂s̃_t,   carry to step t − 1: ga_t ∂L/∂s̃_t                   (backward)
+    ∂L/∂u_t = b̄_t ∂L/∂s̃_t,   carry to step t − 1: ā_t ∂L/∂s̃_t                     (backward)
 
-with the per-step coefficients (a, b, ga, gb) read from one (4, T, E) device array, and
+with the per-step coefficients (a, b, ā, b̄) = (a, b, a_bwd, b_bwd) (ā, b̄: a, b zeroed at the
+cut steps of truncated BPTT) read from one (4, T, E) device array, and
 store s̃_t, s_{t+1} (LSTM: also c̃_t and c_{t+1}) and the pre-activation gradients. All
 that is parallel in time — u = yB, x̂ = sBᵀ, ∂L/∂s = gx B and every parameter gradient
 Σ_t (·)ᵀ(·) — is one batched matmul each, outside the kernels. The backward recomputes the
@@ -146,23 +147,17 @@ def triton_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] |
         coef = masks.coef
         if coef is None:
             coef = torch.stack([torch.stack(c)[..., 0, 0] for c in
-                                (masks.a, masks.b, masks.ga, masks.gb)])
+                                (masks.a, masks.b, masks.a_bwd, masks.b_bwd)])
     else:
         coef = torch.stack(fused.mixing_coefficients(masks)).transpose(1, 2)
     coef = coef.to(dtype=y.dtype, device=y.device)
-    if arch == "plrnn":
-        params = (model.A, model.W, model.h, model._offdiag)
-    elif arch == "rnn":
-        params = (model.W, model.h)
-    else:
-        params = (model.W, model.b)
-    return _TritonRollout.apply(y, model.B, coef, arch, *params)
+    return _TritonRollout.apply(y, model.B, coef, arch, *fused.cell_parameters(model))
 
 
 def predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | fused.Plan, *,
                 static: bool = False) -> Tensor:
     """The engine for ``model``'s device: Triton on CUDA when :func:`available`, else
     :func:`~chaosrnn_utils.fused.fused_predictions`."""
-    if available(model.B.device):
+    if available(model.device):
         return triton_predictions(model, x, masks, static=static)
     return fused.fused_predictions(model, x, masks, static=static)

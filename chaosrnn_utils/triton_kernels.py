@@ -114,8 +114,8 @@ def rollout_bwd(gz_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_
         v3 = tl.load(v_ptr + e * R + 3 * M + om, mask=mm, other=0.0)
     for k in range(T):
         t = T - 1 - k
-        ga = tl.load(coef_ptr + (2 * T + t) * E + e)
-        gb = tl.load(coef_ptr + (3 * T + t) * E + e)
+        a_bwd = tl.load(coef_ptr + (2 * T + t) * E + e)
+        b_bwd = tl.load(coef_ptr + (3 * T + t) * E + e)
         rows = (e * T + t) * NB + ob
         off = rows[:, None] * M + om[None, :]
         g = tl.load(gz_ptr + off, mask=m2, other=0.0) + carry
@@ -154,7 +154,7 @@ def rollout_bwd(gz_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_
             for i in range(R):
                 col = tl.load(gp_ptr + rows * R + i, mask=bm, other=0.0)
                 gs += col[:, None] * tl.load(wbase + i * M + om, mask=mm, other=0.0)[None, :]
-            carry_c = ga * gc * sf
-        tl.store(gu_ptr + off, gb * gs, mask=m2)
-        carry = ga * gs
+            carry_c = a_bwd * gc * sf
+        tl.store(gu_ptr + off, b_bwd * gs, mask=m2)
+        carry = a_bwd * gs
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from chaosrnn_utils.forcing import check_tau, forced_rollout, forcing_mask
+from chaosrnn_utils import forcing, training
+from chaosrnn_utils.forcing import (
+    MemberConfig,
+    check_tau,
+    forced_rollout,
+    forcing_mask,
+    schedule_masks,
+)
 from chaosrnn_utils.jacobians import loss_gradient_norms
 from chaosrnn_utils.models import make_model
 from chaosrnn_utils.regimes import chaotic_plrnn
@@ -27,9 +37,93 @@ def chaos():
 def test_forcing_mask_and_tau_validation():
     np.testing.assert_array_equal(forcing_mask(7, 3).numpy(), [1, 0, 0, 1, 0, 0, 1])
     assert not forcing_mask(5, None).any()
-    for bad in (0, -2, 11, 2.5, True):
-        with pytest.raises(ValueError, match="τ must be an integer"):
+    for bad in (0, -2, 11, 2.5, 3.0, True, "3", np.float64(4.0)):
+        with pytest.raises(ValueError, match="τ must be an integer in 1..10"):
             check_tau(bad, 10)
+    for good in (1, 10, np.int64(4), np.int32(7)):
+        assert check_tau(good, 10) == int(good) and type(check_tau(good, 10)) is int
+    assert check_tau(None, 10) is None
+    with pytest.raises(ValueError, match="window must be an integer in 1..10"):
+        check_tau(None, 10, "window", required=True)
+
+
+# every mode, fixed, random and annealed τ (annealed and random together too)
+SCHEDULE = [MemberConfig(seed=0, tau=7), MemberConfig(seed=1, mode="teacher"),
+            MemberConfig(seed=2, tau=10, tau_spread=3), MemberConfig(seed=3, tau=9, tau_start=2),
+            MemberConfig(seed=4, tau=12, tau_spread=2, tau_start=4),
+            MemberConfig(seed=5, mode="window", window=6),
+            MemberConfig(seed=6, mode="tbptt", truncation=5), MemberConfig(seed=7, mode="bptt"),
+            MemberConfig(seed=8, mode="gtf", alpha=0.3)]
+
+
+def _batch_tau(m: MemberConfig, epoch: int, epochs: int, g: torch.Generator) -> int:
+    """One batch's τ as MemberConfig's docstring states it: 1 for ``teacher``; else annealed
+    linearly from ``tau_start`` (first epoch) to ``tau`` (last), then drawn uniformly from
+    [τ − spread, τ + spread] with the member's generator."""
+    if m.mode == "teacher":
+        return 1
+    tau = m.tau
+    if m.tau_start is not None:
+        tau = round(m.tau_start + (m.tau - m.tau_start) * epoch / (epochs - 1))
+    if m.tau_spread:
+        tau = torch.randint(tau - m.tau_spread, tau + m.tau_spread + 1, (1,), generator=g).item()
+    return tau
+
+
+def test_schedule_force_mask_is_the_forcing_mask_per_member():
+    """schedule_masks' force mask of every member and batch is forcing_mask of the member's τ
+    (t ≡ 0 mod τ); windows restart at t ≡ 0 mod window, truncation cuts at t ≡ 0 mod k, t > 0;
+    the generators end where the reference draws leave them."""
+    T, epochs = 40, 4
+    t = np.arange(T)
+    gens = [torch.Generator().manual_seed(m.seed) for m in SCHEDULE]
+    refs = [torch.Generator().manual_seed(m.seed) for m in SCHEDULE]
+    none = np.zeros(T, dtype=bool)
+    for epoch in range(epochs):
+        for _ in range(3):
+            masks = schedule_masks(SCHEDULE, T, epoch, epochs, gens)
+            for e, (m, g) in enumerate(zip(SCHEDULE, refs, strict=True)):
+                if m.mode in ("sparse", "teacher"):
+                    tau = _batch_tau(m, epoch, epochs, g)
+                    assert torch.equal(masks["force"][e], forcing_mask(T, tau)), (e, tau)
+                    np.testing.assert_array_equal(masks["force"][e], t % tau == 0)
+                else:
+                    assert not masks["force"][e].any()
+                window = t % m.window == 0 if m.mode == "window" else none
+                cut = (t % m.truncation == 0) & (t > 0) if m.mode == "tbptt" else none
+                np.testing.assert_array_equal(masks["zero"][e], window)
+                np.testing.assert_array_equal(masks["cut"][e], cut)
+                assert float(masks["alpha"][e]) == np.float32(m.alpha if m.mode == "gtf" else 0)
+    for g, ref in zip(gens, refs, strict=True):
+        assert torch.equal(g.get_state(), ref.get_state())
+
+
+def test_training_reexports_the_schedule():
+    for name in ("MODES", "MemberConfig", "schedule_masks", "batch_periods", "member_codes",
+                 "periodic_masks"):
+        assert getattr(training, name) is getattr(forcing, name), name
+
+
+def test_forcing_does_not_import_training():
+    """forcing sits below training: no package module it imports, directly or through
+    another, is training (no import cycle)."""
+    pkg = Path(forcing.__file__).parent
+    seen, todo = set(), ["forcing"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((pkg / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                todo += [node.module.split(".")[0]] if node.module else \
+                    [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom | ast.Import):
+                mods = [node.module] if isinstance(node, ast.ImportFrom) else \
+                    [a.name for a in node.names]
+                todo += [m.split(".")[1] for m in mods
+                         if m and m.startswith("chaosrnn_utils.")]
+    assert "models" in seen and "training" not in seen, seen
 
 
 def test_tau_one_is_classic_teacher_forcing():

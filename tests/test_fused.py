@@ -12,15 +12,9 @@ import pytest
 import torch
 
 from chaosrnn_utils import fused
+from chaosrnn_utils.forcing import MemberConfig, schedule_masks
 from chaosrnn_utils.models import make_model
-from chaosrnn_utils.training import (
-    MemberConfig,
-    TrainSettings,
-    _member_generators,
-    schedule_masks,
-    train,
-    training_rollout,
-)
+from chaosrnn_utils.training import TrainSettings, member_generators, train, training_rollout
 
 # every mode, random and annealed τ, in one ensemble (the masks differ per member and step)
 MEMBERS = [
@@ -68,7 +62,7 @@ def test_fused_equals_autograd_for_every_mode(arch, dtype):
     model64 = make_model(arch, M, 3, n_models=E, seeds=list(range(E)), dtype=torch.float64)
     x64 = torch.randn(E, 5, T + 1, 3, dtype=torch.float64,
                       generator=torch.Generator().manual_seed(1))
-    masks = schedule_masks(MEMBERS, T, 3, 10, _member_generators(MEMBERS))
+    masks = schedule_masks(MEMBERS, T, 3, 10, member_generators(MEMBERS))
     p_ref, l_ref, g_ref = loss_and_grads(model64, x64, masks, "autograd")
     bound = forward_error_bound(dtype, M, T)
     model, x = model64.to(dtype), x64.to(dtype)
@@ -96,9 +90,7 @@ def test_fused_gradients_are_cut_at_forcing_steps(cell, arch):
     masks = schedule_masks([MemberConfig(tau=tau)], T, 0, 1, [torch.Generator()])
     plan = fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu"))
     y = torch.randn(1, T, 2, 3, dtype=torch.float64, requires_grad=True)
-    params = (model.A, model.W, model.h, model._offdiag) if arch == "plrnn" else (model.W,
-                                                                                  model.b)
-    out = fused._FusedRollout.apply(y, model.B, plan, cell, *params)
+    out = fused._FusedRollout.apply(y, model.B, plan, cell, *fused.cell_parameters(model))
     out[:, 2 * tau:].sum().backward()
     assert torch.all(y.grad[:, : 2 * tau] == 0)
     assert float(y.grad[:, 2 * tau].abs().sum()) > 0
@@ -108,15 +100,15 @@ def test_mixing_coefficients_closed_form():
     masks = schedule_masks([MemberConfig(tau=3), MemberConfig(mode="gtf", alpha=0.25),
                             MemberConfig(mode="window", window=4),
                             MemberConfig(mode="tbptt", truncation=2)], 8, 0, 1,
-                           _member_generators([MemberConfig()] * 4))
-    a, b, ga, gb = fused.mixing_coefficients(masks)
+                           member_generators([MemberConfig()] * 4))
+    a, b, a_bwd, b_bwd = fused.mixing_coefficients(masks)
     np.testing.assert_array_equal(a[0], [0, 1, 1, 0, 1, 1, 0, 1])
     np.testing.assert_array_equal(b[0], 1 - a[0])
     np.testing.assert_allclose(a[1, 1:], 0.75)
     np.testing.assert_allclose(b[1, 1:], 0.25)
     np.testing.assert_array_equal(a[2], [0, 1, 1, 1, 0, 1, 1, 1])
     np.testing.assert_array_equal(b[2], [0] * 8)
-    np.testing.assert_array_equal(ga[3], [0, 1, 0, 1, 0, 1, 0, 1])  # cut every 2 steps
+    np.testing.assert_array_equal(a_bwd[3], [0, 1, 0, 1, 0, 1, 0, 1])  # cut every 2 steps
     np.testing.assert_array_equal(a[3], [0, 1, 1, 1, 1, 1, 1, 1])  # the forward keeps them
 
 

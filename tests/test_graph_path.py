@@ -8,18 +8,20 @@ import numpy as np
 import torch
 
 from chaosrnn_utils import fused
-from chaosrnn_utils.training import (
+from chaosrnn_utils.forcing import (
     MemberConfig,
-    TrainSettings,
-    _member_generators,
     batch_periods,
+    member_codes,
+    periodic_masks,
+    schedule_masks,
+)
+from chaosrnn_utils.training import (
+    TrainSettings,
     load_checkpoint,
     make_capturable,
-    member_codes,
+    member_generators,
     new_state,
-    periodic_masks,
     save_checkpoint,
-    schedule_masks,
     train,
 )
 
@@ -36,7 +38,7 @@ def test_periodic_masks_equal_the_host_masks():
     """Over annealed and random τ, every batch of 3 epochs: the same masks and the same
     float64 coefficients (exactly), and the generators end in the same states."""
     T, epochs = 23, 3
-    g_ref, g_new = _member_generators(MEMBERS), _member_generators(MEMBERS)
+    g_ref, g_new = member_generators(MEMBERS), member_generators(MEMBERS)
     codes, alpha = member_codes(MEMBERS)
     for epoch in range(epochs):
         for _ in range(4):
@@ -52,10 +54,10 @@ def test_periodic_masks_equal_the_host_masks():
 
 
 def test_plan_coefficient_block_matches_its_steps():
-    masks = schedule_masks(MEMBERS, 11, 0, 1, _member_generators(MEMBERS))
+    masks = schedule_masks(MEMBERS, 11, 0, 1, member_generators(MEMBERS))
     for plan in (fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu")),
                  fused.StaticPlan(masks, dtype=torch.float64, device=torch.device("cpu")).plan):
-        for k, steps in enumerate((plan.a, plan.b, plan.ga, plan.gb)):
+        for k, steps in enumerate((plan.a, plan.b, plan.a_bwd, plan.b_bwd)):
             assert torch.equal(plan.coef[k], torch.stack(steps)[..., 0, 0])
     ref = torch.stack(fused.mixing_coefficients(masks)).transpose(1, 2)
     assert torch.equal(plan.coef, ref)

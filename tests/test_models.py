@@ -16,6 +16,7 @@ from chaosrnn_utils.models import (
     EnsembleRNN,
     ShallowPLRNN,
     TanhRNN,
+    check_positive_int,
     make_model,
 )
 
@@ -472,6 +473,26 @@ def test_from_parameters_shapes_and_sharing():
         PLRNN.from_parameters(A=A[None], W=W, h=h, B=B)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_from_parameters_rebuilds_every_model(name):
+    """The one from_parameters of the base class rebuilds each model from its named
+    parameters: same sizes and options, the same parameters in the same order, same steps."""
+    m = rand_params(build(name, dtype=F64))
+    params = {k: p.detach().clone() for k, p in m.named_parameters()}
+    r = type(m).from_parameters(**params)
+    assert (r.latent_dim, r.obs_dim, r.n_models, r.dtype) == (M, N, E, F64)
+    assert r._extra_config() == EXTRA[name]
+    assert list(dict(r.named_parameters())) == list(params)
+    for k, p in r.named_parameters():
+        assert_identical(p, params[k])
+    s = torch.randn(E, NB, m.state_dim, dtype=F64, generator=torch.Generator().manual_seed(3))
+    assert_identical(r.step(s), m.step(s))
+    with pytest.raises(TypeError, match="missing: B, unknown: Q"):
+        type(m).from_parameters(**{k: v for k, v in params.items() if k != "B"}, Q=params["B"])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_layers'"):
+        make_model(name, M, N, n_layers=2)
+
+
 # ----------------------------------------------------------------------------- API, errors
 
 
@@ -523,13 +544,13 @@ def test_bad_input_raises(name):
     with pytest.raises(ValueError, match="latent_dim >= obs_dim"):
         small.inferred_state(torch.zeros(NB, 3))
     cls = MODELS[name]
-    with pytest.raises(ValueError, match="latent_dim must be positive"):
+    with pytest.raises(ValueError, match="latent_dim must be a positive integer"):
         cls(0, N)
-    with pytest.raises(ValueError, match="obs_dim must be positive"):
+    with pytest.raises(ValueError, match="obs_dim must be a positive integer"):
         cls(M, -1)
-    with pytest.raises(ValueError, match="n_models must be positive"):
+    with pytest.raises(ValueError, match="n_models must be a positive integer"):
         cls(M, N, n_models=0)
-    with pytest.raises(TypeError, match="latent_dim must be an int"):
+    with pytest.raises(ValueError, match="latent_dim must be a positive integer, got 2.5"):
         cls(2.5, N)
     with pytest.raises(ValueError, match="len\\(seeds\\) = 2 must equal n_models = 3"):
         cls(M, N, n_models=3, seeds=[1, 2])
@@ -538,10 +559,22 @@ def test_bad_input_raises(name):
 
 
 def test_model_specific_sizes_validated():
-    with pytest.raises(ValueError, match="n_bases must be positive"):
+    with pytest.raises(ValueError, match="n_bases must be a positive integer"):
         DendPLRNN(M, N, n_bases=0)
-    with pytest.raises(ValueError, match="hidden_dim must be positive"):
+    with pytest.raises(ValueError, match="hidden_dim must be a positive integer"):
         ShallowPLRNN(M, N, hidden_dim=0)
+
+
+BAD_COUNTS = (0, -1, True, False, 1.5, 3.0, "3", None, np.float64(2.0), np.bool_(True))
+
+
+def test_check_positive_int_accepts_integers_only():
+    for bad in BAD_COUNTS:
+        with pytest.raises(ValueError, match=r"^size must be a positive integer, got "):
+            check_positive_int(bad, "size")
+    for good in (1, 7, 2**40, np.int64(3), np.int32(5), np.uint8(2)):
+        got = check_positive_int(good, "size")
+        assert got == int(good) and type(got) is int
 
 
 # ----------------------------------------------------------------------------- dtype, device

@@ -34,7 +34,7 @@ def test_analytic_jacobian_matches_finite_differences(name):
     s = get_system(name, N=7) if name == "lorenz96" else get_system(name)
     rng = np.random.default_rng(1)
     for _ in range(5):
-        x = rng.uniform(0.1, 0.9, s.dim) if s.model == "logistic" else rng.normal(0, 3, s.dim)
+        x = rng.uniform(0.1, 0.9, s.dim) if s.family == "logistic" else rng.normal(0, 3, s.dim)
         np.testing.assert_allclose(s.jac(x), finite_difference_jacobian(s.rhs, x),
                                    rtol=1e-6, atol=1e-6)
 

@@ -201,6 +201,29 @@ def test_bad_member_configs_fail_before_training(data, member, match):
         train(data, [member], SETTINGS, progress=False)
 
 
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_every_count_goes_through_the_one_check(bad):
+    """Model sizes, training settings, metric options, sweep options and workers reject the
+    same values with the same message (models.check_positive_int), and accept numpy ints."""
+    from chaosrnn_utils import metrics, sweeps
+
+    x = np.random.default_rng(0).standard_normal((200, 2))
+    spec = sweeps.SweepSpec(name="s", dataset="lorenz", grid={"tau": [5]})
+    calls = {
+        "latent_dim": lambda v: make_model("plrnn", v, 3),
+        "seq_len": lambda v: dataclasses.replace(SETTINGS, seq_len=v).validate(10**6),
+        "n_bins": lambda v: metrics.state_space_divergence_binned(x, x, n_bins=v),
+        "n_data": lambda v: dataclasses.replace(spec, n_data=v).validate(),
+        "workers": lambda v: sweeps.run_sweep(spec, "unused", workers=v),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=f"^{name} must be a positive integer, got "):
+            call(bad)
+    assert make_model("plrnn", np.int64(4), 3).latent_dim == 4
+    dataclasses.replace(SETTINGS, seq_len=np.int64(20)).validate(100)
+    dataclasses.replace(spec, n_data=np.int64(500)).validate()
+
+
 def test_bad_settings_and_data_fail_before_training(data):
     with pytest.raises(ValueError, match="exceeds"):
         train(data[:20], [MemberConfig(tau=5)], SETTINGS, progress=False)

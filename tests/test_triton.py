@@ -129,8 +129,9 @@ def test_package_imports_without_triton():
 
 def _interpret() -> dict:
     from chaosrnn_utils import fused, triton_engine
+    from chaosrnn_utils.forcing import MemberConfig, schedule_masks
     from chaosrnn_utils.models import make_model
-    from chaosrnn_utils.training import MemberConfig, _member_generators, schedule_masks
+    from chaosrnn_utils.training import member_generators
 
     torch.set_num_threads(1)
     E, T, M, nb = E_T_M_B
@@ -140,7 +141,7 @@ def _interpret() -> dict:
                MemberConfig(seed=4, mode="window", window=4),
                MemberConfig(seed=5, mode="gtf", alpha=0.3)]
     assert len(members) == E
-    masks = schedule_masks(members, T, 0, 1, _member_generators(members))
+    masks = schedule_masks(members, T, 0, 1, member_generators(members))
     out = {}
     for arch in ARCHS:
         for dtype in DTYPES:
