@@ -703,29 +703,39 @@ def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, ind
         return job, False, (f"[{spec.name}] {job}: stopped at epoch {state.epoch}/"
                             f"{settings.epochs} (time limit); rerun to continue"), notes
     t0 = time.perf_counter()
-    commit, curve = git_commit(), bool(spec.eval_epochs)
-    frames = []
-    for epoch in eval_epochs(spec, arch):
-        if epoch == state.epoch:
-            at = state
-        else:
-            snap = training.snapshot_path(ckpt, epoch)
-            if not snap.exists():
-                raise training.CheckpointError(
-                    f"[{spec.name}] {job}: no snapshot {snap} of epoch {epoch} for the "
-                    "learning curve (the job was trained without it); delete "
-                    f"{ckpt} to train it again")
-            at = training.load_state(snap, members, settings, x_train.shape[1],
-                                     device=eval_device or device or state.model.device)
-        model = at.model if eval_device is None else at.model.to(eval_device)
-        scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
-        frames.append(_rows(spec, arch, settings, members, at, scores, commit, index.start,
-                            inputs, eval_epoch=epoch if curve else None))
-    df = pd.concat(frames, ignore_index=True)
+    df = _evaluate_job(spec, job, arch, index, state, ckpt, x_test, inputs,
+                       eval_device or device)
     _write_part(df, part)
     return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
                        f"{int(df['diverged'].sum())} diverged, train {state.wall_time:.1f} s, "
                        f"eval {time.perf_counter() - t0:.1f} s -> {part}"), notes
+
+
+def _evaluate_job(spec: SweepSpec, job: str, arch: str, index: range,
+                  state: training.TrainState, ckpt: Path, x_test: np.ndarray,
+                  inputs: dict[str, str], device: str | None) -> pd.DataFrame:
+    """The rows of a trained job: its members evaluated (:func:`metrics.evaluate`) at every
+    epoch of :func:`eval_epochs`, the last from ``state``, the others from the snapshots
+    kept beside ``ckpt``; on ``device`` (None: where the job trained)."""
+    settings, commit = spec.train_settings(arch), git_commit()
+    members = spec.member_configs()[index.start: index.stop]
+    frames = []
+    for epoch in eval_epochs(spec, arch):
+        at = state
+        if epoch != state.epoch:
+            snap = training.snapshot_path(ckpt, epoch)
+            if not snap.exists():
+                raise training.CheckpointError(
+                    f"[{spec.name}] {job}: no snapshot {snap} of epoch {epoch} for the "
+                    f"learning curve (the job was trained without it); delete {ckpt} to "
+                    "train it again")
+            at = training.load_state(snap, members, settings, state.model.obs_dim,
+                                     device=state.model.device)
+        model = at.model if device is None else at.model.to(device)
+        scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
+        frames.append(_rows(spec, arch, settings, members, at, scores, commit, index.start,
+                            inputs, eval_epoch=epoch if spec.eval_epochs else None))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _note(line: str) -> None:
