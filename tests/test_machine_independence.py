@@ -17,7 +17,7 @@ import torch
 from nbval.plugin import get_sanitize_patterns
 
 from chaosrnn_utils import paths
-from chaosrnn_utils.pipeline import APPROX, approx_columns
+from chaosrnn_utils.notebook import APPROX, approx_columns
 
 SANITIZE = paths.ROOT / "tests" / "nbval_sanitize.cfg"
 # the last bits of kernels that differ between instruction sets: batched float32 and
