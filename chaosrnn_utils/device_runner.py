@@ -70,7 +70,7 @@ def profile_specs(profile: str = "paper") -> list[SweepSpec]:
     def cost(spec: SweepSpec) -> float:
         n = len(spec.member_configs())
         return sum(n * spec.train_settings(a).seq_len * spec.train_settings(a).epochs
-                   * sweeps._COST.get(a, 1.0) for a in spec.architectures)
+                   * sweeps.JOB_COST.get(a, 1.0) for a in spec.architectures)
 
     head = ex.tau_sweep_spec("lorenz", profile).name
     return [s for s in specs if s.name == head] + sorted(

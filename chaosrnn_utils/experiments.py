@@ -167,7 +167,7 @@ def dataset_available(dataset: str) -> bool:
     return fetch_or_none(EMPIRICAL[spec["empirical"]].filename) is not None
 
 
-def obtain(spec: SweepSpec, profile: str, source: str = "train", *, workers: int = 2,
+def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers: int = 2,
            progress: bool = True) -> pd.DataFrame:
     """The results table of ``spec``: ``train`` runs (or resumes, or finds finished) the sweep
     in ``build/sweeps/<profile>/<name>`` and copies its table to the committed
@@ -188,9 +188,9 @@ def obtain(spec: SweepSpec, profile: str, source: str = "train", *, workers: int
     return pd.read_csv(committed)
 
 
-def obtain_curves(spec: SweepSpec, profile: str) -> pd.DataFrame | None:
+def curve_table(spec: SweepSpec, profile: str) -> pd.DataFrame | None:
     """The committed learning-curve table of ``spec`` (:func:`curves_path`; written when
-    :func:`obtain` or :func:`train_profile` finished the sweep), None where the profile
+    :func:`sweep_table` or :func:`train_profile` finished the sweep), None where the profile
     evaluates at the last epoch only (quick) or none is committed."""
     path = curves_path(spec.name, profile)
     return pd.read_csv(path) if path.exists() else None
@@ -611,7 +611,7 @@ def trained_members(spec: SweepSpec, profile: str, architecture: str,
                     select: Callable[[MemberConfig], bool]) -> list[tuple[MemberConfig, Any]]:
     """(configuration, single-member model) of every member of a finished sweep that
     ``select`` accepts, read from its checkpoints in ``build/sweeps/<profile>/<name>`` (run
-    :func:`obtain` with ``source="train"`` first)."""
+    :func:`sweep_table` with ``source="train"`` first)."""
     out = paths.BUILD_DIR / "sweeps" / profile / spec.name
     members = spec.member_configs()
     obs_dim = load_sweep_data(spec)[0].shape[1]

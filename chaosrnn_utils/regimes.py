@@ -21,9 +21,40 @@ import torch
 Array = np.ndarray
 
 
+class _OneMember:
+    """What :class:`Regime` and :class:`TanhRegime` share: the size, the model built from the
+    parameters (``MODEL``, ``PARAMETERS``: a :data:`~chaosrnn_utils.models.MODELS` name and
+    the fields it takes), the initial state."""
+
+    MODEL: str
+    PARAMETERS: tuple[str, ...]
+
+    @property
+    def latent_dim(self) -> int:
+        return self.h.size
+
+    def model(self, *, obs_dim: int | None = None, dtype: torch.dtype = torch.float64):
+        """The regime as a one-member model of :data:`MODEL`; the readout B observes the
+        first ``obs_dim`` units (default all)."""
+        from .models import MODELS
+
+        M = self.latent_dim
+        N = M if obs_dim is None else int(obs_dim)
+        t = lambda a: torch.as_tensor(a, dtype=dtype).unsqueeze(0)  # noqa: E731
+        return MODELS[self.MODEL].from_parameters(
+            **{k: t(getattr(self, k)) for k in self.PARAMETERS}, B=t(np.eye(N, M)))
+
+    def initial_state(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """z0 as an ensemble state of shape (1, 1, M)."""
+        return torch.as_tensor(self.z0, dtype=dtype).reshape(1, 1, -1)
+
+
 @dataclass(frozen=True)
-class Regime:
+class Regime(_OneMember):
     """Parameters of a one-member PLRNN (numpy, float64) and what is known about its orbit."""
+
+    MODEL = "plrnn"
+    PARAMETERS = ("A", "W", "h")
 
     name: str
     A: Array  # (M,)
@@ -33,28 +64,9 @@ class Regime:
     exact_exponents: Array | None  # per step, descending, when known in closed form
     note: str
 
-    @property
-    def latent_dim(self) -> int:
-        return self.A.size
-
     def step(self, z: Array) -> Array:
         """z ↦ A z + W relu(z) + h (numpy reference of the PLRNN step)."""
         return self.A * z + self.W @ np.maximum(z, 0.0) + self.h
-
-    def model(self, *, obs_dim: int | None = None, dtype: torch.dtype = torch.float64):
-        """The regime as a one-member :class:`chaosrnn_utils.models.PLRNN`; the readout B
-        observes the first ``obs_dim`` units (default all)."""
-        from .models import PLRNN
-
-        M = self.latent_dim
-        N = M if obs_dim is None else int(obs_dim)
-        B = np.eye(N, M)
-        t = lambda a: torch.as_tensor(a, dtype=dtype).unsqueeze(0)  # noqa: E731
-        return PLRNN.from_parameters(A=t(self.A), W=t(self.W), h=t(self.h), B=t(B))
-
-    def initial_state(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """z0 as an ensemble state of shape (1, 1, M)."""
-        return torch.as_tensor(self.z0, dtype=dtype).reshape(1, 1, -1)
 
 
 def _rotation(angle: float, radius: float) -> Array:
@@ -152,9 +164,12 @@ def chaotic_plrnn(latent_dim: int = 8, seed: int = 149, *, a_max: float = 0.9,
 
 
 @dataclass(frozen=True)
-class TanhRegime:
+class TanhRegime(_OneMember):
     """Parameters of a one-member tanh RNN z ↦ tanh(W z + h) (numpy, float64) and what is
     known about its orbit; the same interface as :class:`Regime`."""
+
+    MODEL = "rnn"
+    PARAMETERS = ("W", "h")
 
     name: str
     W: Array  # (M, M)
@@ -163,27 +178,9 @@ class TanhRegime:
     exact_exponents: Array | None  # per step, descending, when known in closed form
     note: str
 
-    @property
-    def latent_dim(self) -> int:
-        return self.h.size
-
     def step(self, z: Array) -> Array:
         """z ↦ tanh(W z + h) (numpy reference of the TanhRNN step)."""
         return np.tanh(self.W @ z + self.h)
-
-    def model(self, *, obs_dim: int | None = None, dtype: torch.dtype = torch.float64):
-        """The regime as a one-member :class:`chaosrnn_utils.models.TanhRNN`; the readout B
-        observes the first ``obs_dim`` units (default all)."""
-        from .models import TanhRNN
-
-        M = self.latent_dim
-        N = M if obs_dim is None else int(obs_dim)
-        t = lambda a: torch.as_tensor(a, dtype=dtype).unsqueeze(0)  # noqa: E731
-        return TanhRNN.from_parameters(W=t(self.W), h=t(self.h), B=t(np.eye(N, M)))
-
-    def initial_state(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """z0 as an ensemble state of shape (1, 1, M)."""
-        return torch.as_tensor(self.z0, dtype=dtype).reshape(1, 1, -1)
 
 
 GOLDEN_ANGLE = 2 * np.pi * (3 - np.sqrt(5)) / 2

@@ -282,7 +282,7 @@ def load_sweep_data(spec: SweepSpec) -> tuple[np.ndarray, np.ndarray]:
             x = np.load(spec.dataset, allow_pickle=False)
         except (OSError, ValueError, EOFError) as err:
             raise ValueError(f"dataset file {spec.dataset!r} is unreadable "
-                             f"({training._brief(err)})") from None
+                             f"({training.brief(err)})") from None
     x = data_mod.check_series(x, name=spec.dataset)[: spec.n_data]
     return data_mod.train_test_split(x, spec.test_fraction)
 
@@ -354,7 +354,7 @@ def _claim_out_dir(spec: SweepSpec, out_dir: Path, inputs: dict[str, str]) -> st
         if not isinstance(old, dict):
             raise ValueError(f"a JSON {type(old).__name__}, not an object")
     except (OSError, ValueError) as err:
-        raise ValueError(f"{target} is unreadable ({training._brief(err)}); {how}") from None
+        raise ValueError(f"{target} is unreadable ({training.brief(err)}); {how}") from None
     old_inputs = old.pop(INPUTS_KEY, None)
     new = spec.to_dict()
     changed = [f"spec field {k!r} is {_short(old[k]) if k in old else 'unset'} there, "
@@ -409,7 +409,7 @@ def _locked(out_dir: Path, name: str = ".lock") -> Iterator[None]:
             raise SweepInUse(f"{out_dir} is in use by another sweep ({holder}; lock "
                              f"{path}): wait for it to end or stop it") from None
         except OSError as err:
-            print(f"cannot lock {path} ({training._brief(err)}); going on without a lock",
+            print(f"cannot lock {path} ({training.brief(err)}); going on without a lock",
                   file=sys.stderr, flush=True)
         else:
             os.ftruncate(fd, 0)
@@ -479,7 +479,7 @@ def _part_problem(spec: SweepSpec, path: Path, arch: str, index: range,
     try:
         header, *rows = csv.reader(io.StringIO(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        return f"unreadable: {training._brief(err)}"
+        return f"unreadable: {training.brief(err)}"
     except ValueError:
         return "empty"
     need = ("sweep", "architecture", "member", ROW_CHECK, *inputs)
@@ -580,7 +580,7 @@ def _rows(spec: SweepSpec, arch: str, settings: TrainSettings, members: list[Mem
 
 # Relative cost of one update per architecture (measured, benchmarks/bench_training.py), to
 # start the longest jobs first when workers run them side by side.
-_COST = {"lstm": 3.0}
+JOB_COST = {"lstm": 3.0}
 #: prctl option: the signal a process gets when its parent dies (Linux, <linux/prctl.h>)
 _PR_SET_PDEATHSIG = 1
 
@@ -871,7 +871,7 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
             record(*_run_job(spec.to_dict(), str(out_dir), job, arch, index, dev, deadline,
                              progress, inputs, static=static, eval_device=eval_device))
     else:
-        todo.sort(key=lambda j: -_COST.get(j[1], 1.0) * len(j[2]))
+        todo.sort(key=lambda j: -JOB_COST.get(j[1], 1.0) * len(j[2]))
         ctx = multiprocessing.get_context("spawn")
         n_proc = min(workers, len(todo))
         devices = ctx.Queue()

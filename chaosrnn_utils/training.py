@@ -211,7 +211,7 @@ CHECKPOINT_KEYS = ("model", "optimizer", "generators", "epoch", "alive", "diverg
                    "history", "wall_time")
 
 
-def _brief(err: BaseException) -> str:
+def brief(err: BaseException) -> str:
     """``Type: first line of the message`` of an exception, for one-line errors."""
     lines = str(err).strip().splitlines()
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
@@ -224,7 +224,7 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         blob = torch.load(path, map_location=map_location, weights_only=False)
     except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, KeyError,
             TypeError, AttributeError, ImportError, IndexError) as err:
-        raise CheckpointError(f"checkpoint {path} is unreadable ({_brief(err)})") from err
+        raise CheckpointError(f"checkpoint {path} is unreadable ({brief(err)})") from err
     missing = [k for k in CHECKPOINT_KEYS if k not in blob] if isinstance(blob, dict) \
         else list(CHECKPOINT_KEYS)
     if missing:
@@ -263,7 +263,7 @@ def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
         state.wall_time = float(blob["wall_time"])
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
         raise CheckpointError(f"checkpoint {path} does not fit this ensemble "
-                              f"({_brief(err)})") from err
+                              f"({brief(err)})") from err
     return state
 
 

@@ -35,19 +35,27 @@ def _lstm_preactivations(st_ptr, rows, bm, wbase, om, mm, v0, v1, v2, v3, dtype:
 
 
 @triton.jit
+def _tile(w_ptr, NB: tl.constexpr, M: tl.constexpr, BLOCK_B: tl.constexpr, MP: tl.constexpr,
+          ARCH: tl.constexpr):
+    """This program's tile: member e, batch rows ob (mask bm), latent columns om (mask mm),
+    their 2-D mask m2, and the start of member e's weights (R × M, R = 4M for the LSTM)."""
+    e = tl.program_id(0)
+    ob = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    om = tl.arange(0, MP)
+    bm, mm = ob < NB, om < M
+    R: tl.constexpr = 4 * M if ARCH == 2 else M
+    return e, ob, om, bm, mm, bm[:, None] & mm[None, :], w_ptr + e * R * M
+
+
+@triton.jit
 def rollout_fwd(u_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_ptr, E,
                 T: tl.constexpr, NB: tl.constexpr, M: tl.constexpr, BLOCK_B: tl.constexpr,
                 MP: tl.constexpr, ARCH: tl.constexpr):
     """One member × batch tile over the whole window: s̃, s' (and c̃, c') per step.
     w (E, R, M), v (E, R): weights and bias (R = 4M for the LSTM); a (E, M): the
     PLRNN's diagonal. All step arrays (E, T, NB, M)."""
-    e = tl.program_id(0)
-    ob = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    om = tl.arange(0, MP)
-    bm, mm = ob < NB, om < M
-    m2 = bm[:, None] & mm[None, :]
+    e, ob, om, bm, mm, m2, wbase = _tile(w_ptr, NB, M, BLOCK_B, MP, ARCH)
     R: tl.constexpr = 4 * M if ARCH == 2 else M
-    wbase = w_ptr + e * R * M
     v0 = tl.load(v_ptr + e * R + om, mask=mm, other=0.0)
     s = tl.zeros((BLOCK_B, MP), dtype=u_ptr.dtype.element_ty)
     c = tl.zeros((BLOCK_B, MP), dtype=u_ptr.dtype.element_ty)
@@ -96,13 +104,8 @@ def rollout_bwd(gz_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_
     """Backward through time of :func:`rollout_fwd`: gz (E, T, NB, M) = ∂L/∂s' direct;
     writes gp (E, T, NB, R), the gradient at the pre-activation (PLRNN: at z' itself),
     and gu (E, T, NB, M) = ∂L/∂u."""
-    e = tl.program_id(0)
-    ob = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
-    om = tl.arange(0, MP)
-    bm, mm = ob < NB, om < M
-    m2 = bm[:, None] & mm[None, :]
+    e, ob, om, bm, mm, m2, wbase = _tile(w_ptr, NB, M, BLOCK_B, MP, ARCH)
     R: tl.constexpr = 4 * M if ARCH == 2 else M
-    wbase = w_ptr + e * R * M
     carry = tl.zeros((BLOCK_B, MP), dtype=gz_ptr.dtype.element_ty)
     carry_c = tl.zeros((BLOCK_B, MP), dtype=gz_ptr.dtype.element_ty)
     if ARCH == 0:

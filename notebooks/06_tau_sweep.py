@@ -70,7 +70,7 @@ print(f"{dataset}, profile {profile}: τ ∈ {spec.grid['tau']}, seeds {spec.gri
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-results = ex.obtain(spec, profile, source, workers=workers)
+results = ex.sweep_table(spec, profile, source, workers=workers)
 agg = ex.aggregate(results, metrics=("D_stsp", "D_H", "lambda_max"))
 commit = str(results["git_commit"].iloc[0])[:10]
 agg[["architecture", "condition", "D_stsp", "D_stsp_sem", "D_H", "D_H_sem", "lambda_max",
@@ -113,7 +113,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-history = ex.obtain_curves(spec, profile)
+history = ex.curve_table(spec, profile)
 if history is None:
     print(f"profile {profile}: no learning curves (evaluated at the last epoch only)")
 else:

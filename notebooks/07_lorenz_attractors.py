@@ -47,7 +47,7 @@ from chaosrnn_utils.sweeps import load_sweep_data
 
 cu.setup(profile, quick={}, paper={})
 spec = ex.tau_sweep_spec("lorenz", profile)
-results = ex.obtain(spec, profile, source, workers=workers)
+results = ex.sweep_table(spec, profile, source, workers=workers)
 t_best = claims.tau_effect(results, "lorenz", "lstm", profile)["best_tau"]
 taus = [5, t_best, 200]
 best_seed = claims.attractor_seeds(results, taus)

@@ -82,7 +82,7 @@ for n in names:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-sweeps = {n: ex.obtain(ex.tau_sweep_spec(n, profile), profile, source, workers=workers)
+sweeps = {n: ex.sweep_table(ex.tau_sweep_spec(n, profile), profile, source, workers=workers)
           for n in names}
 aggs = {n: ex.aggregate(df) for n, df in sweeps.items()}
 best = pd.concat({n: claims.best_tau_table(df, n) for n, df in sweeps.items()},

@@ -52,7 +52,7 @@ from chaosrnn_utils import experiments as ex
 
 cu.setup(profile, quick={}, paper={})
 spec = ex.ablation_spec(profile, tau=tau)
-results = ex.obtain(spec, profile, source, workers=workers)
+results = ex.sweep_table(spec, profile, source, workers=workers)
 agg = ex.aggregate(results, metrics=("D_stsp", "D_H", "lambda_max"))
 agg["group"] = agg["condition"].map(ex.condition_group)
 commit = str(results["git_commit"].iloc[0])[:10]

@@ -160,7 +160,7 @@ def test_aggregate_scores_only_scored_runs_and_counts_failures_by_kind():
     assert list(ex.tau_curve(agg, "lstm")["tau"]) == [5, 30, 100]
 
 
-def test_obtain_copies_the_table_and_reads_it_back(tmp_path, monkeypatch):
+def test_sweep_table_copies_the_table_and_reads_it_back(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
@@ -169,12 +169,12 @@ def test_obtain_copies_the_table_and_reads_it_back(tmp_path, monkeypatch):
                      settings=dict(latent_dim=6, seq_len=20, batch_size=4, batches_per_epoch=2,
                                    epochs=3, dtype="float64"))
     with pytest.raises(FileNotFoundError, match="no committed results"):
-        ex.obtain(spec, "quick", "committed")
+        ex.sweep_table(spec, "quick", "committed")
     with pytest.raises(ValueError, match="unknown source"):
-        ex.obtain(spec, "quick", "cache")
-    trained = ex.obtain(spec, "quick", "train", workers=1, progress=False)
+        ex.sweep_table(spec, "quick", "cache")
+    trained = ex.sweep_table(spec, "quick", "train", workers=1, progress=False)
     assert (tmp_path / "results" / "quick" / "tiny.csv").exists()
-    pd.testing.assert_frame_equal(ex.obtain(spec, "quick", "committed"), trained)
+    pd.testing.assert_frame_equal(ex.sweep_table(spec, "quick", "committed"), trained)
     # the models behind the table: rebuilt from the checkpoints, saved, loaded back
     chosen = ex.trained_members(spec, "quick", "lstm", lambda m: m.tau == 10)
     assert [m.tau for m, _ in chosen] == [10]
