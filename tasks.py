@@ -133,6 +133,9 @@ def main(argv: list[str]) -> int:
         if code == 0:
             print(f"book built: open {(out / 'index.html').relative_to(ROOT)} in a browser")
         return code
+    if argv[0] == "reproduce" and not any(a.startswith("--lanes") for a in argv):
+        # the notebooks that do not train run in a second process beside the training ones
+        argv = [*argv, "--lanes", "2"]
     if argv[0] in ("reproduce", "sweep", "train"):
         return subprocess.run([str(PY), "-m", "chaosrnn_utils", *argv], cwd=ROOT,
                               env=env).returncode

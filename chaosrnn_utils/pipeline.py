@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -536,6 +537,10 @@ def _build_parser() -> argparse.ArgumentParser:
                      "(default: each notebook's own)")
     rep.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     rep.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
+    rep.add_argument("--lanes", type=sweeps.positive_int_arg, default=1,
+                     help="with 2 or more, the notebooks that do not train (01-05) run in a "
+                     "second process beside the training ones (a whole run only; "
+                     "`tasks.py reproduce` uses 2)")
     rep.add_argument("--committed", action="store_true", help="redraw the training notebooks "
                      "from the committed results instead of training (see the train command)")
     rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
@@ -597,6 +602,43 @@ def train_main(args: argparse.Namespace) -> int:
     return 0 if all(done.values()) else sweeps.EXIT_INCOMPLETE
 
 
+def _start_side_lane(runs: list[Run], args: argparse.Namespace, out_dir: Path
+                     ) -> tuple[tuple[Any, Path, list[str]] | None, list[Run]]:
+    """Start the notebooks that neither train nor read training results (01–05: everything
+    outside :data:`BUDGET_NOTEBOOKS`) in a second ``reproduce`` process, beside this one's
+    training notebooks, whose sweeps use the other cores' workers; its output goes to
+    ``<out_dir>/side-lane.log``. Returns ((process, log, notebooks) or None, the runs left
+    here)."""
+    mine = [r for r in runs if r.notebook.stem in BUDGET_NOTEBOOKS or r.skip is not None]
+    theirs = sorted({r.notebook.stem for r in runs if r not in mine})
+    if not theirs or len(mine) == len(runs) or not any(r.skip is None for r in mine):
+        return None, runs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "side-lane.log"
+    command = [sys.executable, "-m", "chaosrnn_utils", "reproduce", "--profile", args.profile,
+               "--lanes", "1", "--only", *theirs]
+    if args.seed is not None:
+        command += ["--seed", str(args.seed)]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, cwd=paths.ROOT)
+    print(f"== {', '.join(theirs)}: in a second process beside the others (log: {log})",
+          flush=True)
+    return (proc, log, theirs), mine
+
+
+def _finish_side_lane(proc: Any, log: Path, notebooks: list[str]) -> int:
+    """Wait for the side lane of :func:`_start_side_lane`; print its notebooks' output
+    (without the summary table it printed); its exit status."""
+    code = proc.wait()
+    text = log.read_text(errors="replace")
+    print(f"== {', '.join(notebooks)} (second process, exit status {code}):", flush=True)
+    print(text.split("\nExecuted notebooks:", 1)[0].rstrip() + "\n", flush=True)
+    if code != 0:
+        print(f"chaosrnn reproduce: error: the second process failed (log: {log})",
+              file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``chaosrnn`` or ``python -m chaosrnn_utils``). Bad input is
     one line on stderr, ``chaosrnn <command>: error: …``, and exit status 2."""
@@ -640,6 +682,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             refresh_notebook(nb)
         return 0
     out_dir = paths.BUILD_DIR / "notebooks" / args.profile
+    side = None
+    if args.lanes > 1 and not args.only and not args.parameter:
+        side, runs = _start_side_lane(runs, args, out_dir)
     for run in runs:
         extra = "".join(f" {k}={v}" for k, v in run.parameters.items() if k != "profile")
         if run.skip is not None:
@@ -648,6 +693,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"== {run.notebook.name}{extra} (profile {args.profile})", flush=True)
         with staged_summary(args.profile):
             run_notebook(run.notebook, run.parameters, out_dir, run.name)
+    if side is not None and _finish_side_lane(*side) != 0:
+        return 1
     print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")
     print(summary_table(profile=args.profile))
     if not args.only and not args.parameter and args.seed is None:

@@ -465,3 +465,34 @@ def test_bad_input_in_a_real_process_has_no_traceback(bad_inputs):
                          env={**os.environ, "CHAOSRNN_CACHE_DIR": str(bad_inputs / "cache")})
     assert out.returncode == 2 and out.stdout == "", out
     assert out.stderr == ("chaosrnn sweep: error: plrnn: latent_dim 2 < data dimension 3\n")
+
+
+def test_lanes_run_the_notebooks_that_do_not_train_in_a_second_process(runs, monkeypatch,
+                                                                         tmp_path):
+    """--lanes 2: notebooks 01-05 go to one child ``reproduce`` (its own --only list, the
+    seed passed on), the training notebooks run here; a failed child fails the run."""
+    from chaosrnn_utils import experiments
+
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: name == "lorenz")
+    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
+    started = []
+
+    class Child:
+        def __init__(self, command, stdout, **kw):
+            started.append(command)
+            stdout.write("notebook output\nExecuted notebooks: x\nsummary\n")
+
+        def wait(self):
+            return status
+
+    status = 0
+    monkeypatch.setattr(pipeline.subprocess, "Popen", Child)
+    assert pipeline.main(["reproduce", "--lanes", "2", "--seed", "4"]) == 0
+    (command,) = started
+    child = command[command.index("--only") + 1:]
+    assert child[:5] == [nb.stem for nb in NOTEBOOKS[:5]] and child[-2:] == ["--seed", "4"]
+    assert command[command.index("--lanes") + 1] == "1"
+    assert [r[0] for r in runs] == ["06_tau_sweep", "07_lorenz_attractors",
+                                    "08_empirical_data", "09_ablations"]
+    status = 1
+    assert pipeline.main(["reproduce", "--lanes", "2"]) == 1
