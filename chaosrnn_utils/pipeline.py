@@ -41,6 +41,13 @@ MAIN_JOB = {"06_tau_sweep": {"source": "train"}, "07_lorenz_attractors": {"sourc
 #: the notebooks whose results depend on the training budget: the only ones with ``medium``
 #: settings (the others' quick run stands for them)
 BUDGET_NOTEBOOKS = (*MAIN_JOB, "08_empirical_data")
+#: what each training notebook redraws with ``source = "committed"`` (under
+#: ``data/results/<profile>/``); a run without them is skipped, saying so
+COMMITTED_INPUTS = {"06_tau_sweep": ("tau_sweep_{dataset}.csv",),
+                    "07_lorenz_attractors": ("tau_sweep_lorenz.csv",
+                                             "lorenz_lstm_attractors.pt"),
+                    "08_empirical_data": ("tau_sweep_temperature.csv", "tau_sweep_eeg.csv"),
+                    "09_ablations": ("ablations_lorenz.csv",)}
 
 
 def _fmt(v: Any) -> str:
@@ -393,7 +400,23 @@ def plan_reproduce(selected: Sequence[Path], profile: str,
                 if key in given:
                     raise FileNotFoundError(f"{nb.name}: {key} {value!r}: {skip}")
             runs.append(Run(nb, {**params, key: value}, f"{nb.stem}_{value}.ipynb", skip))
-    return runs
+    return [r if r.skip else r._replace(skip=_missing_committed(r)) for r in runs]
+
+
+def _missing_committed(run: Run) -> str | None:
+    """Why a training notebook that redraws committed results cannot run (its tables of
+    :data:`COMMITTED_INPUTS` are not committed at its profile), None when it can."""
+    source = run.parameters.get("source", "committed")
+    if run.notebook.stem not in COMMITTED_INPUTS or source != "committed":
+        return None
+    folder = paths.RESULTS_DIR / run.parameters["profile"]
+    missing = [name.format(**run.parameters) for name in COMMITTED_INPUTS[run.notebook.stem]]
+    missing = [m for m in missing if not (folder / m).exists()]
+    if not missing:
+        return None
+    where = folder.relative_to(paths.ROOT) if folder.is_relative_to(paths.ROOT) else folder
+    return (f"no committed {', '.join(missing)} in {where} yet "
+            f"(python3 tasks.py train --profile {run.parameters['profile']})")
 
 
 # -------------------------------------------------------------------- execution

@@ -286,22 +286,28 @@ def plot_conditions(ax: plt.Axes, table: Any, metric: str, *, reference: float |
 
 #: line styles of the learning-curve bands (claims.BANDS order)
 BAND_STYLES = ({"color": "C0", "ls": ":"}, {"color": "C2", "ls": "-"},
-               {"color": "C1", "ls": "-."}, {"color": "k", "ls": "--"})
+               {"color": "C1", "ls": "-."}, {"color": "k", "ls": "--"},
+               {"color": "C3", "ls": "-", "lw": 2.2})
 
 
 def plot_learning_curves(ax: plt.Axes, table: Any, *, failed_above: float | None = None,
                          title: str = "") -> plt.Axes:
     """D_stsp against training epochs for one architecture: per band of
-    ``claims.learning_curves`` (its rows for one architecture: ``band``, ``eval_epoch``,
+    ``claims.learning_curves`` (its rows for one architecture: ``band``, ``band_index``
+    (the style, :data:`BAND_STYLES`), ``eval_epoch``,
     median ``D_stsp``, quartiles ``q25``/``q75``, ``n``, ``n_failed``) the median over scored
     runs with the interquartile range shaded and "failed/n" beside each point with
-    failures; the failure threshold as a grey line. Log axes."""
+    failures; the failure threshold as a grey line; the title names the best τ at the end
+    where the table has that band. Log axes."""
     for k, (band, g) in enumerate(table.groupby("band", sort=False)):
+        taus = list(g["taus"].iloc[0]) if "taus" in g else []
+        if band.startswith("best τ") and taus and title:
+            title = f"{title}: best τ {taus[0]}"
         g = g.sort_values("eval_epoch")
-        style = BAND_STYLES[k % len(BAND_STYLES)]
-        taus = g["taus"].iloc[0] if "taus" in g else []
-        label = band + (f" ({', '.join(map(str, taus))})" if len(taus) else "")
-        ax.plot(g["eval_epoch"], g["D_stsp"], marker="o", ms=4, lw=1.4, label=label, **style)
+        style = BAND_STYLES[int(g["band_index"].iloc[0]) if "band_index" in g else k]
+        label = band + (f" ({', '.join(map(str, taus))})" if taus else "")
+        ax.plot(g["eval_epoch"], g["D_stsp"], marker="o", ms=4, label=label,
+                **{"lw": 1.4, **style})
         ax.fill_between(g["eval_epoch"], g["q25"], g["q75"], color=style["color"], alpha=0.12)
         for x, y, f, n in zip(g["eval_epoch"], g["D_stsp"], g["n_failed"], g["n"],
                               strict=True):
@@ -312,6 +318,9 @@ def plot_learning_curves(ax: plt.Axes, table: Any, *, failed_above: float | None
         ax.axhline(failed_above, color="0.6", lw=1.0, label="failed range starts")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    epochs = sorted(table["eval_epoch"].unique())
+    ax.set_xticks(epochs, [str(e) for e in epochs])
+    ax.minorticks_off()
     ax.set_xlabel("training epochs")
     ax.set_ylabel(metric_label("D_stsp"))
     ax.set_title(title)

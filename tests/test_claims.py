@@ -81,6 +81,8 @@ def test_learning_curves_by_band_count_failures():
     early = lc[(lc["band"] == claims.BANDS[1]) & (lc["eval_epoch"] == 30)].iloc[0]
     assert early["D_stsp"] == pytest.approx(4.0) and early["n_failed"] == 1
     assert list(lc["band"].unique()) == list(claims.BANDS)  # in band order
+    best = lc[(lc["band"] == claims.BANDS[4]) & (lc["eval_epoch"] == 300)].iloc[0]
+    assert best["taus"] == [30] and best["D_stsp"] == pytest.approx(0.4)
     assert [claims.tau_band(t, 46.2) for t in (5, 23.1, 92.4, 100)] == \
         [claims.BANDS[0], claims.BANDS[1], claims.BANDS[1], claims.BANDS[2]]
 
@@ -95,3 +97,24 @@ def test_ablation_reference_is_the_median_of_plain_sparse_forcing():
     t = _sweep({30: [0.3, 0.2, 9.0]})
     spread = _sweep({30: [0.01, 0.01, 0.01]}).assign(tau_spread=10)
     assert claims.ablation_reference(pd.concat([t, spread]), 30) == (pytest.approx(0.3), 3)
+
+
+def test_learning_curve_panel_draws_every_band_and_names_the_best_tau():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from chaosrnn_utils import plotting
+
+    epochs = [_sweep({5: [15, 16, 14], 30: [0.3, 0.4, 50], 200: [17, 18, 16],
+                      "clip": [16, 16, 16]}).assign(eval_epoch=e) for e in (30, 300)]
+    lc = claims.learning_curves(pd.concat(epochs, ignore_index=True), "lorenz")
+    fig, ax = plt.subplots()
+    plotting.plot_learning_curves(ax, lc[lc["architecture"] == "lstm"], failed_above=THRESHOLD,
+                                  title="lorenz, lstm")
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels[:5] == ["τ below τ_pred/2 (5)", "τ near τ_pred (30)", "τ above 2τ_pred (200)",
+                          "clipped BPTT", "best τ at the end (30)"]
+    assert ax.get_title() == "lorenz, lstm: best τ 30"
+    plt.close(fig)

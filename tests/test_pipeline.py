@@ -259,6 +259,24 @@ def test_medium_runs_the_training_notebooks_only(runs):
     assert runs == [("07_lorenz_attractors", {"profile": "medium"}, None)]
 
 
+def test_committed_redraws_skip_what_is_not_committed(runs, monkeypatch, tmp_path, capsys):
+    """--committed at a profile whose tables are only partly committed: the notebooks whose
+    tables are there run, the others are skipped naming the missing file."""
+    from chaosrnn_utils import experiments
+
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: True)
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    (tmp_path / "results" / "medium").mkdir(parents=True)
+    (tmp_path / "results" / "medium" / "tau_sweep_lorenz.csv").write_text("x\n")
+    assert pipeline.main(["reproduce", "--profile", "medium", "--committed", "--only", "06",
+                          "07"]) == 0
+    assert runs == [("06_tau_sweep", {"profile": "medium", "dataset": "lorenz"},
+                     "06_tau_sweep_lorenz.ipynb")]
+    out = capsys.readouterr().out
+    assert "06_tau_sweep.ipynb dataset=eeg: skipped (no committed tau_sweep_eeg.csv" in out
+    assert "07_lorenz_attractors.ipynb: skipped (no committed lorenz_lstm_attractors.pt" in out
+
+
 def test_a_failed_partial_run_keeps_every_summary(monkeypatch, tmp_path):
     """Each notebook records into a staging folder; only a run that succeeds replaces its
     own entries, so a failed ``--only 02`` leaves the last good summary of every notebook."""
