@@ -53,9 +53,8 @@ import numpy as np
 import pandas as pd
 
 import chaosrnn_utils as cu
+from chaosrnn_utils import data, paper, paths, plotting
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils import paper, paths, plotting
-from chaosrnn_utils.data import find_empirical
 
 np.set_printoptions(precision=4, suppress=True)
 pd.set_option("display.precision", 4)
@@ -96,7 +95,7 @@ print(pd.DataFrame(rows).to_string(index=False))
 datasets = {name: cu.paper_dataset(name, sizes["n_series"], seed=seed)
             for name in ("lorenz", "lorenz2d", "roessler", "duffing", "mackey_glass")}
 for name in ("temperature", "eeg"):
-    if find_empirical(name) is not None:
+    if data.find_empirical(name) is not None:
         datasets[name] = cu.paper_dataset(name)
     else:
         print(f"{name}: the authors' file is not available here; skipped "

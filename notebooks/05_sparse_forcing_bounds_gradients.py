@@ -52,8 +52,7 @@ import numpy as np
 import torch
 
 import chaosrnn_utils as cu
-from chaosrnn_utils import plotting
-from chaosrnn_utils.forcing import forced_rollout
+from chaosrnn_utils import forcing, plotting
 
 sizes, gen = cu.setup(
     profile, seed=seed, torch_deterministic=True,
@@ -88,7 +87,7 @@ lengths = np.unique(np.geomspace(100, sizes["T_max"], 10).astype(int))
 
 
 def gradient_norm(T: int, tau: int | None) -> float:
-    states = forced_rollout(model, x[:, :, : T + 1], tau)
+    states = forcing.forced_rollout(model, x[:, :, : T + 1], tau)
     loss = ((x[:, :, 1 : T + 1] + OFFSET - model.observe(states)) ** 2).mean()
     return float(torch.sqrt(sum((g**2).sum() for g in torch.autograd.grad(loss, params))))
 

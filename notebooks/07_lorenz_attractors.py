@@ -41,9 +41,8 @@ workers = 2  # processes, if the sweep still has to train
 import matplotlib.pyplot as plt
 
 import chaosrnn_utils as cu
-from chaosrnn_utils import claims, plotting
+from chaosrnn_utils import claims, plotting, sweeps
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils.sweeps import load_sweep_data
 
 cu.setup(profile, quick={}, paper={})
 spec = ex.tau_sweep_spec("lorenz", profile)
@@ -61,8 +60,20 @@ commit = str(results["git_commit"].iloc[0])[:10]
 print(f"LSTM at τ = {taus} (best τ of the sweep: {t_best}), seeds {best_seed}; "
       f"commit {commit}")
 
+# %% [markdown]
+# ## The reconstructions
+#
+# Each model runs freely for 20 000 steps from the state inferred from the first test point,
+# and is scored on a 100 000-step run as in notebook 06. What to see: with $\tau = 5$ the
+# model only ever had to predict five steps ahead, and its free run settles on a fixed point
+# or a small loop ($\lambda_{max} < 0$); near $\tau_{pred}$ it fills both wings of the
+# butterfly with a positive exponent; with $\tau = 200$ the gradients carried products of
+# up to 200 Jacobians, training stalled, and the run collapses again (onto a fixed point or a
+# cycle, λ_max ≤ 0 up to its error). The panels share the data's box, so a run that is too
+# small or too large shows as such.
+
 # %%
-x_train, x_test = load_sweep_data(spec)
+x_train, x_test = sweeps.load_sweep_data(spec)
 n_show = 20_000
 runs = {tau: cu.generate_free_run(models[tau], x_test, n_show)[0] for tau in taus}
 scores = {tau: cu.evaluate(models[tau], x_test, n_generate=100_000)[0] for tau in taus}
