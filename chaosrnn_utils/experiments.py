@@ -168,7 +168,7 @@ def dataset_available(dataset: str) -> bool:
 
 
 def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers: int = 2,
-           progress: bool = True) -> pd.DataFrame:
+                progress: bool = True) -> pd.DataFrame:
     """The results table of ``spec``: ``train`` runs (or resumes, or finds finished) the sweep
     in ``build/sweeps/<profile>/<name>`` and copies its table to the committed
     ``data/results/<profile>/<name>.csv``; ``committed`` reads that copy only."""
@@ -276,9 +276,9 @@ def train_profile(profile: str, *, time_limit: float | None = None, workers: int
             df = run_sweep(spec, out, workers=workers, progress=progress, time_limit=left)
             done = bool(df.attrs["complete"])
         finally:  # interrupted too: what finished is kept, and how long it took
-            if committed_parts and (out / "parts").is_dir():
+            if committed_parts:
                 kept.mkdir(parents=True, exist_ok=True)
-                for part in sorted((out / "parts").glob("*.csv")):  # finished ones only
+                for part in sorted(out.glob("parts/*.csv")):  # finished ones only
                     shutil.copyfile(part, kept / part.name)
                 _log_chunk(profile, spec, t0, workers, done)
         complete[spec.name] = done
