@@ -203,16 +203,16 @@ def paper_dataset(name: str, n_steps: int = 100_000, *, seed: int = 0) -> Array:
     Mackey–Glass: the authors' file where found locally, else ours (:func:`mackey_glass_source`)."""
     if name not in PAPER_DATASETS:
         raise KeyError(f"unknown data set {name!r}; known: {', '.join(PAPER_DATASETS)}")
-    spec = PAPER_DATASETS[name]
-    if "empirical" in spec:
-        return load_empirical(spec["empirical"])
+    entry = PAPER_DATASETS[name]
+    if "empirical" in entry:
+        return load_empirical(entry["empirical"])
     if name == "mackey_glass":
         if (authors := _authors_mackey_glass(n_steps)) is not None:
             return authors
         extra = (MACKEY_GLASS_EMBEDDING["dim"] - 1) * MACKEY_GLASS_EMBEDDING["lag"]
         x = generate("mackey_glass", n_steps + extra, seed=seed)
         return delay_embed(x[:, 0], **MACKEY_GLASS_EMBEDDING)
-    return generate(spec["system"], n_steps, seed=seed, observed=spec.get("observed"))
+    return generate(entry["system"], n_steps, seed=seed, observed=entry.get("observed"))
 
 
 # ----------------------------------------------------------------------------- empirical
@@ -294,17 +294,17 @@ def load_empirical(name: str, path: str | Path | None = None, *, verify: bool = 
     (``verify``) SHA-256. Without ``path``, a file found in no local folder is downloaded
     (:func:`chaosrnn_utils.fetch.fetch`). A missing or wrong file raises an error that says
     where to get it."""
-    spec = EMPIRICAL.get(name)
-    if spec is None:
+    known = EMPIRICAL.get(name)
+    if known is None:
         raise KeyError(f"unknown empirical data set {name!r}; known: {', '.join(EMPIRICAL)}")
     found = find_empirical(name, path)
-    where = f"{spec.filename} (SHA-256 {spec.sha256}) from {SOURCE_URL}"
+    where = f"{known.filename} (SHA-256 {known.sha256}) from {SOURCE_URL}"
     download = ""
     if found is None and path is None:  # in no local folder: download it
         from .fetch import DataUnavailable, fetch
 
         try:
-            found = fetch(spec.filename)
+            found = fetch(known.filename)
         except DataUnavailable as err:
             download = f" and could not be downloaded ({err.reason})"
     if found is None:
@@ -315,9 +315,9 @@ def load_empirical(name: str, path: str | Path | None = None, *, verify: bool = 
             f"{where} into data/external/ or set CHAOSRNN_DATA_DIR to its folder "
             "(python3 tasks.py fetch-data does this online)."
         )
-    if verify and (digest := _sha256(found)) != spec.sha256:
+    if verify and (digest := _sha256(found)) != known.sha256:
         raise ValueError(f"{found} has SHA-256 {digest}; expected {where}")
     x = np.load(found)
-    if x.shape != spec.shape:
-        raise ValueError(f"{found} has shape {x.shape}; expected {spec.shape} for {where}")
+    if x.shape != known.shape:
+        raise ValueError(f"{found} has shape {x.shape}; expected {known.shape} for {where}")
     return check_series(x, name=str(found))

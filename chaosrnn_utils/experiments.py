@@ -158,13 +158,13 @@ def dataset_available(dataset: str) -> bool:
     """Whether a data set can be made here (simulated ones always; the empirical ones when
     the authors' file is found, see :func:`~chaosrnn_utils.data.find_empirical`, or can be
     downloaded: one line on stderr when not). The main job's way to fetch what it needs."""
-    spec = PAPER_DATASETS[dataset]
+    entry = PAPER_DATASETS[dataset]
     if dataset == "mackey_glass":  # the authors' file where it can be had, else ours
         fetch_or_none(MACKEY_GLASS_FILE,
                       instead="using our own generated Mackey-Glass series (data/README.md)")
-    if "empirical" not in spec or find_empirical(spec["empirical"]) is not None:
+    if "empirical" not in entry or find_empirical(entry["empirical"]) is not None:
         return True
-    return fetch_or_none(EMPIRICAL[spec["empirical"]].filename) is not None
+    return fetch_or_none(EMPIRICAL[entry["empirical"]].filename) is not None
 
 
 def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers: int = 2,
