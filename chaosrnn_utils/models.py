@@ -623,28 +623,19 @@ class LSTM(EnsembleRNN):
         return torch.cat([z, torch.zeros_like(z)], dim=-1)
 
     def _gates(self, s: Tensor) -> tuple[Tensor, ...]:
-        """(c, i, f, g, o, c') at s for :meth:`jacobian`. The same values as :meth:`step`'s to
-        rounding, not bitwise: the step fuses a = b + W h into one ``baddbmm`` and takes one
-        sigmoid over the (E, B, 4M) block. Computing the Jacobian's gates the step's way
-        changes the LSTM's λ_max by up to ~1e-7 relative (measured), so the two stay apart
-        until such a change is accepted; training and free runs use :meth:`step` only."""
-        M = self.latent_dim
-        h, c = s[..., :M], s[..., M:]
-        a = h @ self.W.mT + self.b[:, None]
-        ai, af, ag, ao = a.chunk(4, dim=-1)
-        i, f, o = torch.sigmoid(ai), torch.sigmoid(af), torch.sigmoid(ao)
-        g = torch.tanh(ag)
-        c1 = f * c + i * g
-        return c, i, f, g, o, c1
-
-    def step(self, s: Tensor) -> Tensor:
-        s = self._check_state(s)
+        """(c, i, f, g, o, c') at s, the one gate computation of :meth:`step` and
+        :meth:`jacobian`: a = b + W h in one ``baddbmm``, one sigmoid over the contiguous
+        (E, B, 4M) block (g's slice of it unused), g = tanh(a_g), c' = f c + i g."""
         M = self.latent_dim
         h, c = s[..., :M], s[..., M:]
         a = torch.baddbmm(self.b[:, None], h, self.W.mT)  # (E, B, 4M), gates i, f, g, o
-        sig = torch.sigmoid(a)  # one call over the contiguous block; g's slice is unused
+        sig = torch.sigmoid(a)
         i, f, o = sig[..., :M], sig[..., M : 2 * M], sig[..., 3 * M :]
-        c1 = torch.addcmul(f * c, i, torch.tanh(a[..., 2 * M : 3 * M]))
+        g = torch.tanh(a[..., 2 * M : 3 * M])
+        return c, i, f, g, o, torch.addcmul(f * c, i, g)
+
+    def step(self, s: Tensor) -> Tensor:
+        c, i, f, g, o, c1 = self._gates(self._check_state(s))
         return torch.cat([o * torch.tanh(c1), c1], dim=-1)
 
     def jacobian(self, s: Tensor) -> Tensor:
