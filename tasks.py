@@ -6,8 +6,10 @@
                                  # then the float-sensitive ones again under another ISA
 
 ``test`` with arguments passes them to pytest and runs one pass only (e.g. one file);
-``reproduce`` passes further arguments on, e.g. ``--profile paper``, ``--only 01`` or
-``--bitwise`` (the same last bits on any x86-64 CPU, see ``chaosrnn_utils/bitwise.py``);
+``reproduce`` runs notebooks 01-05 in a second process beside the training notebooks
+(``--lanes 2``, unless given) and passes further arguments on, e.g. ``--profile paper``,
+``--only 01`` or ``--bitwise`` (the same last bits on any x86-64 CPU, see
+``chaosrnn_utils/bitwise.py``);
 ``python3 tasks.py fetch-data`` downloads and verifies the authors' data files (data/README.md);
 ``python3 tasks.py sweep ...`` runs a training sweep (see ``python -m chaosrnn_utils sweep -h``)
 with the same environment (one BLAS thread, glibc heap kept between updates);
