@@ -37,6 +37,8 @@ EFFECT_EXPECTED: dict[str, set[tuple[str, str]]] = {
     "medium": {("lorenz", "lstm"), ("roessler", "rnn"), ("roessler", "lstm")},
     "paper": set(),
 }
+#: what a best-τ row reports when no τ had most of its runs scored (every τ mostly failed)
+NONE_SCORED = "none scored"
 #: τ bands of the learning curves, relative to the paper's τ_pred: below τ_pred / 2, near
 #: (τ_pred / 2 to 2 τ_pred), above 2 τ_pred
 BANDS = ("τ below τ_pred/2", "τ near τ_pred", "τ above 2τ_pred", "clipped BPTT",
@@ -115,8 +117,9 @@ def effect_rows(effect: pd.DataFrame, profile: str) -> list[dict[str, Any]]:
                          paper="τ* ≈ τ_pred; clipping fails",
                          reproduced="holds" if e["holds"] else "no",
                          match=bool(e["holds"]), profile=profile, convention="ours",
-                         note=(f"best τ {int(e['best_tau'])}: {e['best_D_stsp']:.3g} "
-                               f"(median); {worse}" + ("" if e["holds"] else
+                         note=((f"best τ {int(e['best_tau'])}: {e['best_D_stsp']:.3g} "
+                                f"(median)" if e["best_tau"] > 0 else f"best τ: {NONE_SCORED}")
+                               + f"; {worse}" + ("" if e["holds"] else
                                                        f"; fails: {e['why']}"))))
     return rows
 
@@ -174,9 +177,11 @@ def tau_sweep_rows(best: pd.DataFrame, dataset: str, profile: str, budget: str,
     rows = []
     tp_note = f"τ_pred paper {tau_pred['paper']:.0f}, data {tau_pred['data']:.0f}"
     for a, r in best.iterrows():
+        scored = r["best_tau"] > 0  # best_tau is -1 when no τ had most of its runs scored
         rows.append(dict(quantity=f"{dataset} {a}: best τ (D_stsp)",
-                         paper=int(r["paper_best_tau"]), reproduced=int(r["best_tau"]),
-                         match=bool(0.5 <= r["best_tau"] / r["paper_best_tau"] <= 2),
+                         paper=int(r["paper_best_tau"]),
+                         reproduced=int(r["best_tau"]) if scored else NONE_SCORED,
+                         match=bool(scored and 0.5 <= r["best_tau"] / r["paper_best_tau"] <= 2),
                          score=float(r["best_D_stsp"]), failed_above=thr["D_stsp"],
                          convention="ours", profile=profile,
                          note=note(tp_note, f"our best cell D_stsp {r['best_D_stsp']:.3g} "
@@ -188,7 +193,9 @@ def tau_sweep_rows(best: pd.DataFrame, dataset: str, profile: str, budget: str,
                          note=note("median over scored runs", beside, budget), **fail))
         rows.append(dict(quantity=f"{dataset} {a}: best D_H", paper="not in paper",
                          reproduced=round(float(r["best_D_H"]), 3), profile=profile,
-                         convention="ours", note=f"at τ = {int(r['best_tau_D_H'])}"))
+                         convention="ours",
+                         note=(f"at τ = {int(r['best_tau_D_H'])}" if r["best_tau_D_H"] > 0
+                               else NONE_SCORED)))
         p_clip = ex.PAPER_CLIP.get(dataset, {})
         p_clip = p_clip.get(a, p_clip.get("all"))
         if p_clip is not None:

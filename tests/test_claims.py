@@ -118,3 +118,22 @@ def test_learning_curve_panel_draws_every_band_and_names_the_best_tau():
                           "clipped BPTT", "best τ at the end (30)"]
     assert ax.get_title() == "lorenz, lstm: best τ 30"
     plt.close(fig)
+
+
+def test_rows_when_no_tau_was_mostly_scored_say_so(monkeypatch):
+    from chaosrnn_utils import pipeline
+    monkeypatch.setattr(ex, "failure_thresholds", lambda dataset, profile="quick": {
+        "D_stsp": THRESHOLD, "D_stsp_authors": THRESHOLD})
+    failed = _sweep({5: [15] * 3, 30: [14] * 3, 200: [17] * 3, "clip": [16] * 3})
+    failed["diverged"] = True  # nothing scored anywhere
+    best = claims.best_tau_table(failed, "lorenz")
+    assert (best["best_tau"] == -1).all()
+    rows = claims.tau_sweep_rows(best, "lorenz", "medium", "", {"paper": 46.2, "data": 62.7})
+    tau_row = next(r for r in rows if r["quantity"] == "lorenz lstm: best τ (D_stsp)")
+    assert tau_row["reproduced"] == claims.NONE_SCORED and tau_row["match"] is False
+    assert pipeline._match(tau_row) == "no"
+    dh_row = next(r for r in rows if r["quantity"] == "lorenz lstm: best D_H")
+    assert dh_row["note"] == claims.NONE_SCORED
+    e = claims.tau_effect(failed, "lorenz", "lstm")
+    note = claims.effect_rows(pd.DataFrame([e]).set_index("architecture"), "medium")[0]["note"]
+    assert note.startswith(f"best τ: {claims.NONE_SCORED}") and "-1" not in note
