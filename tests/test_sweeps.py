@@ -103,11 +103,10 @@ def test_tiny_sweep_writes_one_row_per_member_and_architecture(reference):
         run_sweep(SweepSpec(**{**SPEC, "name": "other"}), out, progress=False)
 
 
-def test_diverged_member_is_scored_nan(tmp_path, monkeypatch):
-    real_train = training.train
+def test_diverged_member_is_scored_nan(tmp_path, monkeypatch, capsys):
+    real_train, real_load = training.train, training.load_state
 
-    def train_then_diverge(*args, **kwargs):
-        state = real_train(*args, **kwargs)
+    def diverge(state: training.TrainState) -> training.TrainState:
         with torch.no_grad():
             for p in state.model.parameters():
                 p[1] = float("nan")
@@ -115,10 +114,16 @@ def test_diverged_member_is_scored_nan(tmp_path, monkeypatch):
         state.history[-1][1] = np.nan
         return state
 
-    monkeypatch.setattr(training, "train", train_then_diverge)
+    monkeypatch.setattr(training, "train", lambda *a, **k: diverge(real_train(*a, **k)))
+    # the snapshot of epoch 1 (learning curve) holds the diverged member too
+    monkeypatch.setattr(training, "load_state", lambda *a, **k: diverge(real_load(*a, **k)))
     spec = SweepSpec(**{**SPEC, "architectures": ["plrnn"], "grid": {"seed": [0, 1]},
-                        "settings": {**SPEC["settings"], "epochs": 2}})
-    df = run_sweep(spec, tmp_path, progress=False)
+                        "settings": {**SPEC["settings"], "epochs": 2}, "eval_epochs": [1]})
+    df = run_sweep(spec, tmp_path, progress=True)
+    # one member diverged, counted once although it has a row per evaluation epoch
+    assert "2 members, 2 epochs, 1 diverged" in capsys.readouterr().out
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert curves.groupby("eval_epoch")["diverged"].sum().to_dict() == {1: 1, 2: 1}
     assert df.attrs["complete"] and list(df["diverged"]) == [False, True]
     assert df["diverged_epoch"].iloc[1] == 1 and np.isnan(df["diverged_epoch"].iloc[0])
     assert np.isfinite(df.loc[0, METRICS + ["final_loss"]].to_numpy(float)).all()
