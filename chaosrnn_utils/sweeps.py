@@ -706,9 +706,8 @@ def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, ind
     df = _evaluate_job(spec, job, arch, index, state, ckpt, x_test, inputs,
                        eval_device or device)
     _write_part(df, part)
-    last = df if "eval_epoch" not in df else df[df["eval_epoch"] == df["eval_epoch"].max()]
     return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
-                       f"{int(last['diverged'].sum())} diverged, train {state.wall_time:.1f} s, "
+                       f"{int((~state.alive).sum())} diverged, train {state.wall_time:.1f} s, "
                        f"eval {time.perf_counter() - t0:.1f} s -> {part}"), notes
 
 
