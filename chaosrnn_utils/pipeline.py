@@ -192,13 +192,16 @@ def comparison_markdown(profile: str, folder: Path | None = None) -> str:
 
 
 def _note(row: dict[str, Any]) -> str:
-    """The row's note, with its failed-range threshold when it has one."""
+    """The row's note, with its failed-range threshold when it has one and where its numbers
+    come from (``source``, :func:`~chaosrnn_utils.experiments.provenance`)."""
     note = str(row.get("note", ""))
     if row.get("failed_above") is not None:
         extra = f"failed range ≥ {float(row['failed_above']):.3g}"
         if row.get("paper_failed_above") is not None:
             extra += f" (paper's convention: ≥ {float(row['paper_failed_above']):.3g})"
         note = f"{note}; {extra}" if note else extra
+    if row.get("source"):
+        note = f"{note}; numbers: {row['source']}" if note else f"numbers: {row['source']}"
     return note
 
 
