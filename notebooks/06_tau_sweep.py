@@ -50,6 +50,7 @@ profile = "quick"  # "quick" (minutes), "medium" (paper grids, 300 epochs) or "p
 dataset = "lorenz"  # lorenz, lorenz2d, roessler, duffing, mackey_glass, temperature, eeg
 source = "committed"  # "committed" (redraw saved results) or "train" (run or resume the sweep)
 workers = 2  # processes training side by side
+architectures = []  # the architectures to report ([]: every one the sweep trained)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -65,6 +66,7 @@ if not ex.dataset_available(dataset):
     raise FileNotFoundError(f"{dataset}: the authors' data file is not here "
                             "(see data/README.md); nothing to train on")
 spec = ex.tau_sweep_spec(dataset, profile)
+archs = list(architectures or spec.architectures)
 settings = spec.train_settings("lstm")
 print(f"{dataset}, profile {profile}: τ ∈ {spec.grid['tau']}, seeds {spec.grid['seed']}, "
       f"{settings.epochs} epochs × {settings.batches_per_epoch} batches of {settings.batch_size}"
@@ -74,6 +76,7 @@ print(f"{dataset}, profile {profile}: τ ∈ {spec.grid['tau']}, seeds {spec.gri
 # %%
 # NBVAL_IGNORE_OUTPUT
 results = ex.sweep_table(spec, profile, source, workers=workers)
+results = results[results["architecture"].isin(archs)].reset_index(drop=True)
 agg = ex.aggregate(results, metrics=("D_stsp", "D_H", "lambda_max"))
 numbers = ex.provenance(results, profile, spec.name, source)  # profile, commit, machine
 agg[["architecture", "condition", "D_stsp", "D_stsp_sem", "D_H", "D_H_sem", "lambda_max",
@@ -89,7 +92,7 @@ agg[["architecture", "condition", "D_stsp", "D_stsp_sem", "D_H", "D_H_sem", "lam
 # %%
 tp = ex.tau_pred_table(profile).loc[dataset]
 tau_pred = {"paper": float(tp["paper_tau_pred"]), "data": ex.data_tau_pred(tp)}
-curves = {a: ex.tau_curve(agg, a) for a in spec.architectures}
+curves = {a: ex.tau_curve(agg, a) for a in archs}
 gmm = results["D_stsp_method"].iloc[0] == "gmm"
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 plotting.plot_tau_sweep(axes[0], curves, "D_stsp", clip=ex.clip_levels(agg, "D_stsp"),
@@ -117,14 +120,16 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 history = ex.curve_table(spec, profile)
+if history is not None:
+    history = history[history["architecture"].isin(archs)]
 if history is None:
     print(f"profile {profile}: no learning curves (evaluated at the last epoch only)")
 else:
     threshold = ex.failure_thresholds(dataset, profile)["D_stsp"]
     lc = claims.learning_curves(history, dataset, profile)
-    fig, axes = plt.subplots(1, len(spec.architectures), figsize=(15, 4), sharey=True,
+    fig, axes = plt.subplots(1, len(archs), figsize=(15, 4), sharey=True,
                              squeeze=False)
-    for ax, a in zip(axes[0], spec.architectures, strict=True):
+    for ax, a in zip(axes[0], archs, strict=True):
         plotting.plot_learning_curves(ax, lc[lc["architecture"] == a], failed_above=threshold,
                                       title=f"{dataset}, {a}")
     axes[0, 0].legend(fontsize="small")
@@ -145,7 +150,7 @@ else:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-best = claims.best_tau_table(results, dataset).loc[spec.architectures]
+best = claims.best_tau_table(results, dataset).loc[archs]
 print(f"τ_pred: paper {tau_pred['paper']:.1f}, this data {tau_pred['data']:.1f}")
 best
 
@@ -195,15 +200,16 @@ refs
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-assert len(results) == len(spec.member_configs()) * len(spec.architectures)
+assert len(results) == len(spec.member_configs()) * len(archs)
 effect = pd.DataFrame([claims.tau_effect(results, dataset, a, profile)
-                       for a in spec.architectures]).set_index("architecture")
-for a in spec.architectures:
+                       for a in archs]).set_index("architecture")
+for a in archs:
     if (dataset, a) in claims.EFFECT_EXPECTED.get(profile, ()):
         assert effect.loc[a, "holds"], (a, effect.loc[a, "why"])
 summary = claims.tau_sweep_rows(best, dataset, profile, ex.budget_note(spec, profile),
                                 tau_pred)
 summary += claims.effect_rows(effect, profile)
-cu.record_summary(f"06_tau_sweep_{dataset}", summary, source=numbers)
+cu.record_summary(f"06_tau_sweep_{dataset}" + ("" if profile == "quick" else f"_{profile}"),
+                  summary, source=numbers)
 print(f"numbers: {numbers}")
 effect.drop(columns=["dataset"])
