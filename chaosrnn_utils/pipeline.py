@@ -557,12 +557,12 @@ def run_notebook(notebook: Path, parameters: dict[str, Any], out_dir: Path,
 
 
 @contextmanager
-def staged_summary(profile: str = "quick") -> Iterator[Path]:
+def staged_summary(profile: str = "quick", target: Path | None = None) -> Iterator[Path]:
     """A staging folder for the summary of one notebook run: the kernel, which inherits
     ``$CHAOSRNN_SUMMARY_DIR``, records there; when the block succeeds its files replace their
-    namesakes in :func:`summary_dir` of ``profile``. A failed run changes nothing: the other
-    notebooks' entries and the last good run's stay."""
-    target = summary_dir(profile)
+    namesakes in ``target`` (default :func:`summary_dir` of ``profile``). A failed run
+    changes nothing: the other notebooks' entries and the last good run's stay."""
+    target = summary_dir(profile) if target is None else target
     target.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=target, prefix=".run-"))
     before = os.environ.get(SUMMARY_ENV)
@@ -742,12 +742,14 @@ def train_main(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------- the plan and the pool
 
 #: seconds each notebook's own work takes on the committed machine (a quiet 2-core AMD
-#: EPYC; the training of its sweeps is counted apart, :func:`~.sweeps.job_estimate`): the
-#: theorem notebooks as measured in the main job, a redraw of notebook 06 mostly the failure
-#: thresholds' reference runs (about a minute per data set the first time)
-NOTEBOOK_S = {"01_systems_and_lyapunov": 100.0, "02_theorem_fixed_points_and_cycles": 40.0,
-              "03_theorem_chaos": 60.0, "04_boundary_quasiperiodic": 60.0,
-              "05_sparse_forcing_bounds_gradients": 100.0, "06_tau_sweep": 75.0,
+#: EPYC; the training of its sweeps is counted apart, :func:`~.sweeps.job_estimate`):
+#: notebooks 01-05 about 4.5 min together (6 min beside the sweep's two workers in the
+#: README's measured main job), split as their papermill durations were measured side by
+#: side (01 65 %); a redraw of notebook 06 mostly the failure thresholds' reference runs
+#: (about a minute per data set the first time)
+NOTEBOOK_S = {"01_systems_and_lyapunov": 160.0, "02_theorem_fixed_points_and_cycles": 25.0,
+              "03_theorem_chaos": 25.0, "04_boundary_quasiperiodic": 25.0,
+              "05_sparse_forcing_bounds_gradients": 35.0, "06_tau_sweep": 75.0,
               "07_lorenz_attractors": 40.0, "08_empirical_data": 40.0, "09_ablations": 30.0}
 
 
@@ -833,6 +835,8 @@ def priorities(parts: Sequence[Part]) -> dict[str, float]:
     waiting: dict[str, list[str]] = {p.name: [] for p in parts}
     for p in parts:
         for a in p.after:
+            if a not in waiting:
+                raise ValueError(f"{p.name} waits for {a}, a part that is not there")
             waiting[a].append(p.name)
     est = {p.name: p.estimate for p in parts}
     level: dict[str, float] = {}
@@ -918,16 +922,16 @@ def redraw_line(runs: Sequence[Run]) -> str | None:
             "`python3 tasks.py reproduce --profile medium` (the medium budget, hours).")
 
 
-def _pool_notebook(run: Run, out_dir: Path, profile: str, log: Path) -> None:
+def _pool_notebook(run: Run, out_dir: Path, summary: Path, log: Path) -> None:
     """A notebook part, in a pool worker: one torch thread in its kernel, its output to
-    ``log``, its summary staged into ``profile``'s folder (:func:`staged_summary`)."""
+    ``log``, its summary staged into the folder ``summary`` (:func:`staged_summary`)."""
     from contextlib import redirect_stderr, redirect_stdout
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as fh, redirect_stdout(fh), redirect_stderr(fh), \
-            staged_summary(profile):
+            staged_summary(target=summary):
         run_notebook(run.notebook, run.parameters, out_dir, run.name)
 
 
@@ -972,7 +976,7 @@ def run_pool(parts: Sequence[Part], lanes: int, profile: str, out_dir: Path) -> 
             while len(running) < lanes and (part := _next_ready(pending, done, prio)):
                 del pending[part.name]
                 if part.run is not None:
-                    fut = pool.submit(_pool_notebook, part.run, out_dir, profile,
+                    fut = pool.submit(_pool_notebook, part.run, out_dir, summary_dir(profile),
                                       out_dir / "logs" / f"{part.name}.log")
                 else:
                     fut = pool.submit(_pool_job, *part.job)
