@@ -181,7 +181,8 @@ def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers
                 progress: bool = True) -> pd.DataFrame:
     """The results table of ``spec``: ``train`` runs (or resumes, or finds finished) the sweep
     in ``build/sweeps/<profile>/<name>`` and copies its table to the committed
-    ``data/results/<profile>/<name>.csv``; ``committed`` reads that copy only."""
+    ``data/results/<profile>/<name>.csv`` (a call that trained for a minute or more is logged
+    in :func:`train_log`); ``committed`` reads that copy only."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     committed = results_dir(profile) / f"{spec.name}.csv"
@@ -193,8 +194,9 @@ def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers
     out = sweep_dir(spec, profile)
     t0 = time.time()
     df = run_sweep(spec, out, workers=workers, progress=progress)
-    _log_chunk(profile, spec, t0, workers, bool(df.attrs["complete"]))  # the machine, for
-    if not df.attrs["complete"]:  # provenance; a call that found it finished logs ~0 s
+    if time.time() - t0 >= 60:  # it trained here: the machine, for provenance
+        _log_chunk(profile, spec, t0, workers, bool(df.attrs["complete"]))
+    if not df.attrs["complete"]:
         raise RuntimeError(f"sweep {spec.name} incomplete: {df.attrs['pending']}")
     _publish(spec, profile)
     return pd.read_csv(committed)

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -861,7 +860,6 @@ def simulate(parts: Sequence[Part], lanes: int) -> dict[str, tuple[int, float, f
     (:func:`priorities`; longest first). Returns part name → (lane, start, end) seconds."""
     prio = priorities(parts)
     pending = {p.name: p for p in parts}
-    free = [0.0] * lanes
     running: list[tuple[float, int, str]] = []
     done: set[str] = set()
     out: dict[str, tuple[int, float, float]] = {}

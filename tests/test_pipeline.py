@@ -113,9 +113,7 @@ def test_code_and_notebook_sources_pass_ruff():
 def test_main_job_runs_the_tau_sweep_per_available_data_set(monkeypatch, tmp_path):
     """Notebook 06 is run once per data set, named after it; a data set whose file is missing
     is skipped with a message, not a failure."""
-    from chaosrnn_utils import experiments
-
-    from chaosrnn_utils import sweeps
+    from chaosrnn_utils import experiments, sweeps
 
     calls = []
     monkeypatch.setattr(pipeline, "run_notebook",
