@@ -4,7 +4,13 @@
 ``notebooks/`` with papermill into ``build/notebooks/`` (git-ignored); each notebook records
 its key numbers with :func:`~chaosrnn_utils.notebook.record_summary`, and the runner prints
 them as one table (quantity, paper value, reproduced value) and writes the comparison with
-the paper. ``sweep``, ``train``, ``gpu-run`` and ``gpu-unpack`` hand over to
+the paper. With ``--lanes 2`` (``tasks.py reproduce``) the notebooks and the sweep jobs
+they wait for are the parts of one pool of two processes, started longest critical path
+first (:func:`simulate`), after a plan with each part's estimate (:func:`plan_text`,
+calibrated on this machine's epoch time) and with one progress line per part. The quick
+main job trains what tests the claims its notebooks assert and redraws every other
+training notebook from the best committed profile (:func:`plan_reproduce`).
+``sweep``, ``train``, ``gpu-run`` and ``gpu-unpack`` hand over to
 :mod:`.sweeps`, :mod:`.experiments` and :mod:`.device_runner`. What the notebooks
 themselves call is in :mod:`.notebook`.
 """
@@ -208,7 +214,9 @@ README_START, README_END = "<!-- comparison:start -->", "<!-- comparison:end -->
 
 
 #: what each profile spends, for the README's column headers
-BUDGETS = {"quick": "100 epochs (Lorenz and ablations: 300), 2–3 seeds, coarse τ grids",
+BUDGETS = {"quick": "trains the Lorenz-63 LSTM (τ = 5, 30, 200 and clipped BPTT) and the "
+                    "ablations' key conditions, 300 epochs, 3 seeds; its other rows are "
+                    "the committed medium results (their notes say so)",
            "medium": "300 epochs, 3 seeds, the paper's τ grids up to 200, sequence length 200",
            "paper": "3 000 epochs, 5 seeds, the paper's grids and sequence lengths"}
 
@@ -377,13 +385,26 @@ def best_committed(stem: str, parameters: dict[str, Any]) -> str | None:
                  if not committed_inputs(stem, parameters, p)), None)
 
 
+def training_estimate(run: Run, profile: str, lanes: int = 2) -> float:
+    """Seconds the sweeps of ``run`` would take to train at ``profile`` on ``lanes`` cores of
+    the committed machine (:func:`~.sweeps.job_estimate` of every job, ÷ ``lanes``)."""
+    from . import sweeps
+
+    trained = run._replace(parameters={**run.parameters, "profile": profile,
+                                       "source": "train"})
+    return sum(sweeps.job_estimate(spec, arch, len(index))
+               for spec in _trained_specs(trained)
+               for _, arch, index in sweeps.sweep_jobs(spec)) / lanes
+
+
 def _retrain_hint(run: Run, profile: str) -> str:
-    """The command that trains a redrawn run instead (one line)."""
+    """The command that trains a redrawn run instead and what it costs (one line)."""
     stem = run.notebook.stem
     extra = "".join(f" -p {k} {v}" for k, v in run.parameters.items()
                     if k in ("dataset", "tau"))
+    cost = training_estimate(run, profile)
     return (f"python3 tasks.py reproduce --profile {profile} --only {stem[:2]}{extra} "
-            "--train-all")
+            f"--train-all (about {_minutes(cost)} on 2 cores of the committed machine)")
 
 
 def _quick_main_job(runs: list[Run]) -> list[Run]:

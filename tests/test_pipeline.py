@@ -507,7 +507,11 @@ def test_a_training_notebook_alone_redraws_its_committed_results(runs, capsys):
                      "06_tau_sweep_duffing.ipynb")]
     out = capsys.readouterr().out
     assert ("redraws the committed medium results; to train instead: python3 tasks.py "
-            "reproduce --profile medium --only 06 -p dataset duffing --train-all") in out
+            "reproduce --profile medium --only 06 -p dataset duffing --train-all (about ") in out
+    cost = pipeline.training_estimate(pipeline.Run(pipeline.select_notebooks(["06"])[0],
+                                                   {"dataset": "duffing"}), "medium")
+    assert 20 * 60 < cost < 60 * 60  # the medium Duffing sweep: 23 min measured on 2 cores
+    assert f"(about {pipeline._minutes(cost)} on 2 cores of the committed machine)" in out
     runs.clear()
     assert pipeline.main(["reproduce", "--profile", "medium", "--only", "06", "-p", "dataset",
                           "duffing", "--train-all"]) == 0
@@ -535,8 +539,8 @@ def test_the_quick_main_job_trains_the_asserted_claims_and_redraws_the_rest(monk
         "profile": "medium", "source": "committed"}
     duffing = by_name["06_tau_sweep_duffing_medium.ipynb"]
     assert duffing.parameters["profile"] == "medium" and duffing.skip is None
-    assert duffing.note.endswith("reproduce --profile medium --only 06 -p dataset duffing "
-                                 "--train-all")
+    assert ("reproduce --profile medium --only 06 -p dataset duffing --train-all (about"
+            in duffing.note)
     assert pipeline.best_committed("06_tau_sweep", {"dataset": "duffing"}) == "medium"
     assert pipeline.best_committed("06_tau_sweep", {"dataset": "nowhere"}) is None
     line = pipeline.redraw_line(runs)
