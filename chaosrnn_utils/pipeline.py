@@ -907,14 +907,17 @@ def _minutes(seconds: float) -> str:
     return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
-def plan_text(parts: Sequence[Part], lanes: int, scale: float) -> str:
+def plan_text(parts: Sequence[Part], lanes: int, scale: float, calibrated: bool = True
+              ) -> str:
     """The plan the main job prints before it starts: each part with its estimate, in the
-    order the pool starts them (:func:`simulate`), the projected wall time and CPU use."""
+    order the pool starts them (:func:`simulate`), the projected wall time and CPU use;
+    ``scale``: :func:`~.sweeps.calibrate` (``calibrated`` False: not measured)."""
     sched = simulate(parts, lanes)
     total = sum(p.estimate for p in parts)
     wall = max((e for _, _, e in sched.values()), default=0.0)
-    lines = [f"Plan: {len(parts)} parts on {lanes} lane(s); this machine runs an epoch in "
-             f"{scale:.2f}× the committed machine's time"]
+    lines = [f"Plan: {len(parts)} part(s) on {lanes} lane(s); " + (
+        f"this machine runs an epoch in {scale:.2f}× the committed machine's time"
+        if calibrated else "estimates on the committed machine (nothing to train here)")]
     for p in sorted(parts, key=lambda p: sched[p.name][1]):
         lane, t0, _ = sched[p.name]
         lines.append(f"  {p.name:<52} ~{_minutes(p.estimate):>13}  (lane {lane + 1}, from "
@@ -1093,7 +1096,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = sweeps.calibrate() if trains else 1.0
     pool = args.lanes > 1
     parts = build_parts(runs, scale, jobs=pool)
-    print(plan_text(parts, args.lanes, scale) + "\n", flush=True)
+    print(plan_text(parts, args.lanes, scale, trains) + "\n", flush=True)
     if pool:
         if run_pool(parts, args.lanes, args.profile, out_dir) != 0:
             print(f"chaosrnn reproduce: error: a part failed (logs: {out_dir / 'logs'})",
@@ -1114,7 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_notebook(run.notebook, run.parameters, out_dir, run.name)
             print(f"== [{k}/{len(parts)}] {part.name}: done in {_minutes(time.time() - t0)}"
                   f"; {_minutes(time.time() - t_start)} gone", flush=True)
-    if (line := redraw_line(runs)) is not None:
+    if not args.only and not args.parameter and (line := redraw_line(runs)) is not None:
         print("\n" + line, flush=True)
     print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")
     print(summary_table(profile=args.profile))
