@@ -1095,7 +1095,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     trains = any(_trained_specs(r) for r in runs if r.skip is None)
     scale = sweeps.calibrate() if trains else 1.0
     pool = args.lanes > 1
-    parts = build_parts(runs, scale, jobs=pool)
+    try:  # claims the sweep folders: one holding another spec is refused in one line
+        parts = build_parts(runs, scale, jobs=pool)
+    except USER_ERRORS as err:
+        print(error_line(args.command, err), file=sys.stderr)
+        return 2
     print(plan_text(parts, args.lanes, scale, trains) + "\n", flush=True)
     if pool:
         if run_pool(parts, args.lanes, args.profile, out_dir) != 0:
