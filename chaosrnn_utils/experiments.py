@@ -43,9 +43,15 @@ SOURCES = ("train", "committed")
 
 #: the paper's τ grids (``paper.json``, Fig. 2's τ axes)
 PAPER_TAUS = {name: list(paper.dataset(name)["taus"]) for name in paper.datasets()}
-#: quick grids: Lorenz resolves the optimum (the notebook asserts it), the others are coarse
-QUICK_TAUS = {name: [5, 30, 100, 200] for name in PAPER_TAUS} | {
-    "lorenz": [5, 15, 30, 50, 100, 200]}
+#: quick grids: Lorenz the smallest grid that tests notebook 06's assert (τ = 5, τ near
+#: τ_pred = 46, the largest τ; ``claims.tau_effect`` compares the best τ with τ = 5, τ_max and
+#: clipped BPTT), the others coarse (trained by the main job only with ``--train-all``)
+QUICK_TAUS = {name: [5, 30, 100, 200] for name in PAPER_TAUS} | {"lorenz": [5, 30, 200]}
+#: quick architectures: Lorenz only the one whose claim notebook 06 asserts at quick
+#: (``claims.EFFECT_EXPECTED``); the main job redraws the others from the committed medium
+#: results
+QUICK_ARCHITECTURES = {name: ["rnn", "plrnn", "lstm"] for name in PAPER_TAUS} | {
+    "lorenz": ["lstm"]}
 QUICK_SEEDS = {name: [0, 1] for name in PAPER_TAUS} | {"lorenz": [0, 1, 2]}
 QUICK_EPOCHS = {name: 100 for name in PAPER_TAUS} | {"lorenz": 300}
 PAPER_SEEDS = [0, 1, 2, 3, 4]
@@ -113,7 +119,8 @@ def tau_sweep_spec(dataset: str, profile: str = "quick") -> SweepSpec:
     seq_len = max(200, max(taus))
     clip = [dict(mode="bptt", clip_norm=CLIP, seed=s) for s in seeds]
     return SweepSpec(name=f"tau_sweep_{dataset}", dataset=dataset,
-                     architectures=list(ARCHITECTURES),
+                     architectures=list(QUICK_ARCHITECTURES[dataset] if profile == "quick"
+                                        else ARCHITECTURES),
                      grid={"tau": list(taus), "seed": list(seeds)}, members=clip,
                      settings={"profile": "paper", "epochs": epochs, "seq_len": seq_len},
                      split=2 if profile == "paper" or dataset == "lorenz" else 1,
@@ -127,19 +134,22 @@ def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
     forcing at ``tau`` as the reference (at least 3 seeds). paper: sequence length 1 000,
     5 seeds, 3 000 epochs; medium: the paper's conditions, sequence length 200, 3 seeds,
     300 epochs; quick: sequence length 200, 3 seeds (so that no row rests on one run),
-    300 epochs, c ∈ {1, 100}, lengths {10, 50}. Random τ keeps the spreads below ``tau``."""
+    300 epochs, the key condition of each ablation only (clipping c = 1 by norm and by value,
+    TBPTT k = 10, window 50, random τ ± 10, annealing; no generalised teacher forcing: the
+    paper has no number for it). Random τ keeps the spreads below ``tau``."""
     _check("lorenz", profile)
     paper, full = profile == "paper", profile in ("paper", "medium")
     seeds = PAPER_SEEDS if paper else [0, 1, 2]
-    lengths = [10, 30, 50, 100, 200] if full else [10, 50]
-    spreads = [10, 25, 50] if full else [10, 25]
-    alphas = [0.05, 0.1, 0.2, 0.5] if full else [0.1, 0.3]
-    clips = [1, 10, 100, 1000] if full else [1, 100]
+    lengths = [10, 30, 50, 100, 200] if full else [10]
+    windows = lengths if full else [50]
+    spreads = [10, 25, 50] if full else [10]
+    alphas = [0.05, 0.1, 0.2, 0.5] if full else []
+    clips = [1, 10, 100, 1000] if full else [1]
     configs: list[dict[str, Any]] = []
     configs += [dict(mode="bptt", clip_norm=float(c)) for c in clips]
     configs += [dict(mode="bptt", clip_value=float(c)) for c in clips]
     configs += [dict(mode="tbptt", truncation=k) for k in lengths]
-    configs += [dict(mode="window", window=k) for k in lengths]
+    configs += [dict(mode="window", window=k) for k in windows]
     configs += [dict(mode="sparse", tau=tau, tau_spread=d) for d in spreads if d < tau]
     configs += [dict(mode="sparse", tau=46, tau_start=1)]
     configs += [dict(mode="gtf", alpha=a) for a in alphas]
@@ -171,7 +181,8 @@ def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers
                 progress: bool = True) -> pd.DataFrame:
     """The results table of ``spec``: ``train`` runs (or resumes, or finds finished) the sweep
     in ``build/sweeps/<profile>/<name>`` and copies its table to the committed
-    ``data/results/<profile>/<name>.csv``; ``committed`` reads that copy only."""
+    ``data/results/<profile>/<name>.csv`` (a call that trained for a minute or more is logged
+    in :func:`train_log`); ``committed`` reads that copy only."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     committed = results_dir(profile) / f"{spec.name}.csv"
@@ -181,7 +192,10 @@ def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers
                                     "source='train' first")
         return pd.read_csv(committed)
     out = sweep_dir(spec, profile)
+    t0 = time.time()
     df = run_sweep(spec, out, workers=workers, progress=progress)
+    if time.time() - t0 >= 60:  # it trained here: the machine, for provenance
+        _log_chunk(profile, spec, t0, workers, bool(df.attrs["complete"]))
     if not df.attrs["complete"]:
         raise RuntimeError(f"sweep {spec.name} incomplete: {df.attrs['pending']}")
     _publish(spec, profile)
@@ -303,6 +317,37 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine_of(name: str, profile: str) -> str | None:
+    """The CPU(s) that trained sweep ``name`` at ``profile``, from :func:`train_log` (the
+    calls that trained for more than a second; their CPU models, joined), None when the log
+    has no such row."""
+    path = train_log(profile)
+    if not path.exists():
+        return None
+    log = pd.read_csv(path)
+    log = log[(log["sweep"] == name) & (log["wall_s"] > 1.0)]
+    if log.empty:
+        return None
+    cpus = list(dict.fromkeys(f"{r.cpu} ({int(r.cpus)} cores)" for r in log.itertuples()))
+    return " and ".join(cpus)
+
+
+def provenance(results: pd.DataFrame, profile: str, name: str, source: str) -> str:
+    """Where the numbers of a results table come from, for a figure's subtitle and the
+    comparison rows' notes: ``"medium profile, commit 2b66301, AMD EPYC (2 cores)"`` (every
+    commit the table's rows were trained at; the machine from :func:`machine_of`, this
+    machine for a table trained here, ``machine not recorded`` otherwise), then
+    ``redrawn from the committed results`` or ``trained here``."""
+    commits = list(dict.fromkeys(str(c)[:7] for c in results["git_commit"].dropna()))
+    machine = machine_of(name, profile)
+    if machine is None:
+        machine = (f"{_cpu_name()} ({os.cpu_count()} cores)" if source == "train"
+                   else "machine not recorded")
+    how = "trained here" if source == "train" else "redrawn from the committed results"
+    return (f"{profile} profile, commit{'s' if len(commits) > 1 else ''} "
+            f"{', '.join(commits) or 'unknown'}, {machine}; {how}")
 
 
 def _log_chunk(profile: str, spec: SweepSpec, t0: float, workers: int, done: bool) -> None:

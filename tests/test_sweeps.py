@@ -605,3 +605,22 @@ def test_eval_epochs_are_validated_and_absent_from_specs_without_them():
     assert "eval_epochs" not in d
     assert SweepSpec.from_dict(d) == SweepSpec(**SPEC)
     assert SweepSpec(**{**SPEC, "eval_epochs": [4]}).to_dict()["eval_epochs"] == [4]
+
+
+def test_job_estimates_follow_members_epochs_architecture_and_scale():
+    """A job's estimate: members × (epochs × the per-epoch cost of its architecture + its
+    evaluations), × the machine's scale; the LSTM's epoch costs JOB_COST['lstm'] RNN
+    epochs; the longest jobs of a profile are its LSTM jobs."""
+    from chaosrnn_utils import experiments as ex
+    from chaosrnn_utils import sweeps
+
+    spec = ex.tau_sweep_spec("roessler", "quick")
+    lstm, rnn = (sweeps.job_estimate(spec, a, 10) for a in ("lstm", "rnn"))
+    u = sweeps.MEMBER_EPOCH_S
+    assert lstm == pytest.approx(10 * (100 + sweeps.EVAL_COST["lstm"]) * u)
+    assert rnn == pytest.approx(10 * (100 / sweeps.JOB_COST["lstm"] + sweeps.EVAL_COST["rnn"])
+                                * u)
+    assert sweeps.job_estimate(spec, "lstm", 20, 2.0) == pytest.approx(4 * lstm)
+    medium = ex.tau_sweep_spec("roessler", "medium")  # three evaluation epochs
+    assert sweeps.job_estimate(medium, "lstm", 10) == pytest.approx(
+        10 * (300 + 3 * sweeps.EVAL_COST["lstm"]) * u)
