@@ -424,10 +424,12 @@ def benchmark(specs: Sequence[SweepSpec], state_dir: str | Path, *, device: str,
     measured at the sweep's own size (members, sequence length, batch, latent; by
     :func:`update_seconds`, each size once) and the projection ``projected_s`` = seconds
     per update × pending updates. Stops measuring once ``budget_s`` is spent (rows not
-    measured keep NaN: no zero rows, no projection from another size)."""
+    measured keep NaN: no zero rows, no projection from another size). A size whose timing
+    raises keeps NaN and the error in ``note`` (the window goes on to train)."""
     timer = timer or update_seconds
     start = time.perf_counter()
     cache: dict[tuple, float] = {}
+    notes: dict[tuple, str] = {}
     rows = []
     for spec in specs:
         n = len(spec.member_configs())
@@ -437,14 +439,19 @@ def benchmark(specs: Sequence[SweepSpec], state_dir: str | Path, *, device: str,
             s = spec.train_settings(arch)
             key = (arch, n, s.seq_len, s.batch_size, s.latent_dim, s.dtype)
             if key not in cache and time.perf_counter() - start < budget_s:
-                cache[key] = timer(arch, n, s.seq_len, device=device, batch=s.batch_size,
-                                   latent=s.latent_dim, dtype=s.dtype, reps=reps)
+                try:
+                    cache[key] = timer(arch, n, s.seq_len, device=device,
+                                       batch=s.batch_size, latent=s.latent_dim,
+                                       dtype=s.dtype, reps=reps)
+                except Exception as err:  # noqa: BLE001 - recorded, the window goes on
+                    cache[key], notes[key] = math.nan, training.brief(err)
             sec = cache.get(key, math.nan)
             rows.append(dict(sweep=spec.name, arch=arch, members=n, seq_len=s.seq_len,
                              batch=s.batch_size, s_per_update=sec, pending_updates=todo,
-                             projected_s=sec * todo))
+                             projected_s=sec * todo, note=notes.get(key, "")))
     return pd.DataFrame(rows, columns=["sweep", "arch", "members", "seq_len", "batch",
-                                       "s_per_update", "pending_updates", "projected_s"])
+                                       "s_per_update", "pending_updates", "projected_s",
+                                       "note"])
 
 
 # ----------------------------------------------------------------------------- one window

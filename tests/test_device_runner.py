@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -230,6 +231,16 @@ def test_benchmark_projects_from_the_rate_at_each_sweeps_own_size(tmp_path):
     assert bench["projected_s"].tolist() == [10.0, 48.0, 1.5 * 12, 6.0 * 12]
     none = device_runner.benchmark([spec], tmp_path, device="cpu", budget_s=0.0, timer=timer)
     assert none["s_per_update"].isna().all() and none["projected_s"].isna().all()
+
+    def broken(arch, n, seq_len, **kw):
+        if arch == "lstm":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return 1.0
+
+    some = device_runner.benchmark([spec], tmp_path, device="cpu", budget_s=60.0,
+                                   timer=broken)
+    assert some["s_per_update"].tolist()[0] == 1.0 and np.isnan(some["s_per_update"][1])
+    assert some["note"][1].startswith("RuntimeError: CUDA error")
     sec = device_runner.update_seconds("lstm", 2, 12, device="cpu", batch=2, latent=4,
                                        reps=2)
     assert 0 < sec < 60
