@@ -244,3 +244,11 @@ def test_benchmark_projects_from_the_rate_at_each_sweeps_own_size(tmp_path):
     sec = device_runner.update_seconds("lstm", 2, 12, device="cpu", batch=2, latent=4,
                                        reps=2)
     assert 0 < sec < 60
+
+
+def test_the_window_script_never_skips_the_self_check():
+    """benchmarks/gpu_window.sh trains only through commands that run the self-check first
+    (gpu-run without ``--no-self-check``, gpu-window)."""
+    script = (paths.ROOT / "benchmarks" / "gpu_window.sh").read_text()
+    assert "--no-self-check" not in script
+    assert "gpu-window --budget-s" in script and "gpu-run --budget-s" in script
