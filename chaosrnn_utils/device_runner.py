@@ -31,6 +31,7 @@ import signal
 import tarfile
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,11 @@ def _windows(specs: Sequence[SweepSpec], state_dir: Path, out_dir: Path, start: 
                 complete, pending = bool(df.attrs["complete"]), " ".join(df.attrs["pending"])
             except Stopped as err:  # the last checkpoints on disk are whole (atomic)
                 stopped, complete, pending = err, False, f"interrupted ({err})"
+            except Exception as err:  # noqa: BLE001 - packed and logged, not lost
+                complete, pending = False, f"failed ({training.brief(err)})"
+                say(f"{spec.name}: {''.join(traceback.format_exc(limit=-3)).rstrip()}")
+                if "CUDA" in str(err):  # the device is unusable: pack and stop
+                    stopped = err
             secs = training.clock() - t0
             size = pack(folder, out_dir / f"{spec.name}.tar.gz")
             rows.append(dict(sweep=spec.name, complete=complete, pending=pending,

@@ -252,3 +252,28 @@ def test_the_window_script_never_skips_the_self_check():
     script = (paths.ROOT / "benchmarks" / "gpu_window.sh").read_text()
     assert "--no-self-check" not in script
     assert "gpu-window --budget-s" in script and "gpu-run --budget-s" in script
+
+
+def test_a_sweep_that_fails_is_packed_and_logged(tmp_path, monkeypatch):
+    """An error inside a sweep (here a CUDA error from its second checkpoint on) loses
+    nothing already on disk: the folder is packed, the error logged, and the window stops
+    (a CUDA error leaves the device unusable); status 3."""
+    spec = sweeps.SweepSpec.from_dict(SPEC)
+
+    def broken(spec, folder, **kw):
+        (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (folder / "checkpoints" / "plrnn.pt").write_bytes(b"whole")
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(sweeps, "run_sweep", broken)
+    other = sweeps.SweepSpec.from_dict(dict(SPEC, name="other"))
+    status = device_runner.gpu_run([spec, other], tmp_path / "state", tmp_path / "out",
+                                   budget_s=1e6, device="cpu", check=False)
+    assert status == 3
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["log.txt", "progress.csv", "tiny_gpu.tar.gz"], files
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert "RuntimeError: CUDA error" in log
+    progress = pd.read_csv(tmp_path / "out" / "progress.csv")
+    assert progress["pending"].tolist() == ["failed (RuntimeError: CUDA error: an illegal "
+                                            "memory access was encountered)"]
