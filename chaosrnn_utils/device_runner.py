@@ -493,7 +493,11 @@ def gpu_window(specs: Sequence[SweepSpec], state_dir: str | Path, out_dir: str |
     report: list[str] = []
     fails: list[str] = []
     if check is not None or device != "cpu":
-        fails = (check or self_check)(device, report)
+        try:
+            fails = (check or self_check)(device, report)
+        except Exception as err:  # noqa: BLE001 - a self-check that cannot run fails
+            fails = [f"the self-check raised {training.brief(err)}",
+                     *traceback.format_exc(limit=-3).rstrip().splitlines()]
     took = time.perf_counter() - start
     verdict = "FAILED" if fails else "passed"
     lines = [head, f"self-check {verdict} in {took:.1f} s (float64 paths: tolerance "

@@ -201,6 +201,14 @@ def test_a_failed_self_check_trains_nothing(tmp_path):
     text = (tmp_path / "out" / "self_check.txt").read_text()
     assert "self-check FAILED" in text and "no training" in text and "2.88e-07 >" in text
 
+    def raising(device, report):
+        raise RuntimeError("CUDA error: no kernel image is available")
+
+    assert device_runner.gpu_window([spec], tmp_path / "s", tmp_path / "o2", budget_s=100.0,
+                                    device="cpu", check=raising) == 1
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["self_check.txt"]
+    assert "raised RuntimeError: CUDA error" in (tmp_path / "o2" / "self_check.txt").read_text()
+
 
 def test_benchmark_projects_from_the_rate_at_each_sweeps_own_size(tmp_path):
     """Pending updates read from the state's checkpoint; the projection is the rate measured
