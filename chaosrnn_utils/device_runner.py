@@ -356,14 +356,10 @@ def gpu_main(args: Any) -> int:
 # ----------------------------------------------------------------------------- benchmark
 
 
-def update_seconds(arch: str, n_members: int, seq_len: int, *, device: str,
-                   batch: int = 32, latent: int = 30, dtype: str = "float32",
-                   reps: int = 3) -> float:
-    """Seconds per update of the path a window trains with (``train(static=True)``: fixed
-    buffers, one CUDA graph replayed per update on a GPU) for an ensemble of ``n_members``
-    (sparse forcing, τ spread over 5 … ``seq_len``), ``reps`` updates timed after the first
-    (build, capture, compilation): between two CUDA events on a GPU, with ``perf_counter``
-    after a synchronisation elsewhere. Never a difference of two totals; always > 0."""
+def _static_runner(arch: str, n_members: int, seq_len: int, *, device: str, batch: int,
+                   latent: int, dtype: str) -> tuple[Any, torch.Tensor, dict]:
+    """(runner, windows, masks) of one ensemble's static update (built, captured on CUDA,
+    its first update run): ``n_members`` with sparse forcing, τ spread over 5 … seq_len."""
     from functools import partial
 
     dev = torch.device(device)
@@ -383,21 +379,63 @@ def update_seconds(arch: str, n_members: int, seq_len: int, *, device: str,
                      torch.zeros(n_members, dtype=tdtype, device=dev))
     runner = training._StaticRunner(update, state.model, x, masks)  # first update, capture
     runner(x, masks)  # one replay before timing
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        begin.record()
-        for _ in range(reps):
-            runner(x, masks)
-        end.record()
-        end.synchronize()
-        secs = begin.elapsed_time(end) / 1000.0
-    else:
+    return runner, x, masks
+
+
+def _timed_rounds(runners: Sequence[tuple[Any, torch.Tensor, dict]], device: str,
+                  reps: int) -> float:
+    """Seconds per round (one update of every runner; on CUDA each on its own stream, so
+    that they may overlap): ``reps`` rounds between two CUDA events on a GPU, with
+    ``perf_counter`` after a synchronisation elsewhere."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
         t0 = time.perf_counter()
         for _ in range(reps):
-            runner(x, masks)
-        secs = time.perf_counter() - t0
-    return max(secs / reps, 1e-9)
+            for runner, x, masks in runners:
+                runner(x, masks)
+        return max((time.perf_counter() - t0) / reps, 1e-9)
+    main = torch.cuda.current_stream(dev)
+    streams = [main] if len(runners) == 1 else [torch.cuda.Stream(dev) for _ in runners]
+    torch.cuda.synchronize(dev)
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record(main)
+    for stream in streams:
+        stream.wait_stream(main)
+    for _ in range(reps):
+        for (runner, x, masks), stream in zip(runners, streams, strict=True):
+            with torch.cuda.stream(stream):
+                runner(x, masks)
+    for stream in streams:
+        main.wait_stream(stream)
+    end.record(main)
+    end.synchronize()
+    return max(begin.elapsed_time(end) / 1000.0 / reps, 1e-9)
+
+
+def update_seconds(arch: str, n_members: int, seq_len: int, *, device: str,
+                   batch: int = 32, latent: int = 30, dtype: str = "float32",
+                   reps: int = 3) -> float:
+    """Seconds per update of the path a window trains with (``train(static=True)``: fixed
+    buffers, one CUDA graph replayed per update on a GPU) for an ensemble of ``n_members``
+    (sparse forcing, τ spread over 5 … ``seq_len``), ``reps`` updates timed after the first
+    (build, capture, compilation): between two CUDA events on a GPU, with ``perf_counter``
+    after a synchronisation elsewhere. Never a difference of two totals; always > 0."""
+    runner = _static_runner(arch, n_members, seq_len, device=device, batch=batch,
+                            latent=latent, dtype=dtype)
+    return _timed_rounds([runner], device, reps)
+
+
+def concurrent_seconds(archs: Sequence[str], n_members: int, seq_len: int, *, device: str,
+                       batch: int = 32, latent: int = 30, dtype: str = "float32",
+                       reps: int = 3) -> tuple[float, float]:
+    """(seconds per round with the jobs of ``archs`` side by side — one update of each,
+    each on its own CUDA stream —, the sum of their seconds per update one at a time),
+    each ensemble as in :func:`update_seconds`. A ratio under 1 is what training the jobs
+    concurrently would gain."""
+    runners = [_static_runner(a, n_members, seq_len, device=device, batch=batch,
+                              latent=latent, dtype=dtype) for a in archs]
+    alone = sum(_timed_rounds([r], device, reps) for r in runners)
+    return _timed_rounds(runners, device, reps), alone
 
 
 def pending_updates(spec: SweepSpec, state_dir: str | Path) -> dict[str, int]:
@@ -425,14 +463,22 @@ def pending_updates(spec: SweepSpec, state_dir: str | Path) -> dict[str, int]:
 
 
 def benchmark(specs: Sequence[SweepSpec], state_dir: str | Path, *, device: str,
-              budget_s: float, reps: int = 3, timer: Any = None) -> pd.DataFrame:
+              budget_s: float, reps: int = 3, timer: Any = None,
+              together: Any = None) -> pd.DataFrame:
     """One row per sweep × architecture with updates pending: the seconds per update
     measured at the sweep's own size (members, sequence length, batch, latent; by
     :func:`update_seconds`, each size once) and the projection ``projected_s`` = seconds
-    per update × pending updates. Stops measuring once ``budget_s`` is spent (rows not
+    per update × pending updates. Stops measuring sizes once 3/4 of ``budget_s`` is spent,
+    the rest is for the concurrent row below (rows not
     measured keep NaN: no zero rows, no projection from another size). A size whose timing
-    raises keeps NaN and the error in ``note`` (the window goes on to train)."""
+    raises keeps NaN and the error in ``note`` (the window goes on to train).
+
+    Then, if the budget allows, one more row for the first sweep with two or more jobs
+    pending: ``arch`` = the jobs joined by ``+``, ``s_per_update`` = seconds per round with
+    the jobs side by side (:func:`concurrent_seconds`: one update of each per round),
+    ``projected_s`` NaN, and the sum of their seconds one at a time in ``note``."""
     timer = timer or update_seconds
+    together = together or concurrent_seconds
     start = time.perf_counter()
     cache: dict[tuple, float] = {}
     notes: dict[tuple, str] = {}
@@ -444,7 +490,7 @@ def benchmark(specs: Sequence[SweepSpec], state_dir: str | Path, *, device: str,
                 continue
             s = spec.train_settings(arch)
             key = (arch, n, s.seq_len, s.batch_size, s.latent_dim, s.dtype)
-            if key not in cache and time.perf_counter() - start < budget_s:
+            if key not in cache and time.perf_counter() - start < 0.75 * budget_s:
                 try:
                     cache[key] = timer(arch, n, s.seq_len, device=device,
                                        batch=s.batch_size, latent=s.latent_dim,
@@ -455,6 +501,25 @@ def benchmark(specs: Sequence[SweepSpec], state_dir: str | Path, *, device: str,
             rows.append(dict(sweep=spec.name, arch=arch, members=n, seq_len=s.seq_len,
                              batch=s.batch_size, s_per_update=sec, pending_updates=todo,
                              projected_s=sec * todo, note=notes.get(key, "")))
+    multi = [r for r in rows if r["pending_updates"] > 0]
+    for spec in specs:
+        archs = [r["arch"] for r in multi if r["sweep"] == spec.name]
+        if len(archs) < 2 or time.perf_counter() - start >= budget_s:
+            continue
+        first = next(r for r in multi if r["sweep"] == spec.name)
+        s = spec.train_settings(archs[0])
+        try:
+            both, alone = together(archs, first["members"], first["seq_len"], device=device,
+                                   batch=s.batch_size, latent=s.latent_dim, dtype=s.dtype,
+                                   reps=reps)
+            note = (f"{len(archs)} jobs side by side, one update of each per round; one at a "
+                    f"time {alone:.4g} s (ratio {both / alone:.3f})")
+        except Exception as err:  # noqa: BLE001 - recorded, the window goes on
+            both, note = math.nan, training.brief(err)
+        rows.append(dict(sweep=spec.name, arch="+".join(archs), members=first["members"],
+                         seq_len=first["seq_len"], batch=s.batch_size, s_per_update=both,
+                         pending_updates=0, projected_s=math.nan, note=note))
+        break
     return pd.DataFrame(rows, columns=["sweep", "arch", "members", "seq_len", "batch",
                                        "s_per_update", "pending_updates", "projected_s",
                                        "note"])

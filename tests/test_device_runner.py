@@ -181,7 +181,7 @@ def test_one_window_keeps_its_deadline_and_file_count(tmp_path):
     assert len(files) <= device_runner.MAX_FILES
     assert all((tmp_path / "out" / f).stat().st_size <= device_runner.MAX_BYTES for f in files)
     bench = pd.read_csv(tmp_path / "out" / "bench.csv")
-    assert (bench["s_per_update"] > 0).all() and len(bench) == 2
+    assert (bench["s_per_update"] > 0).all() and len(bench) == 3  # 2 jobs, then both at once
     assert "self-check passed" in (tmp_path / "out" / "self_check.txt").read_text()
     # the state it brought back resumes: some epochs done, fewer updates pending
     pending = device_runner.pending_updates(spec, tmp_path / "out")
@@ -232,11 +232,18 @@ def test_benchmark_projects_from_the_rate_at_each_sweeps_own_size(tmp_path):
         calls.append((arch, n, seq_len))
         return {"plrnn": 0.5, "lstm": 2.0}[arch] * n
 
+    def together(archs, n, seq_len, **kw):
+        calls.append((tuple(archs), n, seq_len))
+        return 3.0, 5.0
+
     bench = device_runner.benchmark([spec, other], tmp_path, device="cpu", budget_s=60.0,
-                                    timer=timer)
-    assert calls == [("plrnn", 2, 20), ("lstm", 2, 20), ("plrnn", 3, 20), ("lstm", 3, 20)]
-    assert bench["s_per_update"].tolist() == [1.0, 4.0, 1.5, 6.0]
-    assert bench["projected_s"].tolist() == [10.0, 48.0, 1.5 * 12, 6.0 * 12]
+                                    timer=timer, together=together)
+    assert calls == [("plrnn", 2, 20), ("lstm", 2, 20), ("plrnn", 3, 20), ("lstm", 3, 20),
+                     (("plrnn", "lstm"), 2, 20)]
+    assert bench["s_per_update"].tolist() == [1.0, 4.0, 1.5, 6.0, 3.0]
+    assert bench["projected_s"].tolist()[:4] == [10.0, 48.0, 1.5 * 12, 6.0 * 12]
+    assert bench["arch"].iloc[-1] == "plrnn+lstm" and np.isnan(bench["projected_s"].iloc[-1])
+    assert "one at a time 5 s (ratio 0.600)" in bench["note"].iloc[-1]
     none = device_runner.benchmark([spec], tmp_path, device="cpu", budget_s=0.0, timer=timer)
     assert none["s_per_update"].isna().all() and none["projected_s"].isna().all()
 
@@ -246,9 +253,12 @@ def test_benchmark_projects_from_the_rate_at_each_sweeps_own_size(tmp_path):
         return 1.0
 
     some = device_runner.benchmark([spec], tmp_path, device="cpu", budget_s=60.0,
-                                   timer=broken)
+                                   timer=broken, together=together)
     assert some["s_per_update"].tolist()[0] == 1.0 and np.isnan(some["s_per_update"][1])
     assert some["note"][1].startswith("RuntimeError: CUDA error")
+    one, alone = device_runner.concurrent_seconds(["plrnn", "rnn"], 2, 12, device="cpu",
+                                                  batch=2, latent=4, reps=2)
+    assert 0 < one < 60 and 0 < alone < 60
     sec = device_runner.update_seconds("lstm", 2, 12, device="cpu", batch=2, latent=4,
                                        reps=2)
     assert 0 < sec < 60
