@@ -725,6 +725,19 @@ def _build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--check-only", action="store_true", help="the self-check alone")
     gpu.add_argument("--eval-device", default="cpu",
                      help="where finished sweeps are evaluated: cpu (default) or same")
+    win = sub.add_parser("gpu-window", help="one whole device window in a budget: self-check "
+                         "(no training on a failure), benchmark, training, packing (at most 8 "
+                         "files under --out; exit status as gpu-run)")
+    win.add_argument("--budget-s", type=sweeps.seconds_arg, required=True,
+                     help="seconds for the whole window")
+    win.add_argument("--state", default="data/results/paper/state",
+                     help="committed state folder (archives)")
+    win.add_argument("--out", required=True, help="folder for the files to bring back")
+    win.add_argument("--profile", default="paper", choices=PROFILES)
+    win.add_argument("--spec", nargs="+", help="sweep spec JSON files instead of the profile")
+    win.add_argument("--device", help="torch device (default: cuda if available)")
+    win.add_argument("--eval-device", default="cpu",
+                     help="where finished sweeps are evaluated: cpu (default) or same")
     unp = sub.add_parser("gpu-unpack", help="bring a gpu-run's files into the committed state")
     unp.add_argument("--from", dest="from_dir", required=True, help="the gpu-run --out folder")
     unp.add_argument("--state", required=True, help="committed state folder")
@@ -1057,7 +1070,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "train":
         return train_main(args)
 
-    if args.command in ("gpu-run", "gpu-unpack"):
+    if args.command in ("gpu-run", "gpu-window", "gpu-unpack"):
         from . import device_runner
 
         return device_runner.gpu_main(args)
