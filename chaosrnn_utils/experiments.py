@@ -16,6 +16,7 @@ table are drawn from (``source="committed"`` reads it without training).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import platform
@@ -37,7 +38,14 @@ from .fetch import MACKEY_GLASS_FILE, fetch_or_none
 from .forcing import MemberConfig
 from .metrics import PROTOCOL_GMM_LAYOUT, PROTOCOLS, generate_free_run
 from .models import MODELS, make_model
-from .sweeps import SweepSpec, load_sweep_data, run_sweep, sweep_jobs
+from .sweeps import (
+    SweepSpec,
+    evaluate_protocols,
+    load_job_models,
+    load_sweep_data,
+    run_sweep,
+    sweep_jobs,
+)
 
 ARCHITECTURES = ["rnn", "plrnn", "lstm"]
 SOURCES = ("train", "committed")
@@ -309,6 +317,34 @@ def train_profile(profile: str, *, time_limit: float | None = None, workers: int
         if done:
             _publish(spec, profile)
     return complete
+
+
+def rescore(spec: SweepSpec, profile: str,
+            protocols: tuple[str, ...] = PROTOCOLS) -> pd.DataFrame:
+    """A finished sweep scored again under ``protocols`` from the final parameters its
+    committed parts keep (``parts/<job>.models.pt``, :func:`~.sweeps.load_job_models`),
+    without retraining: one row per member (architecture, member, configuration, the scores
+    of :func:`~.sweeps.evaluate_protocols`). FileNotFoundError for a part made before the
+    sweeps kept parameters (retrain it: :func:`train_profile` with ``protocols``)."""
+    kept = parts_dir(spec.name, profile)
+    x_train, x_test = load_sweep_data(spec)
+    scoring = dataclasses.replace(spec, protocols=["heldout", *(p for p in protocols
+                                                                if p != "heldout")])
+    frames = []
+    for job, arch, index in sweep_jobs(spec):
+        path = kept / f"{job}.models.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} missing: {spec.name} {job} was trained before "
+                                    "sweeps kept their parameters; retrain it (train_profile "
+                                    "with protocols=...)")
+        members, model = load_job_models(path)
+        scores = evaluate_protocols(scoring, model, x_train, x_test)
+        frames.append(pd.DataFrame([{"architecture": arch, "member": index.start + e,
+                                     **asdict(m), **{k: v for k, v in sc.items()
+                                                     if k != "member"}}
+                                    for e, (m, sc) in enumerate(zip(members, scores,
+                                                                    strict=True))]))
+    return pd.concat(frames, ignore_index=True)
 
 
 def train_log(profile: str) -> Path:

@@ -107,6 +107,12 @@ def test_train_profile_commits_parts_and_continues_from_them(tmp_path, monkeypat
     assert len(results) == 4 and len(curves) == 8 and set(curves["eval_epoch"]) == {1, 3}
     assert sorted(p.name for p in kept.iterdir()) == ["lstm.csv", "lstm.models.pt", "rnn.csv",
                                                       "rnn.models.pt"]
+    # re-scored from the kept parameters, no retraining: the held-out scores again, and the
+    # paper protocol's beside them
+    again = ex.rescore(spec, "medium")
+    np.testing.assert_allclose(again["D_stsp"], results["D_stsp"], rtol=1e-12)
+    np.testing.assert_allclose(again["PE1"], results["PE1"], rtol=1e-12)
+    assert again["D_stsp_paper"].notna().all() and len(again) == 4
     log = pd.read_csv(ex.train_log("medium"))
     assert list(log["complete"]) == [False, True] and (log["wall_s"] >= 0).all()
     with pytest.raises(ValueError, match="unknown sweep 'tinny'"):
