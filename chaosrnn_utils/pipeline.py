@@ -101,7 +101,10 @@ MATCH_RULES = (
     "**no**, whatever the relative difference; where both failed it is **both failed**. A "
     "best-τ row can match only when our best cell is a success (most runs scored, score "
     "below the threshold). convention: the metric convention of the numbers (authors: the "
-    "paper's evaluation code; ours: box at the data mean, plain spectra)."
+    "paper's evaluation code; ours: box at the data mean, plain spectra). protocol: what our "
+    "number is scored against (heldout: the free run from the test split's first point "
+    "against the last 20 % of the series, unseen in training; paper: against the whole "
+    "series, as the paper's numbers are; docs/paper-notes.md § Protocols)."
 )
 
 
@@ -164,17 +167,27 @@ def _match(row: dict[str, Any]) -> str:
     return "asserted"
 
 
+def _protocol(row: dict[str, Any]) -> str:
+    """The evaluation protocol of a summary row's number: its own ``protocol`` key, else
+    ``heldout`` for a score (a row with a metric convention: the sweeps scored every
+    committed table under the held-out protocol), "–" for anything else."""
+    if row.get("protocol"):
+        return str(row["protocol"])
+    return "heldout" if row.get("convention", "–") not in ("–", None) else "–"
+
+
 def comparison_rows(profile: str, folder: Path | None = None) -> list[dict[str, Any]]:
     """The summary rows recorded at ``profile`` (in ``folder``, default :func:`summary_dir`),
-    each with ``notebook``, ``match`` (:func:`_match`) and ``note`` (:func:`_note`) filled
-    in: what the comparison tables show."""
+    each with ``notebook``, ``protocol`` (:func:`_protocol`), ``match`` (:func:`_match`) and
+    ``note`` (:func:`_note`) filled in: what the comparison tables show."""
     folder = summary_dir(profile) if folder is None else folder
     out = []
     for f in sorted(folder.glob("*.json")):
         for r in json.loads(f.read_text()):
             out.append(dict(notebook=f.stem[:2], quantity=r["quantity"], paper=r["paper"],
                             reproduced=r["reproduced"], convention=r.get("convention", "–"),
-                            profile=r.get("profile", profile), match=_match(r), note=_note(r)))
+                            protocol=_protocol(r), profile=r.get("profile", profile),
+                            match=_match(r), note=_note(r)))
     return out
 
 
@@ -185,14 +198,15 @@ def _cells(cells: Sequence[Any]) -> str:
 def comparison_markdown(profile: str, folder: Path | None = None) -> str:
     """The paper-vs-ours table (markdown) of the summary rows recorded by a run of the
     notebooks (:func:`comparison_rows`): quantity, the paper's value or claim, ours, the
-    metric convention (– where none applies), the profile, match, note; then the rules,
-    :data:`MATCH_RULES`."""
-    lines = ["| notebook | quantity | paper | ours | convention | profile | match | note |",
-             "|---|---|---|---|---|---|---|---|"]
+    metric convention (– where none applies), the evaluation protocol of ours, the profile,
+    match, note; then the rules, :data:`MATCH_RULES`."""
+    lines = ["| notebook | quantity | paper | ours | convention | protocol | profile | match "
+             "| note |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in comparison_rows(profile, folder):
         lines.append(_cells([r["notebook"], r["quantity"], _fmt(r["paper"]),
-                             _fmt(r["reproduced"]), r["convention"], r["profile"], r["match"],
-                             r["note"]]))
+                             _fmt(r["reproduced"]), r["convention"], r["protocol"],
+                             r["profile"], r["match"], r["note"]]))
     return "\n".join(lines) + "\n\n" + MATCH_RULES + "\n"
 
 

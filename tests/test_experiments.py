@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils import paths, training
+from chaosrnn_utils import paths, sweeps, training
 from chaosrnn_utils.sweeps import SweepSpec
 
 
@@ -95,7 +95,9 @@ def test_train_profile_commits_parts_and_continues_from_them(tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         ex.train_profile("medium", workers=1, progress=False)
     kept = tmp_path / "results" / "medium" / "parts" / "tiny"
-    assert sorted(p.name for p in kept.iterdir()) == ["rnn.csv"]
+    # each finished part with its final parameters (re-scoring needs no retraining)
+    assert sorted(p.name for p in kept.iterdir()) == ["rnn.csv", "rnn.models.pt"]
+    assert len(sweeps.load_job_models(kept / "rnn.models.pt")[0]) == 2
     assert ex.train_log("medium").exists()  # the interrupted chunk is logged too
     shutil.rmtree(tmp_path / "build")  # another machine: only the committed parts
     interrupt = False
@@ -105,7 +107,14 @@ def test_train_profile_commits_parts_and_continues_from_them(tmp_path, monkeypat
     results = pd.read_csv(tmp_path / "results" / "medium" / "tiny.csv")
     curves = pd.read_csv(ex.curves_path("tiny", "medium"))
     assert len(results) == 4 and len(curves) == 8 and set(curves["eval_epoch"]) == {1, 3}
-    assert sorted(p.name for p in kept.iterdir()) == ["lstm.csv", "rnn.csv"]
+    assert sorted(p.name for p in kept.iterdir()) == ["lstm.csv", "lstm.models.pt", "rnn.csv",
+                                                      "rnn.models.pt"]
+    # re-scored from the kept parameters, no retraining: the held-out scores again, and the
+    # paper protocol's beside them
+    again = ex.rescore(spec, "medium")
+    np.testing.assert_allclose(again["D_stsp"], results["D_stsp"], rtol=1e-12)
+    np.testing.assert_allclose(again["PE1"], results["PE1"], rtol=1e-12)
+    assert "D_stsp_paper" in again and again["D_H_paper"].notna().all() and len(again) == 4
     log = pd.read_csv(ex.train_log("medium"))
     assert list(log["complete"]) == [False, True] and (log["wall_s"] >= 0).all()
     with pytest.raises(ValueError, match="unknown sweep 'tinny'"):

@@ -181,11 +181,11 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
                  paper_failed_above=6.3, convention="ours (paper: authors')", note="n")]
     (summary / "06_x.json").write_text(json.dumps(rows))
     table = pipeline.comparison_markdown("quick", summary).splitlines()
-    assert [line.split(" | ")[6] for line in table[2:8]] == ["yes", "no", "yes", "asserted",
+    assert [line.split(" | ")[7] for line in table[2:8]] == ["yes", "no", "yes", "asserted",
                                                              "no", "–"]
-    assert "| 06 | e | 30 | 200 | – | paper | no | x \\| y |" in table
-    assert ("| 06 | g | 7.48 | 16.5 | ours (paper: authors') | quick | both failed | n; failed "
-            "range ≥ 6 (paper's convention: ≥ 6.3) |") in table
+    assert "| 06 | e | 30 | 200 | – | – | paper | no | x \\| y |" in table
+    assert ("| 06 | g | 7.48 | 16.5 | ours (paper: authors') | heldout | quick | both failed "
+            "| n; failed range ≥ 6 (paper's convention: ≥ 6.3) |") in table
     assert table[-1] == pipeline.MATCH_RULES
     readme = tmp_path / "README.md"
     readme.write_text(f"top\n{pipeline.README_START}\nold\n{pipeline.README_END}\nbottom\n")

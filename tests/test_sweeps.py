@@ -91,7 +91,8 @@ def test_tiny_sweep_writes_one_row_per_member_and_architecture(reference):
     assert table["git_commit"].str.fullmatch("[0-9a-f]{40}|unknown").all()
     assert table["git_commit"].nunique() == 1
     same_table(df, table)
-    assert sorted(p.name for p in (out / "parts").iterdir()) == ["lstm.csv", "plrnn.csv"]
+    assert sorted(p.name for p in (out / "parts").iterdir()) == [
+        "lstm.csv", "lstm.models.pt", "plrnn.csv", "plrnn.models.pt"]  # + final parameters
     assert (out / "checkpoints" / "plrnn.pt").exists() and (out / "spec.json").exists()
     assert SweepSpec.from_json(out / "spec.json") == SweepSpec(**SPEC)
     # a rerun of a finished sweep trains nothing and returns the same table
@@ -314,7 +315,7 @@ def test_split_sweep_with_two_workers_gives_the_same_table(reference, tmp_path, 
     for job in ("lstm-0", "lstm-1", "plrnn-0", "plrnn-1"):
         epochs = spec.train_settings(job.split("-")[0]).epochs
         assert re.search(rf"{spec.name} {job}: .*\d+/{epochs}\b", err), (job, err[-2000:])
-    parts = sorted(p.name for p in (tmp_path / "out" / "parts").iterdir())
+    parts = sorted(p.name for p in (tmp_path / "out" / "parts").glob("*.csv"))
     assert parts == ["lstm-0.csv", "lstm-1.csv", "plrnn-0.csv", "plrnn-1.csv"]
     ref = read(reference[0])
     drop = ["wall_time", "git_commit", "spec_sha256"]  # the spec differs (split)
