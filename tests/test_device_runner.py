@@ -295,3 +295,27 @@ def test_a_sweep_that_fails_is_packed_and_logged(tmp_path, monkeypatch):
     progress = pd.read_csv(tmp_path / "out" / "progress.csv")
     assert progress["pending"].tolist() == ["failed (RuntimeError: CUDA error: an illegal "
                                             "memory access was encountered)"]
+
+
+def test_committed_paper_state_is_claimed_by_todays_paper_spec(tmp_path):
+    """The committed GPU state (``data/results/paper/state``) continues only if its
+    ``spec.json`` is today's paper spec as the runner resolves it: the same fields and the
+    same ``spec_sha256`` (its data hash is the training machine's, checked where it trains).
+    A change of the paper spec that would orphan the state fails here, not in a GPU window."""
+    import tarfile
+
+    archive = paths.DATA_DIR / "results" / "paper" / "state" / "tau_sweep_lorenz.tar.gz"
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    recorded = json.loads((tmp_path / "spec.json").read_text())
+    spec = device_runner.profile_specs("paper")[0]
+    inputs = recorded.pop(sweeps.INPUTS_KEY)
+    assert recorded == spec.to_dict()
+    mine = sweeps.sweep_inputs(spec, np.zeros((2, 3)), np.zeros((2, 3)))
+    assert inputs["spec_sha256"] == mine["spec_sha256"]
+    assert sweeps._claim_out_dir(spec, tmp_path, {**mine, "data_sha256":
+                                                  inputs["data_sha256"]}) is None
+    members = spec.member_configs()
+    state = training.load_state(tmp_path / "checkpoints" / "rnn.pt", members,
+                                spec.train_settings("rnn"), 3, device="cpu")
+    assert state.epoch == 2223 and bool(state.alive.all())
