@@ -19,12 +19,12 @@
 #
 # Notebooks 03 and 05 showed the two sides of the trade-off. Without forcing, the loss
 # gradient of a chaotic model carries Jacobian products of every length, which grow like
-# $e^{\lambda_{max} T}$ (Theorem 2): training is ill-conditioned. Forcing every $\tau$ steps
-# caps them at $e^{\lambda_{max}\tau}$, but a model that only ever runs $\tau$ steps
+# $e^{\lambda_{\max} T}$ (Theorem 2): training is ill-conditioned. Forcing every $\tau$ steps
+# caps them at $e^{\lambda_{\max}\tau}$, but a model that only ever runs $\tau$ steps
 # unforced never has to reproduce the long-term behaviour. The paper's claim is that the
 # best interval is near the predictability time
 #
-# $$\tau^{*} \approx \tau_{pred} = \frac{\ln 2}{\lambda_{max}},$$
+# $$\tau^{*} \approx \tau_{pred} = \frac{\ln 2}{\lambda_{\max}},$$
 #
 # and that BPTT with gradient clipping (c = 1), which bounds the gradient but not its
 # ill-conditioning, fails on chaotic data.
@@ -79,21 +79,25 @@ agg[["architecture", "condition", "D_stsp", "D_stsp_sem", "D_H", "D_H_sem", "lam
 # %% [markdown]
 # ## The figure
 #
-# Solid: sparse forcing at each $\tau$; dashed: BPTT with gradient clipping, same colour.
-# Vertical lines: $\tau_{pred}$ as the paper used it and as notebook 01 measured it on this
-# data (QR spectrum of the generating system, or Rosenstein's estimate for measured data).
+# Solid: sparse forcing at each $\tau$ (mean ± SEM over scored runs, ×: median); dashed:
+# BPTT with gradient clipping, same colour. Vertical lines: $\tau_{pred}$ as the paper used
+# it and as notebook 01 measured it on this data (QR spectrum of the generating system, or
+# Rosenstein's estimate for measured data). The grey line and the shading above it: the
+# failed range of the metric (below). "f/n" beside a point: f of its n runs failed (not
+# scored, or scored in the failed range); a hollow marker: most of them failed. Both axes
+# are logarithmic, with the same y range for every data set.
 
 # %%
 tp = ex.tau_pred_table(profile).loc[dataset]
 tau_pred = {"paper": float(tp["paper_tau_pred"]), "data": ex.data_tau_pred(tp)}
-curves = {a: ex.tau_curve(agg, a) for a in ex.ARCHITECTURES}
-gmm = results["D_stsp_method"].iloc[0] == "gmm"
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-plotting.plot_tau_sweep(axes[0], curves, "D_stsp", clip=ex.clip_levels(agg, "D_stsp"),
-                        tau_pred=tau_pred, logy=gmm, title=f"{dataset}: geometry")
-plotting.plot_tau_sweep(axes[1], curves, "D_H", clip=ex.clip_levels(agg, "D_H"),
-                        tau_pred=tau_pred, title=f"{dataset}: power spectra")
-axes[0].legend(fontsize="small")
+thresholds = ex.failure_thresholds(dataset, profile)
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.2))
+for ax, metric, what in zip(axes, ("D_stsp", "D_H"), ("geometry", "power spectra"), strict=True):
+    counted = claims.with_failures(agg, results, thresholds[metric], metric)
+    plotting.plot_tau_sweep(ax, {a: ex.tau_curve(counted, a) for a in ex.ARCHITECTURES},
+                            metric, clip=ex.clip_levels(agg, metric), tau_pred=tau_pred,
+                            failed_above=thresholds[metric], title=f"{dataset}: {what}",
+                            legend=metric == "D_H")
 fig.suptitle(f"{dataset} · profile {profile} · commit {commit}", fontsize="small", y=1.0)
 fig.tight_layout()
 plotting.save_figure(fig, f"06_tau_sweep_{dataset}" + ("" if profile == "quick"
@@ -119,11 +123,11 @@ if history is None:
 else:
     threshold = ex.failure_thresholds(dataset, profile)["D_stsp"]
     lc = claims.learning_curves(history, dataset, profile)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4), sharey=True)
     for ax, a in zip(axes, ex.ARCHITECTURES, strict=True):
         plotting.plot_learning_curves(ax, lc[lc["architecture"] == a], failed_above=threshold,
                                       title=f"{dataset}, {a}")
-    axes[0].legend(fontsize="small")
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"{dataset} · profile {profile} · commit {commit}", fontsize="small", y=1.0)
     fig.tight_layout()
     plotting.save_figure(fig, f"06_learning_curves_{dataset}_{profile}")
@@ -174,7 +178,7 @@ refs
 # median $D_{stsp}$ over scored runs) lies in $[\tau_{pred}/4,\ 2\tau_{pred}]$ (the paper's
 # $\tau_{pred}$), its median is below the failure threshold and at least 10× below the
 # medians at $\tau = 5$, at the largest $\tau$ and under clipped BPTT, and at least two
-# successful runs at that $\tau$ are on an aperiodic attractor ($\lambda_{max} > 0$) that
+# successful runs at that $\tau$ are on an aperiodic attractor ($\lambda_{\max} > 0$) that
 # fills the data's box. Medians, not means: with three seeds, one stalled run moves a mean
 # from 0.3 to about 5 while the median stays (which seed stalls differs from one CPU to
 # another: chaos amplifies the last bits of training).
@@ -201,4 +205,4 @@ summary = claims.tau_sweep_rows(best, dataset, profile, ex.budget_note(spec, pro
                                 tau_pred)
 summary += claims.effect_rows(effect, profile)
 cu.record_summary(f"06_tau_sweep_{dataset}", summary)
-effect.drop(columns=["dataset"])
+claims.effect_table(effect)

@@ -66,7 +66,7 @@ print(f"LSTM at τ = {taus} (best τ of the sweep: {t_best}), seeds {best_seed};
 # Each model runs freely for 20 000 steps from the state inferred from the first test point,
 # and is scored on a 100 000-step run as in notebook 06. What to see: with $\tau = 5$ the
 # model only ever had to predict five steps ahead, and its free run settles on a fixed point
-# or a small loop ($\lambda_{max} < 0$); near $\tau_{pred}$ it fills both wings of the
+# or a small loop ($\lambda_{\max} < 0$); near $\tau_{pred}$ it fills both wings of the
 # butterfly with a positive exponent; with $\tau = 200$ the gradients carried products of
 # up to 200 Jacobians, training stalled, and the run collapses again (onto a fixed point or a
 # cycle, λ_max ≤ 0 up to its error). The panels share the data's box, so a run that is too
@@ -88,7 +88,7 @@ plt.show()
 # %% [markdown]
 # ## Checks
 #
-# The model trained near $\tau_{pred}$ is on a chaotic attractor ($\lambda_{max} > 0$) that
+# The model trained near $\tau_{pred}$ is on a chaotic attractor ($\lambda_{\max} > 0$) that
 # fills the data's box (more than half the points counted) and scores at least 10× better in
 # $D_{stsp}$ than both others.
 

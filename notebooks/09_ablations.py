@@ -61,10 +61,16 @@ agg[["group", "condition", "D_stsp", "D_stsp_sem", "D_H", "lambda_max", "frac_in
 
 # %%
 reference, n_reference = claims.ablation_reference(results, tau)
-fig, ax = plt.subplots(figsize=(14, 4.5))
-order = agg.sort_values(["group", "condition"], kind="stable").reset_index(drop=True)
-plotting.plot_conditions(ax, order, "D_stsp", reference=reference,
-                         reference_label=f"sparse forcing τ = {tau} (median)",
+threshold = ex.failure_thresholds("lorenz", profile)["D_stsp"]
+counted = plotting.order_conditions(claims.with_failures(agg, results, threshold),
+                                    group="group")
+conditions = ex.condition(results)
+scored = results[ex.run_status(results) == "scored"]
+per_seed = {c: scored.loc[conditions[scored.index] == c, "D_stsp"].tolist()
+            for c in counted["condition"]}
+fig, ax = plt.subplots(figsize=(15, 4.8))
+plotting.plot_conditions(ax, counted, per_seed, "D_stsp", reference=f"τ={tau}",
+                         failed_above=threshold, paper_ranges=claims.ablation_paper_ranges(),
                          title=f"Lorenz-63, LSTM · profile {profile} · commit {commit}")
 fig.tight_layout()
 plotting.save_figure(fig, "09_ablations" + ("" if profile == "quick" else f"_{profile}"))
@@ -74,8 +80,8 @@ plt.show()
 # ## Headline numbers
 #
 # Every condition is summarised by its median $D_{stsp}$ over scored runs (three seeds at
-# the quick and medium budgets: one stalled run must not decide a row; the figure shows
-# mean ± SEM), and the reference is that of sparse forcing at $\tau$ (30 in the paper).
+# the quick and medium budgets: one stalled run must not decide a row); the reference is
+# that of sparse forcing at $\tau$ (30 in the paper).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -103,4 +109,4 @@ print(f"clipping and TBPTT: ≥ {bounded['D_stsp_median'].min() / reference:.0f}
 summary = claims.ablation_rows(agg, headline, reference, tau, profile,
                                ex.budget_note(spec, profile))
 cu.record_summary("09_ablations", summary)
-pd.DataFrame(summary)
+cu.checks_table(summary)
