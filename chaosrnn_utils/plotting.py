@@ -237,8 +237,8 @@ def draw_failed_range(ax: plt.Axes, threshold: float | None) -> bool:
                gid="failed-range")
     ax.axhspan(threshold, 1e9, color=FAILED_COLOR, alpha=0.08, lw=0, zorder=0)
     ax.annotate(f"failed ≥ {threshold:.3g}", (0.995, threshold),
-                xycoords=("axes fraction", "data"), xytext=(0, 2), textcoords="offset points", ha="right", va="bottom", fontsize=7,
-                color=FAILED_COLOR, annotation_clip=True)
+                xycoords=("axes fraction", "data"), xytext=(0, 2), textcoords="offset points",
+                ha="right", va="bottom", fontsize=7, color=FAILED_COLOR, annotation_clip=True)
     return True
 
 

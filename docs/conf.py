@@ -46,11 +46,14 @@ html_css_files = ["book.css"]  # wide text column, tables and code that wrap
 
 
 def _notes_toctree(app, docname: str, source: list[str]) -> None:
-    """Append a 'Notes' toctree of the other ``docs/*.md`` pages (the paper notes) to the
-    landing page, listing only the pages that exist in this tree."""
+    """Append a 'Notes' toctree of the ``docs/*.md`` pages that docs/index.md does not list
+    (the paper notes, the GPU page) to the landing page, listing only the pages that exist
+    in this tree."""
     if docname != root_doc:
         return
-    notes = sorted(p.stem for p in (ROOT / "docs").glob("*.md") if p.name != "index.md")
+    listed = set((ROOT / "docs" / "index.md").read_text(encoding="utf-8").split())
+    notes = sorted(p.stem for p in (ROOT / "docs").glob("*.md")
+                   if p.name != "index.md" and p.stem not in listed)
     if notes:
         entries = "\n".join(notes)
         source[0] += f"\n```{{toctree}}\n:caption: Notes\n:maxdepth: 1\n\n{entries}\n```\n"

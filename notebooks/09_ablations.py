@@ -44,7 +44,6 @@ workers = 2  # processes training side by side
 # %%
 # NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
-import pandas as pd
 
 import chaosrnn_utils as cu
 from chaosrnn_utils import claims, plotting
