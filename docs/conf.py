@@ -74,16 +74,16 @@ def _cell(v: object) -> str:
 
 
 def _checks(rows: list[dict], strip: str = "") -> str:
-    """Rows of a comparison table as a four-column markdown table (quantity, paper, ours,
-    match) with the notes in a details block below."""
+    """Rows of a comparison table as a five-column markdown table (quantity, paper, ours,
+    the metric convention of the numbers, match) with the notes in a details block below."""
     if not rows:
         return ""
-    lines = ["| quantity | paper | ours | match |", "|---|---|---|---|"]
+    lines = ["| quantity | paper | ours | convention | match |", "|---|---|---|---|---|"]
     notes = []
     for r in rows:
         q = r["quantity"].removeprefix(strip)
         lines.append(f"| {_cell(q)} | {_cell(r['paper'])} | {_cell(r['reproduced'])} | "
-                     f"{_cell(r['match'])} |")
+                     f"{_cell(r.get('convention', '–'))} | {_cell(r['match'])} |")
         if r.get("note"):
             notes.append(f"<li><b>{html.escape(q)}</b>: {html.escape(r['note'])}</li>")
     out = "\n".join(lines) + "\n"
