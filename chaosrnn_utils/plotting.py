@@ -249,11 +249,12 @@ def failed_range_handle() -> mpl.lines.Line2D:
 
 
 def _mark_failures(ax: plt.Axes, x: Any, y: Any, n: Any, n_failed: Any, majority: Any,
-                   color: Any) -> None:
+                   color: Any, row: int = 0) -> None:
     """Beside each point with failed runs (not scored, or scored in the failed range:
     ``n_failed``), "failed/n"; a hollow marker over a statistic of a minority of scored runs
-    (``majority`` False); for a point without any scored value, "failed/n failed" at the
-    bottom of the panel. Every label stays inside the axes."""
+    (``majority`` False); for a point without any scored value, "failed/n" at the bottom of
+    the panel, in line ``row`` (one per architecture, so that they do not overlap). Every
+    label stays inside the axes."""
     for xi, yi, ni, fi, mi in zip(x, y, n, n_failed, majority, strict=True):
         failed = int(fi)
         if failed == 0:
@@ -265,7 +266,7 @@ def _mark_failures(ax: plt.Axes, x: Any, y: Any, n: Any, n_failed: Any, majority
             ax.annotate(label, (xi, yi), xytext=(4, 4), textcoords="offset points",
                         fontsize=7, color=color, annotation_clip=True)
         else:
-            ax.annotate(f"{label} failed", (xi, 0.02), xycoords=("data", "axes fraction"),
+            ax.annotate(label, (xi, 0.02 + 0.045 * row), xycoords=("data", "axes fraction"),
                         fontsize=7, color=color, ha="center", annotation_clip=True)
 
 
@@ -296,7 +297,7 @@ def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
     limits (:func:`score_limits`), the same on every data set. ``legend``: put the legend
     (every line and mark explained) to the right of the axes."""
     values = [np.asarray(c[metric], dtype=float) for c in curves.values()]
-    for arch, c in curves.items():
+    for row, (arch, c) in enumerate(curves.items()):
         color = ARCH_COLORS.get(arch, None)
         ax.errorbar(c["tau"], c[metric], yerr=c[f"{metric}_sem"], marker="o", ms=4, lw=1.2,
                     capsize=2, color=color, label=ARCH_LABELS.get(arch, arch))
@@ -308,7 +309,7 @@ def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
             n_failed = c["n_failed"] if "n_failed" in c else c["n"] - c["n_scored"]
             majority = c["majority_scored"] if "majority_scored" in c \
                 else 2 * c["n_scored"] > c["n"]
-            _mark_failures(ax, c["tau"], c[metric], c["n"], n_failed, majority, color)
+            _mark_failures(ax, c["tau"], c[metric], c["n"], n_failed, majority, color, row)
         if clip is not None and np.isfinite(clip.get(arch, np.nan)):
             ax.axhline(clip[arch], ls="--", lw=1.0, color=color)
             values.append(np.asarray([clip[arch]]))
@@ -334,7 +335,8 @@ def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
                     mpl.lines.Line2D([], [], ls="none", marker="o", ms=7, mfc="white",
                                      mec="0.3", label="hollow: most runs failed"),
                     mpl.lines.Line2D([], [], ls="none",
-                                     label="f/n: f of n runs failed")]
+                                     label="f/n: f of n runs failed (at the bottom: no run "
+                                           "scored)")]
         if drawn:
             handles.append(failed_range_handle())
         ax.legend(handles=handles, fontsize="small", loc="upper left",

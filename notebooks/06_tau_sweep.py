@@ -41,6 +41,11 @@
 # `source = "committed"` (the default, what the tests validate) redraws the figures from
 # `data/results/<profile>/` without training; the main job (`python3 tasks.py reproduce`)
 # runs it with `source = "train"`.
+#
+# The committed results of every profile, redrawn from their tables, are on the book's
+# results pages ([quick](../docs/results-quick.md), [medium](../docs/results-medium.md),
+# [paper](../docs/results-paper.md)); every number beside the paper's:
+# [the comparison](../docs/comparison.md).
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (minutes), "medium" (paper grids, 300 epochs) or "paper"
@@ -119,7 +124,8 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 history = ex.curve_table(spec, profile)
 if history is None:
-    print(f"profile {profile}: no learning curves (evaluated at the last epoch only)")
+    print(f"profile {profile}: evaluated at the last epoch only, no learning curves (the "
+          "medium profile's are on the book's page docs/results-medium.md)")
 else:
     threshold = ex.failure_thresholds(dataset, profile)["D_stsp"]
     lc = claims.learning_curves(history, dataset, profile)

@@ -30,6 +30,11 @@
 # The models come from notebook 06's sweep (same profile): `source = "train"` runs or resumes
 # that sweep (nothing to do when notebook 06 ran) and saves the three models to
 # `data/results/<profile>/lorenz_lstm_attractors.pt`; `source = "committed"` reads that file.
+#
+# The committed results of every profile, redrawn from their tables, are on the book's
+# results pages ([quick](../docs/results-quick.md), [medium](../docs/results-medium.md),
+# [paper](../docs/results-paper.md)); every number beside the paper's:
+# [the comparison](../docs/comparison.md).
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick", "medium" or "paper": which Lorenz sweep the models come from

@@ -30,6 +30,11 @@
 #
 # The two series are the authors' delay-embedded files (`data/README.md`). They are not
 # part of this repository; without them this notebook says so and skips.
+#
+# The committed results of every profile, redrawn from their tables, are on the book's
+# results pages ([quick](../docs/results-quick.md), [medium](../docs/results-medium.md),
+# [paper](../docs/results-paper.md)); every number beside the paper's:
+# [the comparison](../docs/comparison.md).
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" or "paper" (see notebook 06)

@@ -34,6 +34,11 @@
 # The paper: clipping 7–13 and TBPTT 9.8–12.3 against 0.062 for sparse forcing at $\tau = 30$;
 # windowing 7.3–12.2; $\Delta\tau = 10$ about as good (0.021), $\Delta\tau \ge 50$ fails;
 # annealing 1 → 46 gives 0.077 ± 0.063 (no gain).
+#
+# The committed results of every profile, redrawn from their tables, are on the book's
+# results pages ([quick](../docs/results-quick.md), [medium](../docs/results-medium.md),
+# [paper](../docs/results-paper.md)); every number beside the paper's:
+# [the comparison](../docs/comparison.md).
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (sequence length 200, 3 seeds, 300 epochs), "medium" or "paper"
