@@ -57,6 +57,7 @@ workers = 2  # processes training side by side
 # NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 import chaosrnn_utils as cu
 from chaosrnn_utils import claims, plotting
@@ -211,4 +212,5 @@ summary = claims.tau_sweep_rows(best, dataset, profile, ex.budget_note(spec, pro
                                 tau_pred)
 summary += claims.effect_rows(effect, profile)
 cu.record_summary(f"06_tau_sweep_{dataset}", summary)
-claims.effect_table(effect)
+with pd.option_context("display.max_colwidth", None):  # the reasons in full
+    display(claims.effect_table(effect))

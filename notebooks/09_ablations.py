@@ -49,6 +49,8 @@ workers = 2  # processes training side by side
 # %%
 # NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
 
 import chaosrnn_utils as cu
 from chaosrnn_utils import claims, plotting
@@ -113,4 +115,5 @@ print(f"clipping and TBPTT: ≥ {bounded['D_stsp_median'].min() / reference:.0f}
 summary = claims.ablation_rows(agg, headline, reference, tau, profile,
                                ex.budget_note(spec, profile))
 cu.record_summary("09_ablations", summary)
-cu.checks_table(summary)
+with pd.option_context("display.max_colwidth", None):  # the notes in full
+    display(cu.checks_table(summary))
