@@ -58,7 +58,15 @@ from .metrics import (
     state_space_divergence_gmm,
 )
 from .models import LSTM, MODELS, PLRNN, DendPLRNN, ShallowPLRNN, TanhRNN, make_model
-from .notebook import APPROX, PROFILES, approx_columns, record_summary, select_profile, setup
+from .notebook import (
+    APPROX,
+    PROFILES,
+    approx_columns,
+    checks_table,
+    record_summary,
+    select_profile,
+    setup,
+)
 from .regimes import (
     GOLDEN_ANGLE,
     REGIMES,
@@ -144,6 +152,7 @@ __all__ = [
     "paper_dataset",
     "predictability_time",
     "qr_spectrum",
+    "checks_table",
     "record_summary",
     "rosenstein",
     "rosenstein_dims",

@@ -53,6 +53,27 @@ def _median(results: pd.DataFrame, mask: pd.Series, metric: str = "D_stsp") -> f
     return float(np.median(v)) if v.size else float("nan")
 
 
+def failed(results: pd.DataFrame, threshold: float, metric: str = "D_stsp") -> pd.Series:
+    """Per run: a failure, i.e. not scored (:func:`~chaosrnn_utils.experiments.run_status`)
+    or scored at or above ``threshold`` on ``metric`` (a NaN threshold: no failed range)."""
+    scored = ex.run_status(results) == "scored"
+    value = results[metric].astype(float)
+    in_range = value >= threshold if np.isfinite(threshold) else pd.Series(False, results.index)
+    return ~scored | in_range | ~np.isfinite(value)
+
+
+def with_failures(agg: pd.DataFrame, results: pd.DataFrame, threshold: float,
+                  metric: str = "D_stsp", by: tuple[str, ...] = ("architecture", "condition")
+                  ) -> pd.DataFrame:
+    """``agg`` (:func:`~chaosrnn_utils.experiments.aggregate` of ``results`` by ``by``) with
+    ``n_failed``: per group, the runs that :func:`failed` on ``metric`` at ``threshold``."""
+    df = results.assign(condition=ex.condition(results), failed=failed(results, threshold,
+                                                                       metric))
+    counts = df.groupby(list(by), sort=False)["failed"].sum().rename("n_failed").astype(int)
+    return agg.drop(columns=["n_failed"], errors="ignore").merge(
+        counts.reset_index(), on=list(by), how="left")
+
+
 def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
                profile: str = "quick") -> dict[str, Any]:
     """Fig. 2's claim on one architecture's rows of a τ sweep: with τ* the τ of the lowest
@@ -127,6 +148,31 @@ def effect_rows(effect: pd.DataFrame, profile: str) -> list[dict[str, Any]]:
                                + f"; {worse}" + ("" if e["holds"] else
                                                        f"; fails: {e['why']}"))))
     return rows
+
+
+def effect_table(effect: pd.DataFrame) -> pd.DataFrame:
+    """:func:`tau_effect`'s rows (one per architecture, indexed by it) as notebook 06's
+    Checks table, in words: best τ (``none scored`` when no τ was mostly scored), the median
+    D_stsp there and at each comparison (``all failed`` where no run was scored), how many
+    times better the best is, ``effect`` (``yes``/``no``) and why not."""
+    def num(v: Any) -> str:
+        return f"{v:.3g}" if np.isfinite(v) else "all failed"
+
+    rows = []
+    for a, e in effect.iterrows():
+        row = {"architecture": a,
+               "best τ": int(e["best_tau"]) if e["best_tau"] > 0 else NONE_SCORED,
+               "median D_stsp at best τ": num(e["best_D_stsp"]) if e["best_tau"] > 0 else "–"}
+        for k in e.index:
+            if str(k).startswith("D_stsp at "):
+                row[f"at {k[len('D_stsp at '):]}"] = num(e[k])
+        ratio = e["worst_ratio"]
+        row["margin"] = "–" if not e["best_tau"] > 0 or np.isnan(ratio) else \
+            f"{ratio:.3g}×" if np.isfinite(ratio) else "the others all failed"
+        row["effect"] = "yes" if e["holds"] else "no"
+        row["why not"] = e["why"] or "–"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("architecture")
 
 
 def best_tau_table(results: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -290,6 +336,21 @@ def ablation_headline(agg: pd.DataFrame, reference: float) -> pd.DataFrame:
            .rename(columns={"min": "best D_stsp", "max": "worst D_stsp"}))
     out["best / reference"] = out["best D_stsp"] / reference
     return out
+
+
+def ablation_paper_ranges() -> dict[str, tuple[float, float]]:
+    """The paper's Fig. 5 values per ablation group (``experiments.condition_group`` names),
+    as (low, high) in the authors' D_stsp convention: the range of its means over a group's
+    conditions, sparse forcing at τ = 30 and annealing (mean ± its error) as given. Random τ
+    is left out: the paper gives 0.021 for Δτ = 10 and about 8 for Δτ ≥ 50, not one range."""
+    p = paper.group("ablations")
+    a_mean, a_err = p["annealed_tau_D_stsp"]
+    return {"clipping (norm)": tuple(p["clipping_D_stsp"]),
+            "clipping (value)": tuple(p["clipping_D_stsp"]),
+            "truncated BPTT": tuple(p["tbptt_D_stsp"]),
+            "windowing": tuple(p["windowing_D_stsp"]),
+            "sparse forcing": (p["sparse_tau30_D_stsp"], p["sparse_tau30_D_stsp"]),
+            "annealed τ": (a_mean - a_err, a_mean + a_err)}
 
 
 def ablation_rows(agg: pd.DataFrame, headline: pd.DataFrame, reference: float, tau: int,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,12 @@ def registry(path: str | Path | None = None) -> Any:
     """A ``pooch.Pooch`` of the seven files (flat names, URLs into the pinned commit);
     ``path``: its folder (default the user cache, or ``$CHAOSRNN_DATA_DIR``). The Mackey–Glass
     entry has no SHA-256 (pooch skips it); :func:`fetch` checks its git blob id. pooch is
-    imported here only (the package imports without it, e.g. on a GPU image)."""
-    import pooch
+    imported here only (the package imports without it, e.g. on a GPU image); its import
+    loads ``tqdm.auto`` for progress bars we do not use, whose warning about a notebook
+    without ipywidgets is silenced here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import pooch
 
     reg = {name: (r.hash if r.hash.startswith("sha256:") else None)
            for name, r in REMOTE.items()}

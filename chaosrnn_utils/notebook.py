@@ -12,6 +12,7 @@ settings).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,3 +118,23 @@ def approx_columns(table: Any, columns: Sequence[str], digits: int) -> Any:
     for c in columns:
         out[c] = [f"{APPROX}{v:.{digits}f}" if v == v else "NaN" for v in table[c]]
     return out
+
+
+def checks_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """The summary rows of a notebook (:func:`record_summary`) as its Checks table: quantity,
+    the paper's value, ours, the verdict in words (``yes``, ``no``, ``both failed``,
+    ``asserted``, ``–``: ``pipeline``'s match rules) and the note with its failed range;
+    numbers with 4 significant digits, never ``None``/``False``/``inf``."""
+    import pandas as pd
+
+    from .pipeline import _fmt, _match, _note
+
+    def cell(v: Any) -> str:
+        v = plain(v)
+        if isinstance(v, float) and not math.isfinite(v):
+            return "all failed" if v > 0 else "–"
+        return _fmt(v)
+
+    return pd.DataFrame([dict(quantity=r["quantity"], paper=cell(r["paper"]),
+                              ours=cell(r["reproduced"]), match=_match(r), note=_note(r))
+                         for r in rows])

@@ -27,13 +27,15 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 
 
 def _user_cache() -> Path:
-    """pooch's user cache folder for ``chaosrnn`` (``~/.cache/chaosrnn`` on Linux); without
-    pooch (a GPU image) the same folder by the XDG rule."""
+    """pooch's user cache folder for ``chaosrnn`` (``~/.cache/chaosrnn`` on Linux): what
+    ``pooch.os_cache`` returns, from platformdirs (pooch's dependency) without importing
+    pooch, whose import loads ``tqdm.auto`` and warns in a notebook without ipywidgets;
+    without platformdirs (a GPU image) the same folder by the XDG rule."""
     try:
-        import pooch
+        import platformdirs
     except ImportError:
         return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chaosrnn"
-    return Path(pooch.os_cache("chaosrnn"))
+    return Path(platformdirs.user_cache_dir("chaosrnn"))
 
 
 #: where ``python3 tasks.py fetch-data`` downloads the authors' files (pooch's user cache)

@@ -569,13 +569,15 @@ def _execute(notebook: Path, output: Path, parameters: dict[str, Any] | None = N
     """papermill with kernel ``python3`` in ``notebooks/``. The kernel's stdout and stderr are
     forwarded as they come (the notebooks' messages, the sweeps' per-job lines and training
     bars: which sweep, which architecture, epochs done, time left); papermill's own cell
-    counter is off, it would overwrite the forwarded bars."""
+    counter is off, it would overwrite the forwarded bars. The kernel logs errors only: its
+    warning that a local kernel talks over TCP without encryption says nothing about the
+    notebook (the notebook's own warnings still show)."""
     import papermill
 
     papermill.execute_notebook(
         str(notebook), str(output), parameters=parameters or {}, kernel_name="python3",
         cwd=str(notebook.parent), progress_bar=False, stdout_file=sys.stdout,
-        stderr_file=sys.stderr,
+        stderr_file=sys.stderr, extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
 
 

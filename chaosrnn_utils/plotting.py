@@ -6,6 +6,7 @@ give the same bytes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -183,7 +184,7 @@ def plot_slope_vs_lambda(ax: plt.Axes, lambdas: Mapping[str, float],
     ax.plot([-lim, lim], [-lim, lim], "--", color="0.5", lw=0.8)
     for i, n in enumerate(names):
         ax.scatter(x[i], y[i], color=f"C{i}", zorder=3, label=n)
-    ax.set_xlabel(r"$\lambda_{max}$ (QR)")
+    ax.set_xlabel(r"$\lambda_{\max}$ (QR)")
     ax.set_ylabel("fitted slope of log-norm")
     ax.legend(fontsize="small")
     return ax
@@ -204,83 +205,230 @@ def metric_label(metric: str) -> str:
     return f"{name} (authors' convention)" if authors else f"{name} (ours)"
 
 
-def _mark_failures(ax: plt.Axes, x: Any, y: Any, n: Any, n_scored: Any, color: Any) -> None:
-    """Beside each point with failed runs, "failed/n"; a hollow marker over a mean of a
-    minority of scored runs; for a point without any scored run, its count at the bottom."""
-    for xi, yi, ni, si in zip(x, y, n, n_scored, strict=True):
-        failed = int(ni) - int(si)
+#: the y range of each score on its (log) axis, the same for every data set and profile, widened
+#: only to show a value or a threshold outside it: a panel never zooms into the spread of
+#: runs that all failed
+SCORE_LIMITS = {"D_stsp": (1e-2, 50.0), "D_H": (1e-2, 1.0)}
+#: colour of the failed-range line and its shading
+FAILED_COLOR = "0.45"
+
+
+def score_limits(metric: str, values: Any = (), threshold: float | None = None
+                 ) -> tuple[float, float]:
+    """The log-axis y limits of ``metric`` (:data:`SCORE_LIMITS`, by its base name without
+    ``_authors``/``_median``), widened by a factor 1.5 to hold the finite positive
+    ``values`` and ``threshold``."""
+    base = metric.removesuffix("_median").removesuffix("_authors")
+    lo, hi = SCORE_LIMITS.get(base, (1e-2, 1e2))
+    v = np.asarray([*np.ravel(np.asarray(values, dtype=float)),
+                    np.nan if threshold is None else float(threshold)], dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size:
+        lo, hi = min(lo, v.min() / 1.5), max(hi, v.max() * 1.5)
+    return float(lo), float(hi)
+
+
+def draw_failed_range(ax: plt.Axes, threshold: float | None) -> bool:
+    """The failed range of a score axis: a grey line at ``threshold`` and light shading above
+    it (nothing when it is None or NaN). Returns whether it was drawn."""
+    if threshold is None or not np.isfinite(threshold):
+        return False
+    ax.axhline(threshold, color=FAILED_COLOR, lw=1.2, ls=(0, (6, 2, 1, 2)), zorder=1,
+               gid="failed-range")
+    ax.axhspan(threshold, 1e9, color=FAILED_COLOR, alpha=0.08, lw=0, zorder=0)
+    ax.annotate(f"failed ≥ {threshold:.3g}", (0.995, threshold),
+                xycoords=("axes fraction", "data"), xytext=(0, 2), textcoords="offset points",
+                ha="right", va="bottom", fontsize=7, color=FAILED_COLOR, annotation_clip=True)
+    return True
+
+
+def failed_range_handle() -> mpl.lines.Line2D:
+    """Legend entry of :func:`draw_failed_range` (each axis labels its own threshold)."""
+    return mpl.lines.Line2D([], [], color=FAILED_COLOR, lw=1.2, ls=(0, (6, 2, 1, 2)),
+                            label="failed range starts (shaded above)")
+
+
+def _mark_failures(ax: plt.Axes, x: Any, y: Any, n: Any, n_failed: Any, majority: Any,
+                   color: Any, row: int = 0) -> None:
+    """Beside each point with failed runs (not scored, or scored in the failed range:
+    ``n_failed``), "failed/n"; a hollow marker over a statistic of a minority of scored runs
+    (``majority`` False); for a point without any scored value, "failed/n" at the bottom of
+    the panel, in line ``row`` (one per architecture, so that they do not overlap). Every
+    label stays inside the axes."""
+    for xi, yi, ni, fi, mi in zip(x, y, n, n_failed, majority, strict=True):
+        failed = int(fi)
         if failed == 0:
             continue
         label = f"{failed}/{int(ni)}"
         if np.isfinite(yi):
-            if 2 * int(si) <= int(ni):
+            if not mi:
                 ax.plot([xi], [yi], marker="o", ms=8, mfc="white", mec=color, zorder=3)
             ax.annotate(label, (xi, yi), xytext=(4, 4), textcoords="offset points",
-                        fontsize=7, color=color)
+                        fontsize=7, color=color, annotation_clip=True)
         else:
-            ax.annotate(f"{label} failed", (xi, 0.02), xycoords=("data", "axes fraction"),
-                        fontsize=7, color=color, ha="center")
+            ax.annotate(label, (xi, 0.02 + 0.045 * row), xycoords=("data", "axes fraction"),
+                        fontsize=7, color=color, ha="center", annotation_clip=True)
+
+
+def _tau_axis(ax: plt.Axes) -> None:
+    """A log τ axis in time steps, ticks at 1-2-5 values as plain numbers."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+    ax.set_xlabel(r"learning interval $\tau$ (time steps)")
 
 
 def plot_tau_sweep(ax: plt.Axes, curves: Mapping[str, Any], metric: str, *,
                    clip: Mapping[str, float] | None = None,
-                   tau_pred: Mapping[str, float] | None = None, logy: bool = False,
-                   title: str = "") -> plt.Axes:
+                   tau_pred: Mapping[str, float] | None = None,
+                   failed_above: float | None = None, title: str = "",
+                   legend: bool = False) -> plt.Axes:
     """Fig. 2's panel: ``metric`` (mean ± SEM over scored runs, median ×) against τ per
     architecture, from ``curves`` (architecture → table with ``tau``, ``metric``,
-    ``metric_sem`` and, from :func:`~chaosrnn_utils.experiments.aggregate`, ``n`` and
-    ``n_scored``); clipping baselines per architecture as dashed horizontal lines; τ_pred
-    values (label → τ) as vertical lines. A τ with failed runs gets "failed/n" beside its
-    marker, and a mean of a minority of scored runs is drawn hollow; a τ with no scored run
-    gets its count at the bottom of the panel. Where the tables have ``metric_median``, the
-    median over scored runs is drawn as a cross (with a few seeds one stalled run moves the
-    mean, not the median)."""
-    medians = False
-    for arch, c in curves.items():
+    ``metric_sem`` and, from :func:`~chaosrnn_utils.experiments.aggregate`, ``n``,
+    ``n_scored``, ``majority_scored`` and, from :func:`~chaosrnn_utils.claims.with_failures`,
+    ``n_failed``); clipping baselines per architecture as dashed horizontal lines; τ_pred
+    values (label → τ) as vertical lines; the failed range (``failed_above``) as a grey line
+    with the region above it shaded. A τ with failed runs (``n_failed``: not scored or
+    scored in the failed range; without that column, the runs not scored) gets "failed/n"
+    beside its marker; a mean of a minority of scored runs is drawn hollow; a τ with no
+    scored run gets its count at the bottom of the panel. Log y with the metric's fixed
+    limits (:func:`score_limits`), the same on every data set. ``legend``: put the legend
+    (every line and mark explained) to the right of the axes."""
+    values = [np.asarray(c[metric], dtype=float) for c in curves.values()]
+    for row, (arch, c) in enumerate(curves.items()):
         color = ARCH_COLORS.get(arch, None)
         ax.errorbar(c["tau"], c[metric], yerr=c[f"{metric}_sem"], marker="o", ms=4, lw=1.2,
                     capsize=2, color=color, label=ARCH_LABELS.get(arch, arch))
         if f"{metric}_median" in c:
             ax.plot(c["tau"], c[f"{metric}_median"], ls="none", marker="x", ms=6, mew=1.2,
                     color=color)
-            medians = True
-        if "n_scored" in c:
-            _mark_failures(ax, c["tau"], c[metric], c["n"], c["n_scored"], color)
+            values.append(np.asarray(c[f"{metric}_median"], dtype=float))
+        if "n" in c:
+            n_failed = c["n_failed"] if "n_failed" in c else c["n"] - c["n_scored"]
+            majority = c["majority_scored"] if "majority_scored" in c \
+                else 2 * c["n_scored"] > c["n"]
+            _mark_failures(ax, c["tau"], c[metric], c["n"], n_failed, majority, color, row)
         if clip is not None and np.isfinite(clip.get(arch, np.nan)):
             ax.axhline(clip[arch], ls="--", lw=1.0, color=color)
+            values.append(np.asarray([clip[arch]]))
     for k, (label, tau) in enumerate((tau_pred or {}).items()):
         ax.axvline(tau, color="k", lw=1.0, ls=("-", ":", "-.")[k % 3],
-                   label=rf"$\tau_{{pred}}$ {label} ({tau:.0f})")
-    if medians:
-        ax.plot([], [], ls="none", marker="x", color="0.3", label="median (× per τ)")
-    ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(r"learning interval $\tau$")
+                   label=rf"$\tau_{{pred}}$ {label} ({tau:.0f} steps)")
+    drawn = draw_failed_range(ax, failed_above)
+    _tau_axis(ax)
+    taus = np.concatenate([np.asarray(c["tau"], dtype=float) for c in curves.values()]
+                          + [np.asarray(list((tau_pred or {}).values()), dtype=float)])
+    if taus.size:
+        ax.set_xlim(taus.min() / 1.5, taus.max() * 1.5)
+    ax.set_yscale("log")
+    ax.set_ylim(*score_limits(metric, np.concatenate(values) if values else (), failed_above))
     ax.set_ylabel(metric_label(metric))
     ax.set_title(title)
+    if legend:
+        handles, _ = ax.get_legend_handles_labels()
+        handles += [mpl.lines.Line2D([], [], ls="none", marker="x", color="0.3",
+                                     label="median over scored runs"),
+                    mpl.lines.Line2D([], [], ls="--", color="0.3",
+                                     label="clipped BPTT (mean, colour of its architecture)"),
+                    mpl.lines.Line2D([], [], ls="none", marker="o", ms=7, mfc="white",
+                                     mec="0.3", label="hollow: most runs failed"),
+                    mpl.lines.Line2D([], [], ls="none",
+                                     label="f/n: f of n runs failed (at the bottom: no run "
+                                           "scored)")]
+        if drawn:
+            handles.append(failed_range_handle())
+        ax.legend(handles=handles, fontsize="small", loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return ax
 
 
-def plot_conditions(ax: plt.Axes, table: Any, metric: str, *, reference: float | None = None,
-                    reference_label: str = "reference", title: str = "",
-                    logy: bool = True) -> plt.Axes:
-    """Bar chart of ``metric`` (mean ± SEM over scored runs) per ``condition`` row of an
-    aggregated table (failed runs marked as in :func:`plot_tau_sweep`), with an optional
-    reference level (e.g. sparse forcing at τ = 30, ``reference_label``) dashed."""
+def _condition_key(label: str) -> tuple[float, ...]:
+    """Sort key of a condition label by the numbers in it (``TBPTT k=10`` < ``k=30`` <
+    ``k=100``), then the label."""
+    nums = [float(v) for v in re.findall(r"\d+(?:\.\d+)?", label)]
+    return (*nums, 0.0) if nums else (np.inf,)
+
+
+def order_conditions(table: Any, group: str = "group") -> Any:
+    """``table``'s rows by ``group`` (first appearance kept) and, within each, in the numeric
+    order of the numbers in ``condition`` (:func:`_condition_key`)."""
+    groups = list(dict.fromkeys(table[group]))
+    rank = {g: i for i, g in enumerate(groups)}
+    keys = [(rank[g], _condition_key(str(c)), str(c))
+            for g, c in zip(table[group], table["condition"], strict=True)]
+    order = sorted(range(len(table)), key=keys.__getitem__)
+    return table.iloc[order].reset_index(drop=True)
+
+
+def plot_conditions(ax: plt.Axes, table: Any, runs: Any, metric: str, *,
+                    reference: str | None = None, failed_above: float | None = None,
+                    paper_ranges: Mapping[str, tuple[float, float]] | None = None,
+                    title: str = "") -> plt.Axes:
+    """Fig. 5's panel: per ``condition`` row of ``table`` (in its order; see
+    :func:`order_conditions`), the per-seed values of ``metric`` of its scored runs
+    (``runs``: condition → values; a failed run that was not scored is not a point) as dots
+    and their median as a black bar; "failed/n" above the condition where ``table`` has
+    ``n_failed`` > 0. The ``reference`` condition (sparse forcing at the paper's τ) is
+    highlighted, its median drawn dashed across the panel; the failed range
+    (``failed_above``) as a grey line; ``paper_ranges`` (group → (low, high), the paper's
+    values in the authors' convention) as grey boxes over that group's conditions. Log y
+    with the metric's fixed limits."""
     x = np.arange(len(table))
-    ax.bar(x, table[metric], yerr=table[f"{metric}_sem"].fillna(0), color="C2", alpha=0.8,
-           capsize=2)
-    if "n_scored" in table:
-        _mark_failures(ax, x, table[metric], table["n"], table["n_scored"], "C3")
-    if reference is not None:
-        ax.axhline(reference, ls="--", color="k", lw=1.0, label=reference_label)
-        ax.legend(fontsize="small")
-    ax.set_xticks(x, table["condition"], rotation=40, ha="right")
-    if logy:
-        ax.set_yscale("log")
+    values: list[float] = []
+    groups = list(table["group"]) if "group" in table else [None] * len(table)
+    for xi, (_, row) in zip(x, table.iterrows(), strict=True):
+        v = np.asarray(runs.get(row["condition"], []), dtype=float)
+        v = v[np.isfinite(v)]
+        is_ref = row["condition"] == reference
+        color = "C3" if is_ref else "C2"
+        if is_ref:
+            ax.axvspan(xi - 0.45, xi + 0.45, color="C3", alpha=0.10, lw=0)
+        jitter = np.linspace(-0.15, 0.15, v.size) if v.size > 1 else np.zeros(v.size)
+        ax.plot(xi + jitter, v, ls="none", marker="o", ms=4, color=color, alpha=0.85,
+                zorder=3)
+        if v.size:
+            med = float(np.median(v))
+            ax.plot([xi - 0.3, xi + 0.3], [med, med], color="k", lw=2.0, zorder=4)
+            values += [*v]
+            if is_ref:
+                ax.axhline(med, ls="--", color="C3", lw=1.0, zorder=1)
+        if "n_failed" in row and int(row["n_failed"]):
+            ax.annotate(f"{int(row['n_failed'])}/{int(row['n'])}", (xi, 0.97),
+                        xycoords=("data", "axes fraction"), ha="center", va="top",
+                        fontsize=7, color="C3", annotation_clip=True)
+    for g, (lo, hi) in (paper_ranges or {}).items():
+        at = [xi for xi, gi in zip(x, groups, strict=True) if gi == g]
+        if at:
+            ax.add_patch(mpl.patches.Rectangle((min(at) - 0.45, lo), max(at) - min(at) + 0.9,
+                                               max(hi - lo, lo * 0.04), color="0.2",
+                                               alpha=0.18, lw=0, zorder=1))
+            values += [lo, hi]
+    drawn = draw_failed_range(ax, failed_above)
+    for k in range(1, len(x)):
+        if groups[k] != groups[k - 1]:
+            ax.axvline(k - 0.5, color="0.8", lw=0.8)
+    ax.set_xticks(x, table["condition"], rotation=45, ha="right")
+    ax.set_xlim(-0.6, len(x) - 0.4)
+    ax.set_yscale("log")
+    ax.set_ylim(*score_limits(metric, values, failed_above))
     ax.set_ylabel(metric_label(metric))
     ax.set_title(title)
+    handles = [mpl.lines.Line2D([], [], ls="none", marker="o", ms=4, color="C2",
+                                label="one seed (scored runs)"),
+               mpl.lines.Line2D([], [], color="k", lw=2.0, label="median over scored runs")]
+    if reference is not None:
+        handles.append(mpl.lines.Line2D([], [], ls="--", color="C3",
+                                        label=f"reference: {reference} (median)"))
+    if paper_ranges:
+        handles.append(mpl.patches.Patch(color="0.2", alpha=0.18,
+                                         label="paper's range (authors' convention)"))
+    if drawn:
+        handles.append(failed_range_handle())
+    handles.append(mpl.lines.Line2D([], [], ls="none", label="f/n: f of n runs failed"))
+    ax.legend(handles=handles, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0)
     return ax
 
 
@@ -297,8 +445,10 @@ def plot_learning_curves(ax: plt.Axes, table: Any, *, failed_above: float | None
     (the style, :data:`BAND_STYLES`), ``eval_epoch``,
     median ``D_stsp``, quartiles ``q25``/``q75``, ``n``, ``n_failed``) the median over scored
     runs with the interquartile range shaded and "failed/n" beside each point with
-    failures; the failure threshold as a grey line; the title names the best τ at the end
-    where the table has that band. Log axes."""
+    failures; the failed range (``failed_above``) as a grey line with the region above it
+    shaded; the title names the best τ at the end where the table has that band. Log axes,
+    y with :func:`score_limits`."""
+    values: list[float] = []
     for k, (band, g) in enumerate(table.groupby("band", sort=False)):
         taus = list(g["taus"].iloc[0]) if "taus" in g else []
         if band.startswith("best τ") and taus and title:
@@ -309,15 +459,19 @@ def plot_learning_curves(ax: plt.Axes, table: Any, *, failed_above: float | None
         ax.plot(g["eval_epoch"], g["D_stsp"], marker="o", ms=4, label=label,
                 **{"lw": 1.4, **style})
         ax.fill_between(g["eval_epoch"], g["q25"], g["q75"], color=style["color"], alpha=0.12)
+        values += [*g["D_stsp"], *g["q25"], *g["q75"]]
         for x, y, f, n in zip(g["eval_epoch"], g["D_stsp"], g["n_failed"], g["n"],
                               strict=True):
             if f and np.isfinite(y):
                 ax.annotate(f"{int(f)}/{int(n)}", (x, y), xytext=(3, 3),
-                            textcoords="offset points", fontsize=7, color=style["color"])
-    if failed_above is not None:
-        ax.axhline(failed_above, color="0.6", lw=1.0, label="failed range starts")
+                            textcoords="offset points", fontsize=7, color=style["color"],
+                            annotation_clip=True)
+    if draw_failed_range(ax, failed_above):
+        ax.plot([], [], color=FAILED_COLOR, lw=1.2, ls=(0, (6, 2, 1, 2)),
+                label="failed range starts (shaded above)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_ylim(*score_limits("D_stsp", values, failed_above))
     epochs = sorted(table["eval_epoch"].unique())
     ax.set_xticks(epochs, [str(e) for e in epochs])
     ax.minorticks_off()

@@ -20,7 +20,7 @@
 # Mikhaeil, Monfared & Durstewitz (NeurIPS 2022) choose the learning interval of sparse
 # teacher forcing from the data's **predictability time**
 #
-# $$\tau_{pred} = \frac{\ln 2}{\lambda_{max}}, \qquad
+# $$\tau_{pred} = \frac{\ln 2}{\lambda_{\max}}, \qquad
 #   \lambda_i = \lim_{T\to\infty} \frac{1}{T} \log \sigma_i\!\left(J_T J_{T-1}\cdots J_1\right),$$
 #
 # with $J_t$ the Jacobian of the (sampled) dynamics along an orbit and $\sigma_i$ its singular
@@ -31,7 +31,7 @@
 #    ($Q_k R_k = J_k Q_{k-1}$, $\lambda_i \approx \frac{1}{K\Delta t}\sum_k \log|R_k^{ii}|$) and
 #    checks them against published values and against $\sum_i \lambda_i =
 #    \langle \nabla\cdot f \rangle$,
-# 3. estimates $\lambda_{max}$ from data by Rosenstein's method (divergence curves for
+# 3. estimates $\lambda_{\max}$ from data by Rosenstein's method (divergence curves for
 #    embedding dimensions $m = 4, 5, 6$, as in the paper's figure for the empirical data),
 # 4. writes the table of predictability times that every later sweep uses: the paper's
 #    value beside the data's own.
@@ -73,7 +73,7 @@ sizes
 # One table (package data `systems.json`, in the style of *dysts*) holds every system's
 # parameters, sampling step $\Delta t$ of its data set, transient, initial condition,
 # reference exponents and citation. The paper's data sets are the rows marked with a
-# paper value of $\lambda_{max}$.
+# paper value of $\lambda_{\max}$.
 
 # %%
 rows = []
@@ -207,7 +207,7 @@ plt.show()
 # For each delay vector $x_j$ (embedding dimension $m$, lag $J$) take the nearest neighbour
 # $x_{\hat j}$ with $|j - \hat j|$ beyond one mean period (Theiler window), follow both and
 # average $\ln d_j(i) = \ln\|x_{j+i} - x_{\hat j + i}\|$ over $j$; the slope of the linear part
-# of $\langle \ln d_j(i)\rangle$ against $i$ estimates $\lambda_{max}$ per step. The estimate
+# of $\langle \ln d_j(i)\rangle$ against $i$ estimates $\lambda_{\max}$ per step. The estimate
 # depends on the lag and on the fit window (chosen here by eye in each curve's linear part,
 # as in the paper: steps 10–50 for the empirical data), which is why the paper's values and
 # the data's own can differ.
@@ -237,7 +237,7 @@ plt.show()
 # %% [markdown]
 # ## The predictability-time table
 #
-# Per data set: $\lambda_{max}$ per step and $\tau_{pred} = \ln 2/\lambda_{max}$ as the paper
+# Per data set: $\lambda_{\max}$ per step and $\tau_{pred} = \ln 2/\lambda_{\max}$ as the paper
 # used them, from the QR spectrum of the generating system (simulated sets) and from
 # Rosenstein's method (mean over $m = 4, 5, 6$). Later notebooks read this table
 # (`data/results/tau_pred_<profile>.csv`) and say which value they mark.
@@ -245,7 +245,7 @@ plt.show()
 # Where they disagree (see `docs/paper-notes.md` § Data sets):
 # - **Lorenz**: the paper's 0.015 per step is Rosenstein's published value for *other*
 #   parameters ($\sigma = 16$, $\rho = 45.92$, $\beta = 4$); the authors' file
-#   ($\rho = 38$) has $\lambda_{max} \approx 0.011$ per step, so $\tau_{pred} \approx 62$,
+#   ($\rho = 38$) has $\lambda_{\max} \approx 0.011$ per step, so $\tau_{pred} \approx 62$,
 #   not 46.2.
 # - **Rössler** agrees with the paper.
 # - **Duffing**: the paper's 0.01765 per step matches Rosenstein's estimate on the data; the
@@ -288,14 +288,14 @@ bars = {name: {k.replace("_tau_pred", ""): v for k, v in row.items()
                if k.endswith("tau_pred") and np.isfinite(v)}
         for name, row in tau_table.to_dict("index").items()}
 plotting.plot_tau_pred(ax, bars)
-ax.set_title(r"predictability time $\tau_{pred} = \ln 2/\lambda_{max}$ per data set")
+ax.set_title(r"predictability time $\tau_{pred} = \ln 2/\lambda_{\max}$ per data set")
 plotting.save_figure(fig, "01_tau_pred")
 plt.show()
 
 # %% [markdown]
 # ## Checks and summary
 #
-# The data's own $\lambda_{max}$ must reproduce the paper where the paper's value was
+# The data's own $\lambda_{\max}$ must reproduce the paper where the paper's value was
 # computed for the same system: Rössler by QR within 10 %, Duffing by Rosenstein within 20 %.
 # Rosenstein's estimate from the scalar delay embedding must agree with QR within 35 % on
 # every simulated set with three observed coordinates: it is a rough estimate whose value

@@ -26,14 +26,14 @@
 #   \qquad \frac{\partial z_T}{\partial z_r} = J_T J_{T-1} \cdots J_{r+1}.$$
 #
 # **Theorem 1** (Mikhaeil et al. 2022). If the orbit converges to a stable fixed point or a
-# stable $k$-cycle ($\lambda_{max} < 0$), then
+# stable $k$-cycle ($\lambda_{\max} < 0$), then
 # $\left\|\partial z_T / \partial z_1\right\|_2 \to 0$ exponentially,
-# $\left\|\partial z_T / \partial z_1\right\|_2 \sim e^{\lambda_{max} T}$, and
+# $\left\|\partial z_T / \partial z_1\right\|_2 \sim e^{\lambda_{\max} T}$, and
 # $\left\|\partial L_T / \partial \theta\right\|_2$ stays bounded for all $T$.
 #
 # We check it on two PLRNNs with exactly known spectra (`chaosrnn_utils.regimes`): a stable
-# spiral fixed point ($\lambda_{max} = \ln 0.85$) and a stable 2-cycle across the ReLU kink
-# ($\lambda_{max} = \tfrac12 \ln|a(a-w)| \approx -0.157$; the paper's illustration decays at
+# spiral fixed point ($\lambda_{\max} = \ln 0.85$) and a stable 2-cycle across the ReLU kink
+# ($\lambda_{\max} = \tfrac12 \ln|a(a-w)| \approx -0.157$; the paper's illustration decays at
 # about $-0.16$ per step and reaches about $10^{-29}$ near $T \approx 430$).
 
 # %% tags=["parameters"]
@@ -62,7 +62,7 @@ sizes
 # $\log\|J_T\cdots J_1\|_2$ for every $T \le T_{max}$ in one pass: the running product is
 # rescaled to unit norm after every factor and the logs of the scales are summed, so
 # $10^{-300}$ and beyond neither underflow nor lose precision. Averaged over orbits from
-# jittered initial states; $\lambda_{max}$ from the QR method on the same model.
+# jittered initial states; $\lambda_{\max}$ from the QR method on the same model.
 
 # %%
 F64 = torch.float64
@@ -105,7 +105,7 @@ for i, (name, r) in enumerate(results.items()):
     plotting.plot_product_norms(axes[0], r["log_norm"], label=name, color=f"C{i}",
                                 fit=(r["slope"], r["intercept"], r["window"]))
     plotting.plot_gradient_norms(axes[1], lengths, r["grad"], label=name, color=f"C{i}")
-axes[0].set_title("Theorem 1: Jacobian products decay at rate $\\lambda_{max}$")
+axes[0].set_title("Theorem 1: Jacobian products decay at rate $\\lambda_{\\max}$")
 axes[1].set_title("... and the loss gradients stay bounded")
 fig.tight_layout()
 plotting.save_figure(fig, "02_fixed_points_and_cycles")
@@ -114,7 +114,7 @@ plt.show()
 # %% [markdown]
 # ## Checks
 #
-# The fitted decay rate equals $\lambda_{max}$ (QR) within 10 %, QR equals the closed form
+# The fitted decay rate equals $\lambda_{\max}$ (QR) within 10 %, QR equals the closed form
 # within $2\cdot 10^{-3}$, and the gradient norm saturates: its maximum over $T > 100$ is
 # at most twice its maximum over $T \le 100$ (for the chaotic PLRNN of notebook 03 the same
 # ratio is beyond $10^{20}$).

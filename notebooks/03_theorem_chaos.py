@@ -18,21 +18,21 @@
 # # 03 · Theorem 2: chaos makes the loss gradients diverge
 #
 # **Theorem 2** (Mikhaeil et al. 2022). If the orbit of an RNN lies on a chaotic attractor,
-# $\lambda_{max} > 0$, then for almost every orbit
+# $\lambda_{\max} > 0$, then for almost every orbit
 #
-# $$\left\|\frac{\partial z_T}{\partial z_1}\right\|_2 \sim e^{\lambda_{max} T}
+# $$\left\|\frac{\partial z_T}{\partial z_1}\right\|_2 \sim e^{\lambda_{\max} T}
 #   \xrightarrow[T\to\infty]{} \infty, \qquad
 #   \left\|\frac{\partial L_T}{\partial \theta}\right\|_2 \xrightarrow[T\to\infty]{} \infty,$$
 #
 # whatever the architecture: the gradient's Jacobian-product terms
 # $\frac{\partial L_T}{\partial z_T}\,(J_T\cdots J_{r+1})\,\frac{\partial^+ z_r}{\partial\theta}$
-# grow like $e^{\lambda_{max}(T-r)}$.
+# grow like $e^{\lambda_{\max}(T-r)}$.
 #
 # The paper illustrates it with a PLRNN trained on Lorenz-63 whose log-norm grows at about
 # $+0.0765$ per step, about $10^{33}$ at $T = 1000$. We use a chaotic PLRNN found by search
-# (`chaosrnn_utils.regimes.chaotic_plrnn`: $M = 8$, $\lambda_{max} \approx 0.08$) and check
+# (`chaosrnn_utils.regimes.chaotic_plrnn`: $M = 8$, $\lambda_{\max} \approx 0.08$) and check
 # that the fitted slope of $\log\|\partial z_T/\partial z_1\|$ against $T$ equals its
-# $\lambda_{max}$ from the QR method within 10 %.
+# $\lambda_{\max}$ from the QR method within 10 %.
 #
 # Numbers printed after ≈ come from chaotic orbits: another CPU rounds its last bits
 # differently and the orbit amplifies that, so they differ in the last printed digits from
@@ -92,7 +92,7 @@ print(f"||∂z_T/∂z_1|| at T = 1000 ≈ 1e{log10_at_1000:.1f} (mean over orbit
       f"≈ 1e{log_norms[:, 999].max() / np.log(10):.1f}")
 
 # %% [markdown]
-# The slope and $\lambda_{max}$ above both come from `model.jacobian`. An independent check of
+# The slope and $\lambda_{\max}$ above both come from `model.jacobian`. An independent check of
 # the products: autograd's Jacobian of the $T$-step map $z_1 \mapsto z_{T+1}$ (differentiating
 # the rollout itself, not the analytic Jacobian) at a few $T$, on the first orbit.
 
@@ -113,7 +113,7 @@ print("∏J against autograd's ∂z_{T+1}/∂z_1, relative error: "
 # $\|\partial L_T/\partial\theta\|$ in float64 (float32 overflows beyond about $10^{38}$).
 # For one $T$ the gradient is split into its terms $a_r\,\partial^+ z_r/\partial\theta$ with
 # the adjoints $a_r = \partial L_T/\partial z_T \cdot J_T\cdots J_{r+1}$; their sum equals
-# autograd's gradient, and their norms grow like $e^{\lambda_{max}(T - r)}$.
+# autograd's gradient, and their norms grow like $e^{\lambda_{\max}(T - r)}$.
 
 # %%
 lengths = np.unique(np.geomspace(1, sizes["T_max"], sizes["n_lengths"]).astype(int))
@@ -145,7 +145,7 @@ axes[2].semilogy(r, term_norms[:, 0], color="C3", lw=1)
 axes[2].set_xlabel("r")
 axes[2].set_ylabel(r"$\|a_r\,\partial^+ z_r/\partial\theta\|$")
 axes[2].set_title(f"gradient terms for T = {Ts}")
-axes[0].set_title("Theorem 2: products grow at rate $\\lambda_{max}$")
+axes[0].set_title("Theorem 2: products grow at rate $\\lambda_{\\max}$")
 axes[1].set_title("... and so do the loss gradients")
 fig.tight_layout()
 plotting.save_figure(fig, "03_chaos")
@@ -176,9 +176,9 @@ plt.show()
 # %% [markdown]
 # ## Checks
 #
-# Slope within 10 % of $\lambda_{max}$; the product beyond $10^{28}$ at $T = 1000$; the loss
+# Slope within 10 % of $\lambda_{\max}$; the product beyond $10^{28}$ at $T = 1000$; the loss
 # gradient grows by more than $10^{20}$ from $T = 1$ to $T = 1000$ at a rate within 25 % of
-# $\lambda_{max}$; the term split equals autograd to $10^{-8}$, and so do the Jacobian
+# $\lambda_{\max}$; the term split equals autograd to $10^{-8}$, and so do the Jacobian
 # products at $T = 1, 10, 50$ (float64; the error of a product of $T$ factors grows like
 # $T\,\varepsilon\,\|\prod J\|$, about $10^{-13}$ at $T = 50$).
 

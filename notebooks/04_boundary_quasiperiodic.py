@@ -17,7 +17,7 @@
 # %% [markdown]
 # # 04 · Theorem 3: the boundary case λ_max = 0
 #
-# **Theorem 3** (Mikhaeil et al. 2022). On a quasi-periodic attractor ($\lambda_{max} = 0$),
+# **Theorem 3** (Mikhaeil et al. 2022). On a quasi-periodic attractor ($\lambda_{\max} = 0$),
 # for every $\varepsilon > 0$ there is a $T_0$ such that for all $T > T_0$
 #
 # $$(1 - \varepsilon)^T < \left\|\frac{\partial z_T}{\partial z_1}\right\|_2
@@ -192,7 +192,7 @@ plt.show()
 # than 5 average spacings, $\rho$ at least $10^{-3}$ from every $p/q$ with $q \le 20$.
 # Theorem 3's check holds on the circle with $\varepsilon(10T_0, 20T_0) < 10^{-3}$ and fails on
 # the chaotic and fixed-point PLRNNs; the gradient grows at most polynomially (log-log slope
-# below 1.5); for every regime the fitted slope is within 0.01 of $\lambda_{max}$.
+# below 1.5); for every regime the fitted slope is within 0.01 of $\lambda_{\max}$.
 
 # %%
 assert np.all(np.abs(eig0) > 1) and np.all(np.abs(eig0.imag) > 0)

@@ -22,16 +22,16 @@
 # computational graph is then cut at the last forcing time, so no Jacobian product in the
 # gradient has more than $\tau$ factors:
 #
-# $$\left\|\frac{\partial z_t}{\partial z_r}\right\|_2 \lesssim C\, e^{\lambda_{max}\tau}
+# $$\left\|\frac{\partial z_t}{\partial z_r}\right\|_2 \lesssim C\, e^{\lambda_{\max}\tau}
 #   \quad\text{for all } r < t, \text{ whatever the sequence length } T.$$
 #
-# Two numerical consequences, on the chaotic PLRNN of notebook 03 ($\lambda_{max} \approx
+# Two numerical consequences, on the chaotic PLRNN of notebook 03 ($\lambda_{\max} \approx
 # 0.08$), trained against its own orbit observed through $B = I$:
 #
 # 1. with forcing, $\|\partial L/\partial\theta\|$ is flat in the sequence length $T$; without
-#    forcing (plain BPTT) it explodes like $e^{\lambda_{max} T}$;
-# 2. the gradient level grows like $e^{\lambda_{max}\tau}$ in $\tau$: the fitted slope of its
-#    log against $\tau$ equals $\lambda_{max}$.
+#    forcing (plain BPTT) it explodes like $e^{\lambda_{\max} T}$;
+# 2. the gradient level grows like $e^{\lambda_{\max}\tau}$ in $\tau$: the fitted slope of its
+#    log against $\tau$ equals $\lambda_{\max}$.
 #
 # To keep the residual $O(1)$ whatever $\tau$, the model is scored against $x_t + c$ with a
 # constant offset $c = 0.5$ (it generated $x$ itself, so the plain residual would be zero); the
@@ -105,7 +105,7 @@ for tau, (Ts, g) in curves.items():
 # the gradient carries a weight $1/T$, and a gradient whose per-step terms are bounded is flat
 # in $T$ by construction. That flatness therefore shows that no term blows up (BPTT's do), not
 # the size of the bound. The quantitative test of the theory is check 2: the level against
-# $\tau$ grows at the rate $\lambda_{max}$.
+# $\tau$ grows at the rate $\lambda_{\max}$.
 #
 # ## 2. The gradient level against τ
 #
@@ -113,7 +113,7 @@ for tau, (Ts, g) in curves.items():
 # last step carries products of up to $\tau$ Jacobians. One gradient per window in one
 # backward pass: the model is replicated into an ensemble of identical members, one window
 # each. The level is the geometric mean over windows (the arithmetic mean would be dominated
-# by rare large excursions and grow faster than $e^{\lambda_{max}\tau}$).
+# by rare large excursions and grow faster than $e^{\lambda_{\max}\tau}$).
 
 # %%
 n_win = sizes["n_windows"]
@@ -142,7 +142,7 @@ axes[1].plot(taus, (tau_intercept + tau_slope * taus) / np.log(10), "--", color=
              label=f"slope {tau_slope:.4f} (λ_max {lam_max:.4f})")
 axes[1].set_xlabel("τ")
 axes[1].set_ylabel(r"$\log_{10}\|\partial L_\tau/\partial\theta\|$")
-axes[1].set_title(r"level grows like $e^{\lambda_{max}\tau}$")
+axes[1].set_title(r"level grows like $e^{\lambda_{\max}\tau}$")
 axes[1].legend(fontsize="small")
 fig.tight_layout()
 plotting.save_figure(fig, "05_sparse_forcing")
@@ -155,7 +155,7 @@ plt.show()
 # a factor 2 between its extremes over $T \ge 10\tau$: the few long intervals of large $\tau$
 # make it noisy, not larger); without it, it grows by more than $10^{20}$ from $T = 100$ to
 # the longest BPTT length; the slope of the log level in $\tau$ is
-# within 15 % of $\lambda_{max}$.
+# within 15 % of $\lambda_{\max}$.
 
 # %%
 for tau, (Ts, g) in curves.items():

@@ -19,12 +19,12 @@
 #
 # Notebooks 03 and 05 showed the two sides of the trade-off. Without forcing, the loss
 # gradient of a chaotic model carries Jacobian products of every length, which grow like
-# $e^{\lambda_{max} T}$ (Theorem 2): training is ill-conditioned. Forcing every $\tau$ steps
-# caps them at $e^{\lambda_{max}\tau}$, but a model that only ever runs $\tau$ steps
+# $e^{\lambda_{\max} T}$ (Theorem 2): training is ill-conditioned. Forcing every $\tau$ steps
+# caps them at $e^{\lambda_{\max}\tau}$, but a model that only ever runs $\tau$ steps
 # unforced never has to reproduce the long-term behaviour. The paper's claim is that the
 # best interval is near the predictability time
 #
-# $$\tau^{*} \approx \tau_{pred} = \frac{\ln 2}{\lambda_{max}},$$
+# $$\tau^{*} \approx \tau_{pred} = \frac{\ln 2}{\lambda_{\max}},$$
 #
 # and that BPTT with gradient clipping (c = 1), which bounds the gradient but not its
 # ill-conditioning, fails on chaotic data.
@@ -44,6 +44,11 @@
 # smallest that tests the asserted claim: τ = 5, 30, 200 and clipped BPTT) and redraws every
 # other data set and architecture from the best committed profile; each figure and summary
 # row names the profile, commit and machine its numbers come from.
+#
+# The committed results of every profile, redrawn from their tables, are on the book's
+# results pages ([quick](../docs/results-quick.md), [medium](../docs/results-medium.md),
+# [paper](../docs/results-paper.md)); every number beside the paper's:
+# [the comparison](../docs/comparison.md).
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (minutes), "medium" (paper grids, 300 epochs) or "paper"
@@ -56,6 +61,7 @@ architectures = []  # the architectures to report ([]: every one the sweep train
 # NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 import chaosrnn_utils as cu
 from chaosrnn_utils import claims, plotting
@@ -85,21 +91,25 @@ agg[["architecture", "condition", "D_stsp", "D_stsp_sem", "D_H", "D_H_sem", "lam
 # %% [markdown]
 # ## The figure
 #
-# Solid: sparse forcing at each $\tau$; dashed: BPTT with gradient clipping, same colour.
-# Vertical lines: $\tau_{pred}$ as the paper used it and as notebook 01 measured it on this
-# data (QR spectrum of the generating system, or Rosenstein's estimate for measured data).
+# Solid: sparse forcing at each $\tau$ (mean ± SEM over scored runs, ×: median); dashed:
+# BPTT with gradient clipping, same colour. Vertical lines: $\tau_{pred}$ as the paper used
+# it and as notebook 01 measured it on this data (QR spectrum of the generating system, or
+# Rosenstein's estimate for measured data). The grey line and the shading above it: the
+# failed range of the metric (below). "f/n" beside a point: f of its n runs failed (not
+# scored, or scored in the failed range); a hollow marker: most of them failed. Both axes
+# are logarithmic, with the same y range for every data set.
 
 # %%
 tp = ex.tau_pred_table(profile).loc[dataset]
 tau_pred = {"paper": float(tp["paper_tau_pred"]), "data": ex.data_tau_pred(tp)}
-curves = {a: ex.tau_curve(agg, a) for a in archs}
-gmm = results["D_stsp_method"].iloc[0] == "gmm"
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-plotting.plot_tau_sweep(axes[0], curves, "D_stsp", clip=ex.clip_levels(agg, "D_stsp"),
-                        tau_pred=tau_pred, logy=gmm, title=f"{dataset}: geometry")
-plotting.plot_tau_sweep(axes[1], curves, "D_H", clip=ex.clip_levels(agg, "D_H"),
-                        tau_pred=tau_pred, title=f"{dataset}: power spectra")
-axes[0].legend(fontsize="small")
+thresholds = ex.failure_thresholds(dataset, profile)
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.2))
+for ax, metric, what in zip(axes, ("D_stsp", "D_H"), ("geometry", "power spectra"), strict=True):
+    counted = claims.with_failures(agg, results, thresholds[metric], metric)
+    plotting.plot_tau_sweep(ax, {a: ex.tau_curve(counted, a) for a in archs},
+                            metric, clip=ex.clip_levels(agg, metric), tau_pred=tau_pred,
+                            failed_above=thresholds[metric], title=f"{dataset}: {what}",
+                            legend=metric == "D_H")
 fig.suptitle(f"{dataset} · {numbers}", fontsize="small", y=1.0)
 fig.tight_layout()
 plotting.save_figure(fig, f"06_tau_sweep_{dataset}" + ("" if profile == "quick"
@@ -123,16 +133,16 @@ history = ex.curve_table(spec, profile)
 if history is not None:
     history = history[history["architecture"].isin(archs)]
 if history is None:
-    print(f"profile {profile}: no learning curves (evaluated at the last epoch only)")
+    print(f"profile {profile}: evaluated at the last epoch only, no learning curves (the "
+          "medium profile's are on the book's page docs/results-medium.md)")
 else:
     threshold = ex.failure_thresholds(dataset, profile)["D_stsp"]
     lc = claims.learning_curves(history, dataset, profile)
-    fig, axes = plt.subplots(1, len(archs), figsize=(15, 4), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(archs), figsize=(16, 4), sharey=True, squeeze=False)
     for ax, a in zip(axes[0], archs, strict=True):
         plotting.plot_learning_curves(ax, lc[lc["architecture"] == a], failed_above=threshold,
                                       title=f"{dataset}, {a}")
-    axes[0, 0].legend(fontsize="small")
+    axes[0, -1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(f"{dataset} · {numbers}", fontsize="small", y=1.0)
     fig.tight_layout()
     plotting.save_figure(fig, f"06_learning_curves_{dataset}_{profile}")
@@ -186,7 +196,7 @@ refs
 # median $D_{stsp}$ over scored runs) lies in $[\tau_{pred}/4,\ 2\tau_{pred}]$ (the paper's
 # $\tau_{pred}$), its median is below the failure threshold and at least 10× below the
 # medians at $\tau = 5$, at the largest $\tau$ and under clipped BPTT, and at least two
-# successful runs at that $\tau$ are on an aperiodic attractor ($\lambda_{max} > 0$) that
+# successful runs at that $\tau$ are on an aperiodic attractor ($\lambda_{\max} > 0$) that
 # fills the data's box. Medians, not means: with three seeds, one stalled run moves a mean
 # from 0.3 to about 5 while the median stays (which seed stalls differs from one CPU to
 # another: chaos amplifies the last bits of training).
@@ -215,4 +225,5 @@ summary += claims.effect_rows(effect, profile)
 cu.record_summary(f"06_tau_sweep_{dataset}" + ("" if profile == "quick" else f"_{profile}"),
                   summary, source=numbers)
 print(f"numbers: {numbers}")
-effect.drop(columns=["dataset"])
+with pd.option_context("display.max_colwidth", None):  # the reasons in full
+    display(claims.effect_table(effect))

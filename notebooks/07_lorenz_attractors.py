@@ -30,6 +30,11 @@
 # The models come from notebook 06's sweep (same profile): `source = "train"` runs or resumes
 # that sweep (nothing to do when notebook 06 ran) and saves the three models to
 # `data/results/<profile>/lorenz_lstm_attractors.pt`; `source = "committed"` reads that file.
+#
+# The committed results of every profile, redrawn from their tables, are on the book's
+# results pages ([quick](../docs/results-quick.md), [medium](../docs/results-medium.md),
+# [paper](../docs/results-paper.md)); every number beside the paper's:
+# [the comparison](../docs/comparison.md).
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick", "medium" or "paper": which Lorenz sweep the models come from
@@ -66,7 +71,7 @@ print(f"LSTM at τ = {taus} (best τ of the sweep: {t_best}), seeds {best_seed};
 # Each model runs freely for 20 000 steps from the state inferred from the first test point,
 # and is scored on a 100 000-step run as in notebook 06. What to see: with $\tau = 5$ the
 # model only ever had to predict five steps ahead, and its free run settles on a fixed point
-# or a small loop ($\lambda_{max} < 0$); near $\tau_{pred}$ it fills both wings of the
+# or a small loop ($\lambda_{\max} < 0$); near $\tau_{pred}$ it fills both wings of the
 # butterfly with a positive exponent; with $\tau = 200$ the gradients carried products of
 # up to 200 Jacobians, training stalled, and the run collapses again (onto a fixed point or a
 # cycle, λ_max ≤ 0 up to its error). The panels share the data's box, so a run that is too
@@ -88,7 +93,7 @@ plt.show()
 # %% [markdown]
 # ## Checks
 #
-# The model trained near $\tau_{pred}$ is on a chaotic attractor ($\lambda_{max} > 0$) that
+# The model trained near $\tau_{pred}$ is on a chaotic attractor ($\lambda_{\max} > 0$) that
 # fills the data's box (more than half the points counted) and scores at least 10× better in
 # $D_{stsp}$ than both others.
 

@@ -38,6 +38,11 @@
 # The quick profile trains the key condition of each ablation only (clipping at c = 1 by
 # norm and by value, TBPTT k = 10, window 50, Δτ = 10, annealing), 3 seeds: the medium
 # profile has every condition (`reproduce --profile medium --only 09`).
+#
+# The committed results of every profile, redrawn from their tables, are on the book's
+# results pages ([quick](../docs/results-quick.md), [medium](../docs/results-medium.md),
+# [paper](../docs/results-paper.md)); every number beside the paper's:
+# [the comparison](../docs/comparison.md).
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (sequence length 200, 3 seeds, 300 epochs), "medium" or "paper"
@@ -49,6 +54,7 @@ workers = 2  # processes training side by side
 # NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 import chaosrnn_utils as cu
 from chaosrnn_utils import claims, plotting
@@ -65,10 +71,16 @@ agg[["group", "condition", "D_stsp", "D_stsp_sem", "D_H", "lambda_max", "frac_in
 
 # %%
 reference, n_reference = claims.ablation_reference(results, tau)
-fig, ax = plt.subplots(figsize=(14, 4.5))
-order = agg.sort_values(["group", "condition"], kind="stable").reset_index(drop=True)
-plotting.plot_conditions(ax, order, "D_stsp", reference=reference,
-                         reference_label=f"sparse forcing τ = {tau} (median)",
+threshold = ex.failure_thresholds("lorenz", profile)["D_stsp"]
+counted = plotting.order_conditions(claims.with_failures(agg, results, threshold),
+                                    group="group")
+conditions = ex.condition(results)
+scored = results[ex.run_status(results) == "scored"]
+per_seed = {c: scored.loc[conditions[scored.index] == c, "D_stsp"].tolist()
+            for c in counted["condition"]}
+fig, ax = plt.subplots(figsize=(15, 4.8))
+plotting.plot_conditions(ax, counted, per_seed, "D_stsp", reference=f"τ={tau}",
+                         failed_above=threshold, paper_ranges=claims.ablation_paper_ranges(),
                          title=f"Lorenz-63, LSTM · {numbers}")
 fig.tight_layout()
 plotting.save_figure(fig, "09_ablations" + ("" if profile == "quick" else f"_{profile}"))
@@ -78,8 +90,8 @@ plt.show()
 # ## Headline numbers
 #
 # Every condition is summarised by its median $D_{stsp}$ over scored runs (three seeds at
-# the quick and medium budgets: one stalled run must not decide a row; the figure shows
-# mean ± SEM), and the reference is that of sparse forcing at $\tau$ (30 in the paper).
+# the quick and medium budgets: one stalled run must not decide a row); the reference is
+# that of sparse forcing at $\tau$ (30 in the paper).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -108,4 +120,5 @@ summary = claims.ablation_rows(agg, headline, reference, tau, profile,
                                ex.budget_note(spec, profile))
 cu.record_summary("09_ablations", summary, source=numbers)
 print(f"numbers: {numbers}")
-pd.DataFrame(summary)
+with pd.option_context("display.max_colwidth", None):  # the notes in full
+    display(cu.checks_table(summary))

@@ -3,6 +3,9 @@ Sphinx call as ``tasks.py``, then read back. Each notebook must have its page, l
 landing page; every image output stored in the notebook must be on that page, byte for byte,
 as a file of the build; every LaTeX expression of its markdown must be in MathJax's delimiters
 (``\\(…\\)`` inline, ``\\[…\\]`` display), i.e. rendered as math and not left as ``$…$`` text.
+No page loads anything from the network (MathJax is bundled), shows a machine path or a
+warning; each profile with committed results has a results page with every committed figure
+of notebooks 06-09, and the comparison has a page of its own.
 """
 
 from __future__ import annotations
@@ -123,7 +126,8 @@ def test_notebook_page_has_its_figures_and_math(book, nb):
             assert _flat(rf"\({tex}\)") in text, f"{nb.stem}: inline math ${tex}$ not rendered"
         for tex in display:
             assert _flat(rf"\[{tex}\]") in text, f"{nb.stem}: display math $${tex}$$ not rendered"
-    assert re.search(r"<script[^>]+src=\"[^\"]*mathjax[^\"]*\"", page), "MathJax is not loaded"
+    assert re.search(r"<script[^>]+src=\"\.\./_static/mathjax/[^\"]*\"", page), \
+        "the bundled MathJax is not loaded"
 
 
 def test_math_extraction():
@@ -139,3 +143,77 @@ def test_paper_notes_page(book):
     assert (book / "docs" / "paper-notes.html").is_file()
     landing = (book / "docs" / "index.html").read_text(encoding="utf-8")
     assert 'href="paper-notes.html"' in landing
+
+
+_REMOTE = re.compile(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]+\"",
+                     re.I)
+
+
+def test_no_page_loads_anything_from_the_network(book):
+    """Offline: no script, stylesheet or image of any page comes from a server; MathJax is
+    the bundled copy (sphinx-mathjax-offline), present in the build."""
+    pages = sorted(book.rglob("*.html"))
+    assert pages
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not _REMOTE.findall(text), f"{page.relative_to(book)}: {_REMOTE.findall(text)}"
+    mathjax = book / "_static" / "mathjax" / "tex-chtml.js"
+    assert mathjax.is_file() and mathjax.stat().st_size > 100_000
+
+
+def test_no_page_shows_a_machine_path_or_a_warning(book):
+    pages = sorted((book / "notebooks").glob("*.html")) + sorted((book / "docs").glob("*.html"))
+    for page in pages:
+        text = html.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")))
+        for bad in ("/home/", "/root/", "/work/", "site-packages", "TqdmWarning",
+                    "IPKernelApp"):
+            assert bad not in text, f"{page.name}: {bad!r}"
+
+
+def _committed_profiles() -> list[str]:
+    return [p for p in ("quick", "medium", "paper")
+            if (ROOT / "data" / "results" / f"comparison_{p}.json").is_file()]
+
+
+@pytest.mark.parametrize("profile", _committed_profiles())
+def test_results_page_of_each_committed_profile_shows_its_figures(book, profile):
+    page_path = book / "docs" / f"results-{profile}.html"
+    assert page_path.is_file(), f"no results page for {profile}"
+    page = page_path.read_text(encoding="utf-8")
+    assert not _dead_links(page_path)
+    shown = {hashlib.sha256((page_path.parent / html.unescape(src)).read_bytes()).hexdigest()
+             for src in _IMG.findall(page) if "_images/" in src}
+    committed = sorted((ROOT / "figures").glob(f"0[6-9]_*_{profile}.png"))
+    if profile == "quick":  # the quick figures carry no suffix
+        committed += [f for f in sorted((ROOT / "figures").glob("0[6-9]_*.png"))
+                      if not f.stem.endswith(("_medium", "_paper"))]
+    assert committed
+    for fig in committed:
+        assert hashlib.sha256(fig.read_bytes()).hexdigest() in shown, f"{fig.name} not shown"
+    text = _flat(html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    assert "τ effect hold?" in text
+    for word in (" None ", " False ", " inf "):
+        assert word not in text, word
+    landing = (book / "docs" / "index.html").read_text(encoding="utf-8")
+    assert f'href="results-{profile}.html"' in landing
+
+
+def test_comparison_page_has_every_committed_table(book):
+    page = (book / "docs" / "comparison.html").read_text(encoding="utf-8")
+    text = _flat(html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    for profile in _committed_profiles():
+        assert f"Profile {profile}" in text
+    assert page.count("<table") >= len(_committed_profiles())
+
+
+@pytest.mark.parametrize("stem", ["06_tau_sweep", "09_ablations"])
+def test_checks_tables_speak_in_words(book, stem):
+    """The stored Checks tables of notebooks 06 and 09 (their last output): verdicts are
+    words, never Python's None/False or an infinite number."""
+    notebook = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    last = [o for o in notebook.cells[-1].get("outputs", []) if "text/html" in o.get("data", {})]
+    assert last, f"{stem}: the Checks cell shows no table"
+    cells = re.findall(r"<td>(.*?)</td>", "".join(last[-1]["data"]["text/html"]), re.S)
+    assert cells
+    for bad in ("None", "False", "True", "inf", "NaN"):
+        assert bad not in [c.strip() for c in cells], f"{stem}: a cell reads {bad}"

@@ -214,18 +214,21 @@ def test_tau_sweep_panel_marks_failed_runs():
     fig, (a, b) = plt.subplots(1, 2)
     plot_tau_sweep(a, {"lstm": ex.tau_curve(agg, "lstm")}, "D_stsp")
     texts = sorted(t.get_text() for t in a.texts)
-    assert texts == ["1/2", "2/2 failed"]  # τ = 30 half scored (hollow), τ = 100 none
+    assert texts == ["1/2", "2/2"]  # τ = 30 half scored (hollow), τ = 100 none (at the bottom)
     # the medians over scored runs as crosses: τ = 5 → median(10, 12) = 11, τ = 30 → 0.5
     crosses = [ln for ln in a.lines if ln.get_marker() == "x" and len(ln.get_xdata())]
     assert len(crosses) == 1
     got = dict(zip(crosses[0].get_xdata(), crosses[0].get_ydata(), strict=True))
     assert got[5] == 11.0 and got[30] == 0.5 and np.isnan(got[100])
-    plot_conditions(b, agg, "D_stsp")
-    assert sorted(t.get_text() for t in b.texts) == ["1/2", "2/2 failed"]
+    runs = {c: df.loc[(ex.condition(df) == c) & (ex.run_status(df) == "scored"), "D_stsp"]
+            for c in agg["condition"]}
+    counted = agg.assign(n_failed=agg["n"] - agg["n_scored"])
+    plot_conditions(b, counted, runs, "D_stsp")
+    assert sorted(t.get_text() for t in b.texts) == ["1/2", "2/2"]
     # every score axis names its convention
     assert a.get_ylabel() == b.get_ylabel() == "$D_{stsp}$ (ours)"
     authors = agg.rename(columns=lambda c: c.replace("D_stsp", "D_stsp_authors"))
-    plot_conditions(b, authors, "D_stsp_authors")
+    plot_conditions(b, authors, {}, "D_stsp_authors")
     assert b.get_ylabel() == "$D_{stsp}$ (authors' convention)"
     plt.close(fig)
 
