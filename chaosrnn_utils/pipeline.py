@@ -706,16 +706,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     out_dir = paths.BUILD_DIR / "notebooks" / args.profile
     side = None
-    if args.lanes > 1 and not args.only and not args.parameter:
-        side, runs = _start_side_lane(runs, args, out_dir)
-    for run in runs:
-        extra = "".join(f" {k}={v}" for k, v in run.parameters.items() if k != "profile")
-        if run.skip is not None:
-            print(f"== {run.notebook.name}{extra}: skipped ({run.skip})", flush=True)
-            continue
-        print(f"== {run.notebook.name}{extra} (profile {args.profile})", flush=True)
-        with staged_summary(args.profile):
-            run_notebook(run.notebook, run.parameters, out_dir, run.name)
+    # reproduce refreshes the committed outputs: its notebooks write figures/ and
+    # data/results/ (any other run of a notebook writes build/, see paths.figures_out)
+    with paths.publishing_outputs():
+        if args.lanes > 1 and not args.only and not args.parameter:
+            side, runs = _start_side_lane(runs, args, out_dir)
+        for run in runs:
+            extra = "".join(f" {k}={v}" for k, v in run.parameters.items() if k != "profile")
+            if run.skip is not None:
+                print(f"== {run.notebook.name}{extra}: skipped ({run.skip})", flush=True)
+                continue
+            print(f"== {run.notebook.name}{extra} (profile {args.profile})", flush=True)
+            with staged_summary(args.profile):
+                run_notebook(run.notebook, run.parameters, out_dir, run.name)
     if side is not None and _finish_side_lane(*side) != 0:
         return 1
     print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")

@@ -239,8 +239,9 @@ plt.show()
 #
 # Per data set: $\lambda_{max}$ per step and $\tau_{pred} = \ln 2/\lambda_{max}$ as the paper
 # used them, from the QR spectrum of the generating system (simulated sets) and from
-# Rosenstein's method (mean over $m = 4, 5, 6$). Later notebooks read this table
-# (`data/results/tau_pred_<profile>.csv`) and say which value they mark.
+# Rosenstein's method (mean over $m = 4, 5, 6$). Later notebooks read the committed table
+# (`data/results/tau_pred_<profile>.csv`, which `python3 tasks.py reproduce` writes; any other
+# run writes `build/results/`) and say which value they mark.
 #
 # Where they disagree (see `docs/paper-notes.md` § Data sets):
 # - **Lorenz**: the paper's 0.015 per step is Rosenstein's published value for *other*
@@ -277,8 +278,8 @@ for name, (paper_lam, paper_tau) in PAPER.items():
         row["rosenstein_tau_pred"] = cu.predictability_time(row["rosenstein_lambda"])
     rows.append(row)
 tau_table = pd.DataFrame(rows).set_index("dataset")
-paths.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-tau_table.round(5).to_csv(paths.RESULTS_DIR / f"tau_pred_{profile}.csv")
+paths.results_out().mkdir(parents=True, exist_ok=True)  # data/results/ under `reproduce`
+tau_table.round(5).to_csv(paths.results_out() / f"tau_pred_{profile}.csv")
 print(cu.approx_columns(tau_table, [c for c in tau_table.columns if not c.startswith("paper")],
                         4).to_string())
 
