@@ -105,7 +105,7 @@ OTHER_ISA = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE",
 FLOAT_SENSITIVE = [
     "tests/test_fused.py", "tests/test_metrics.py", "tests/test_jacobians.py",
     "tests/test_lyapunov.py", "tests/test_models.py", "tests/test_training.py",
-    "tests/test_systems.py", "tests/test_regimes.py",
+    "tests/test_systems.py", "tests/test_regimes.py", "tests/test_forcing.py",
     "notebooks/01_systems_and_lyapunov.ipynb", "notebooks/02_theorem_fixed_points_and_cycles.ipynb",
     "notebooks/03_theorem_chaos.ipynb", "notebooks/04_boundary_quasiperiodic.ipynb",
     "notebooks/05_sparse_forcing_bounds_gradients.ipynb",
