@@ -135,9 +135,16 @@ def test_mean_period_of_sine():
     ],
 )
 def test_rosenstein_recovers_lambda_max_within_15_percent(system, n, fit, expected):
+    """Within 15 % for the estimator's bias (finite fit range, neighbours along the flow),
+    plus 6 standard errors of the slope for the sample: the series is a chaotic orbit that
+    another machine replaces by another (batch means over reference points, 9 degrees of
+    freedom: P(|t₉| > 6) = 2e-4). Measured over 4 orbits each: Lorenz −6.8 … +3.7 %
+    (SE ≈ 3–4 %), Rössler −13.3 … −9.1 % (SE ≈ 1.5 %): the 15 % alone left Rössler 2 SE."""
     x = generate(system, n)
     res = rosenstein(x, horizon=max(fit) + 50, fit_range=fit)
-    assert abs(res.slope / expected - 1) < 0.15, res.slope
+    assert 0 < res.slope_se < 0.1 * expected  # the series is long enough to tell
+    assert abs(res.slope - expected) <= 0.15 * expected + 6 * res.slope_se, (res.slope,
+                                                                           res.slope_se)
 
 
 def test_rosenstein_bad_input():
