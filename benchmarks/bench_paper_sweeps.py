@@ -5,8 +5,9 @@ every paper-profile sweep, on whatever device this runs on (the GPU issue's benc
    per-step rollout; ``fused``: hand-written backpropagation through time, step by step;
    ``triton`` (CUDA with Triton): the same with the time loop as one Triton kernel per
    direction; ``static``: ``train(static=True)``, the update on fixed buffers (through
-   Triton where it runs), replayed as one CUDA graph on a GPU, timed through ``train`` as
-   (time of 2k updates − time of k) / k), the latency of one
+   Triton where it runs), replayed as one CUDA graph on a GPU, timed by
+   ``device_runner.update_seconds``: k replays between two CUDA events, or with
+   ``perf_counter`` after a synchronisation on the CPU), the latency of one
    ensemble update (batch 32, latent 30, sparse forcing with τ spread over the members) and
    its sample-steps/s, for members × sequence lengths (CUDA: {1, 150, 1 050} × {200, 1 000};
    CPU: {1, 50, 150} × {200}; ``--members``/``--seqs`` override); the authors-style single
@@ -29,7 +30,6 @@ import argparse
 import os
 import platform
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,9 +47,9 @@ from bench_training import (  # noqa: E402
     time_calls,
 )
 
+from chaosrnn_utils import device_runner, triton_engine  # noqa: E402
 from chaosrnn_utils import experiments as ex  # noqa: E402
-from chaosrnn_utils import triton_engine  # noqa: E402
-from chaosrnn_utils.training import ENGINES, MemberConfig, train  # noqa: E402
+from chaosrnn_utils.training import ENGINES, MemberConfig  # noqa: E402
 
 ARCHS = ("plrnn", "rnn", "lstm")
 UPDATES = 3000 * 10  # the paper's epochs × batches per epoch
@@ -70,12 +70,10 @@ def latency(arch: str, engine: str, members: list[MemberConfig], seq_len: int, d
     if engine == "static":
         from bench_training import bench_settings
 
-        walls = []
-        for k in (reps, 2 * reps):
-            s = replace(bench_settings(arch, seq_len), epochs=1, batches_per_epoch=k)
-            walls.append(train(data.cpu().numpy(), members, s, device=device, progress=False,
-                               static=True).wall_time)
-        return max(walls[1] - walls[0], 0.0) / reps
+        s = bench_settings(arch, seq_len)
+        return device_runner.update_seconds(arch, len(members), seq_len, device=str(device),
+                                            batch=s.batch_size, latent=s.latent_dim,
+                                            dtype=s.dtype, reps=reps)
     phases: dict[str, list[float]] = {"fwd": [], "bwd": [], "opt": []}
     fn = engine_update_fn(arch, engine, data, device, phases, make_sync(device),
                           members=members, seq_len=seq_len)
@@ -128,16 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_projection:
         return 0
     path = "static" if cuda else "fused"
-    print(f"\n2. Projected paper-profile sweeps ({path} path, {UPDATES} updates per ensemble)")
+    print(f"\n2. Projected paper-profile sweeps ({path} path, each sweep's epochs × batches "
+          "per epoch, at its own ensemble size and sequence length)")
     specs = [ex.tau_sweep_spec(d, "paper") for d in ex.PAPER_TAUS] + [ex.ablation_spec("paper")]
     total = 0.0
     for spec in specs:
         n = len(spec.member_configs())
         hours = {}
         for arch in spec.architectures:
-            T = spec.train_settings(arch).seq_len
-            t = latency(arch, path, spec.member_configs(), T, data, device, args.reps)
-            hours[arch] = t * UPDATES / 3600
+            st = spec.train_settings(arch)  # the sweep's own size and number of updates
+            t = latency(arch, path, spec.member_configs(), st.seq_len, data, device, args.reps)
+            hours[arch] = t * st.epochs * st.batches_per_epoch / 3600
         h = sum(hours.values())
         total += h
         print(f"   {spec.name:<26} {n:>3} members × {len(spec.architectures)} arch, seq "

@@ -63,8 +63,10 @@ def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
     D the median over scored runs (a τ or baseline with no scored run counts as failed,
     +inf), and the successful runs at τ* (below the failure threshold) at least two, on an
     aperiodic attractor (λ_max > 0) that fills the box (``frac_in_box`` > ½; NaN for the
-    GMM D_stsp, which has no box). Returns the numbers and ``holds`` with ``why`` (the first
-    condition that fails, "" when it holds)."""
+    GMM D_stsp, which has no box), on a data set that passes the sanity rule under the
+    held-out protocol (:func:`~.experiments.scorable`; temperature and EEG do not). Returns
+    the numbers and ``holds`` with ``why`` (the first condition that fails, "" when it
+    holds)."""
     rows = results[results["architecture"] == architecture]
     agg = ex.aggregate(rows, metrics=("D_stsp",))
     t_best, d_best = ex.best_tau(agg, architecture, statistic="median")
@@ -89,7 +91,10 @@ def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
                worst_ratio=min(others.values()) / d_best if d_best > 0 else np.nan,
                n_good_at_best=len(good), lambda_max_good=good["lambda_max"].round(4).tolist(),
                failed_above=threshold)
-    checks = [(t_best > 0, "no τ had most of its runs scored"),
+    checks = [(ex.scorable(dataset, "heldout", profile),
+               f"{dataset} is {ex.NOT_SCORABLE} (held-out; the sanity rule, "
+               "experiments.sanity_check)"),
+              (t_best > 0, "no τ had most of its runs scored"),
               (tau_pred / 4 <= t_best <= 2 * tau_pred,
                f"best τ {t_best} outside [{tau_pred / 4:.1f}, {2 * tau_pred:.1f}]"),
               (d_best < threshold, f"best D_stsp {d_best:.3g} in the failed range "

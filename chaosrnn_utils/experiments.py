@@ -16,10 +16,12 @@ table are drawn from (``source="committed"`` reads it without training).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import platform
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -34,18 +36,31 @@ from . import metrics, paper, paths, training
 from .data import EMPIRICAL, PAPER_DATASETS, find_empirical
 from .fetch import MACKEY_GLASS_FILE, fetch_or_none
 from .forcing import MemberConfig
-from .metrics import generate_free_run
+from .metrics import PROTOCOL_GMM_LAYOUT, PROTOCOLS, generate_free_run
 from .models import MODELS, make_model
-from .sweeps import SweepSpec, load_sweep_data, run_sweep, sweep_jobs
+from .sweeps import (
+    SweepSpec,
+    evaluate_protocols,
+    load_job_models,
+    load_sweep_data,
+    run_sweep,
+    sweep_jobs,
+)
 
 ARCHITECTURES = ["rnn", "plrnn", "lstm"]
 SOURCES = ("train", "committed")
 
 #: the paper's τ grids (``paper.json``, Fig. 2's τ axes)
 PAPER_TAUS = {name: list(paper.dataset(name)["taus"]) for name in paper.datasets()}
-#: quick grids: Lorenz resolves the optimum (the notebook asserts it), the others are coarse
-QUICK_TAUS = {name: [5, 30, 100, 200] for name in PAPER_TAUS} | {
-    "lorenz": [5, 15, 30, 50, 100, 200]}
+#: quick grids: Lorenz the smallest grid that tests notebook 06's assert (τ = 5, τ near
+#: τ_pred = 46, the largest τ; ``claims.tau_effect`` compares the best τ with τ = 5, τ_max and
+#: clipped BPTT), the others coarse (trained by the main job only with ``--train-all``)
+QUICK_TAUS = {name: [5, 30, 100, 200] for name in PAPER_TAUS} | {"lorenz": [5, 30, 200]}
+#: quick architectures: Lorenz only the one whose claim notebook 06 asserts at quick
+#: (``claims.EFFECT_EXPECTED``); the main job redraws the others from the committed medium
+#: results
+QUICK_ARCHITECTURES = {name: ["rnn", "plrnn", "lstm"] for name in PAPER_TAUS} | {
+    "lorenz": ["lstm"]}
 QUICK_SEEDS = {name: [0, 1] for name in PAPER_TAUS} | {"lorenz": [0, 1, 2]}
 QUICK_EPOCHS = {name: 100 for name in PAPER_TAUS} | {"lorenz": 300}
 PAPER_SEEDS = [0, 1, 2, 3, 4]
@@ -89,7 +104,15 @@ def _check(dataset: str, profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
 
 
-def tau_sweep_spec(dataset: str, profile: str = "quick") -> SweepSpec:
+#: the evaluation protocols of each profile's sweeps (``metrics.PROTOCOLS``): the paper profile
+#: scores every member under both from the start; quick and medium keep the held-out one only,
+#: so that their committed parts stay valid (``protocols=`` of :func:`tau_sweep_spec` adds it)
+PROFILE_PROTOCOLS = {"quick": ["heldout"], "medium": ["heldout"],
+                     "paper": ["heldout", "paper"]}
+
+
+def tau_sweep_spec(dataset: str, profile: str = "quick", *,
+                   protocols: list[str] | None = None) -> SweepSpec:
     """Fig. 2's sweep for one data set: τ grid × seeds with sparse forcing, plus BPTT with
     norm clipping (c = 1) per seed, for RNN, PLRNN and LSTM (latent 30, batch 32, Adam 1e-3).
 
@@ -97,10 +120,12 @@ def tau_sweep_spec(dataset: str, profile: str = "quick") -> SweepSpec:
     medium: the paper's grid up to τ = 200 (τ = 500 and 1 000 do not fit in a sequence of
     200: forced once, they train as τ = 200 does), 3 seeds, 300 epochs, sequence length 200.
     quick: :data:`QUICK_TAUS`, :data:`QUICK_SEEDS`, :data:`QUICK_EPOCHS`, sequence length 200.
-    The paper and medium profiles also evaluate at :data:`EVAL_EPOCHS`. The Lorenz sweep at
-    every profile and every sweep of the paper profile are split in two jobs per
+    The paper and medium profiles also evaluate at :data:`EVAL_EPOCHS`. The paper profile
+    initialises the PLRNN as the authors do (``init="authors"``: diagonal A ~ U(±1/√M)).
+    The Lorenz sweep at every profile and every sweep of the paper profile are split in two jobs per
     architecture (for two workers); the others are not, as the update time of a small
     ensemble is mostly per-operation overhead that splitting would double.
+    ``protocols``: the evaluation protocols (default :data:`PROFILE_PROTOCOLS`).
     """
     _check(dataset, profile)
     if profile == "paper":
@@ -112,12 +137,17 @@ def tau_sweep_spec(dataset: str, profile: str = "quick") -> SweepSpec:
         taus, seeds, epochs = QUICK_TAUS[dataset], QUICK_SEEDS[dataset], QUICK_EPOCHS[dataset]
     seq_len = max(200, max(taus))
     clip = [dict(mode="bptt", clip_norm=CLIP, seed=s) for s in seeds]
+    settings: dict[str, Any] = {"profile": "paper", "epochs": epochs, "seq_len": seq_len}
+    if profile == "paper":  # the paper's PLRNN initialisation (models.INITS); RNN, LSTM: one
+        settings["model_kwargs"] = {"init": "authors"}
     return SweepSpec(name=f"tau_sweep_{dataset}", dataset=dataset,
-                     architectures=list(ARCHITECTURES),
+                     architectures=list(QUICK_ARCHITECTURES[dataset] if profile == "quick"
+                                        else ARCHITECTURES),
                      grid={"tau": list(taus), "seed": list(seeds)}, members=clip,
-                     settings={"profile": "paper", "epochs": epochs, "seq_len": seq_len},
+                     settings=settings,
                      split=2 if profile == "paper" or dataset == "lorenz" else 1,
-                     checkpoint_every=25, eval_epochs=list(EVAL_EPOCHS[profile]))
+                     checkpoint_every=25, eval_epochs=list(EVAL_EPOCHS[profile]),
+                     protocols=list(protocols or PROFILE_PROTOCOLS[profile]))
 
 
 def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
@@ -127,19 +157,22 @@ def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
     forcing at ``tau`` as the reference (at least 3 seeds). paper: sequence length 1 000,
     5 seeds, 3 000 epochs; medium: the paper's conditions, sequence length 200, 3 seeds,
     300 epochs; quick: sequence length 200, 3 seeds (so that no row rests on one run),
-    300 epochs, c ∈ {1, 100}, lengths {10, 50}. Random τ keeps the spreads below ``tau``."""
+    300 epochs, the key condition of each ablation only (clipping c = 1 by norm and by value,
+    TBPTT k = 10, window 50, random τ ± 10, annealing; no generalised teacher forcing: the
+    paper has no number for it). Random τ keeps the spreads below ``tau``."""
     _check("lorenz", profile)
     paper, full = profile == "paper", profile in ("paper", "medium")
     seeds = PAPER_SEEDS if paper else [0, 1, 2]
-    lengths = [10, 30, 50, 100, 200] if full else [10, 50]
-    spreads = [10, 25, 50] if full else [10, 25]
-    alphas = [0.05, 0.1, 0.2, 0.5] if full else [0.1, 0.3]
-    clips = [1, 10, 100, 1000] if full else [1, 100]
+    lengths = [10, 30, 50, 100, 200] if full else [10]
+    windows = lengths if full else [50]
+    spreads = [10, 25, 50] if full else [10]
+    alphas = [0.05, 0.1, 0.2, 0.5] if full else []
+    clips = [1, 10, 100, 1000] if full else [1]
     configs: list[dict[str, Any]] = []
     configs += [dict(mode="bptt", clip_norm=float(c)) for c in clips]
     configs += [dict(mode="bptt", clip_value=float(c)) for c in clips]
     configs += [dict(mode="tbptt", truncation=k) for k in lengths]
-    configs += [dict(mode="window", window=k) for k in lengths]
+    configs += [dict(mode="window", window=k) for k in windows]
     configs += [dict(mode="sparse", tau=tau, tau_spread=d) for d in spreads if d < tau]
     configs += [dict(mode="sparse", tau=46, tau_start=1)]
     configs += [dict(mode="gtf", alpha=a) for a in alphas]
@@ -151,7 +184,8 @@ def ablation_spec(profile: str = "quick", tau: int = 30) -> SweepSpec:
                      members=members,
                      settings={"profile": "paper", "epochs": 3000 if paper else 300,
                                "seq_len": 1000 if paper else 200},
-                     split=2, checkpoint_every=25, eval_epochs=list(EVAL_EPOCHS[profile]))
+                     split=2, checkpoint_every=25, eval_epochs=list(EVAL_EPOCHS[profile]),
+                     protocols=list(PROFILE_PROTOCOLS[profile]))
 
 
 def dataset_available(dataset: str) -> bool:
@@ -171,7 +205,8 @@ def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers
                 progress: bool = True) -> pd.DataFrame:
     """The results table of ``spec``: ``train`` runs (or resumes, or finds finished) the sweep
     in ``build/sweeps/<profile>/<name>`` and copies its table to the committed
-    ``data/results/<profile>/<name>.csv``; ``committed`` reads that copy only."""
+    ``data/results/<profile>/<name>.csv`` (a call that trained for a minute or more is logged
+    in :func:`train_log`); ``committed`` reads that copy only."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     committed = results_dir(profile) / f"{spec.name}.csv"
@@ -181,7 +216,10 @@ def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers
                                     "source='train' first")
         return pd.read_csv(committed)
     out = sweep_dir(spec, profile)
+    t0 = time.time()
     df = run_sweep(spec, out, workers=workers, progress=progress)
+    if time.time() - t0 >= 60:  # it trained here: the machine, for provenance
+        _log_chunk(profile, spec, t0, workers, bool(df.attrs["complete"]))
     if not df.attrs["complete"]:
         raise RuntimeError(f"sweep {spec.name} incomplete: {df.attrs['pending']}")
     _publish(spec, profile)
@@ -234,24 +272,31 @@ def _publish(spec: SweepSpec, profile: str) -> None:
         shutil.copyfile(out / "curves.csv", curves_path(spec.name, profile))
 
 
-def profile_specs(profile: str) -> list[SweepSpec]:
+def profile_specs(profile: str, *, protocols: list[str] | None = None) -> list[SweepSpec]:
     """Every sweep of ``profile`` in the order :func:`train_profile` runs them: the τ sweeps
-    of the data sets available here (Lorenz first), then the ablations."""
-    return [*(tau_sweep_spec(d, profile) for d in PAPER_TAUS if dataset_available(d)),
+    of the data sets available here (Lorenz first, each with ``protocols``, default the
+    profile's), then the ablations."""
+    return [*(tau_sweep_spec(d, profile, protocols=protocols) for d in PAPER_TAUS
+              if dataset_available(d)),
             ablation_spec(profile)]
 
 
 def train_profile(profile: str, *, time_limit: float | None = None, workers: int = 2,
                   progress: bool = True, only: list[str] | None = None,
-                  committed_parts: bool = True) -> dict[str, bool]:
+                  committed_parts: bool = True,
+                  protocols: list[str] | None = None) -> dict[str, bool]:
     """Train every sweep of ``profile`` (:func:`profile_specs`, or the sweeps named in
     ``only``), for at most ``time_limit`` seconds in all, resuming what is there. With
     ``committed_parts`` each sweep starts from the parts committed in :func:`parts_dir` and
     puts its finished parts back there, so that the run is continued by running it again,
     here or on another machine; a finished sweep's tables go to ``data/results/<profile>/``.
+    ``protocols``: the τ sweeps' evaluation protocols (default :data:`PROFILE_PROTOCOLS`;
+    other protocols than a sweep's committed parts were made with redo them). The parts'
+    final parameters (``<job>.models.pt``) are committed beside them.
     Returns sweep name → complete."""
     _check("lorenz", profile)
-    specs = profile_specs(profile)
+    specs = (profile_specs(profile) if protocols is None
+             else profile_specs(profile, protocols=protocols))
     if only:
         names = [s.name for s in specs]
         for name in only:
@@ -268,7 +313,7 @@ def train_profile(profile: str, *, time_limit: float | None = None, workers: int
         out, kept = sweep_dir(spec, profile), parts_dir(spec.name, profile)
         if committed_parts and kept.is_dir():
             (out / "parts").mkdir(parents=True, exist_ok=True)
-            for part in sorted(kept.glob("*.csv")):
+            for part in sorted([*kept.glob("*.csv"), *kept.glob("*.models.pt")]):
                 if not (out / "parts" / part.name).exists():
                     shutil.copyfile(part, out / "parts" / part.name)
         t0, done = time.time(), False
@@ -278,13 +323,42 @@ def train_profile(profile: str, *, time_limit: float | None = None, workers: int
         finally:  # interrupted too: what finished is kept, and how long it took
             if committed_parts:
                 kept.mkdir(parents=True, exist_ok=True)
-                for part in sorted(out.glob("parts/*.csv")):  # finished ones only
+                # finished ones only, with their final parameters
+                for part in sorted([*out.glob("parts/*.csv"), *out.glob("parts/*.models.pt")]):
                     shutil.copyfile(part, kept / part.name)
                 _log_chunk(profile, spec, t0, workers, done)
         complete[spec.name] = done
         if done:
             _publish(spec, profile)
     return complete
+
+
+def rescore(spec: SweepSpec, profile: str,
+            protocols: tuple[str, ...] = PROTOCOLS) -> pd.DataFrame:
+    """A finished sweep scored again under ``protocols`` from the final parameters its
+    committed parts keep (``parts/<job>.models.pt``, :func:`~.sweeps.load_job_models`),
+    without retraining: one row per member (architecture, member, configuration, the scores
+    of :func:`~.sweeps.evaluate_protocols`). FileNotFoundError for a part made before the
+    sweeps kept parameters (retrain it: :func:`train_profile` with ``protocols``)."""
+    kept = parts_dir(spec.name, profile)
+    x_train, x_test = load_sweep_data(spec)
+    scoring = dataclasses.replace(spec, protocols=["heldout", *(p for p in protocols
+                                                                if p != "heldout")])
+    frames = []
+    for job, arch, index in sweep_jobs(spec):
+        path = kept / f"{job}.models.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} missing: {spec.name} {job} was trained before "
+                                    "sweeps kept their parameters; retrain it (train_profile "
+                                    "with protocols=...)")
+        members, model = load_job_models(path)
+        scores = evaluate_protocols(scoring, model, x_train, x_test)
+        frames.append(pd.DataFrame([{"architecture": arch, "member": index.start + e,
+                                     **asdict(m), **{k: v for k, v in sc.items()
+                                                     if k != "member"}}
+                                    for e, (m, sc) in enumerate(zip(members, scores,
+                                                                    strict=True))]))
+    return pd.concat(frames, ignore_index=True)
 
 
 def train_log(profile: str) -> Path:
@@ -303,6 +377,37 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine_of(name: str, profile: str) -> str | None:
+    """The CPU(s) that trained sweep ``name`` at ``profile``, from :func:`train_log` (the
+    calls that trained for more than a second; their CPU models, joined), None when the log
+    has no such row."""
+    path = train_log(profile)
+    if not path.exists():
+        return None
+    log = pd.read_csv(path)
+    log = log[(log["sweep"] == name) & (log["wall_s"] > 1.0)]
+    if log.empty:
+        return None
+    cpus = list(dict.fromkeys(f"{r.cpu} ({int(r.cpus)} cores)" for r in log.itertuples()))
+    return " and ".join(cpus)
+
+
+def provenance(results: pd.DataFrame, profile: str, name: str, source: str) -> str:
+    """Where the numbers of a results table come from, for a figure's subtitle and the
+    comparison rows' notes: ``"medium profile, commit 2b66301, AMD EPYC (2 cores)"`` (every
+    commit the table's rows were trained at; the machine from :func:`machine_of`, this
+    machine for a table trained here, ``machine not recorded`` otherwise), then
+    ``redrawn from the committed results`` or ``trained here``."""
+    commits = list(dict.fromkeys(str(c)[:7] for c in results["git_commit"].dropna()))
+    machine = machine_of(name, profile)
+    if machine is None:
+        machine = (f"{_cpu_name()} ({os.cpu_count()} cores)" if source == "train"
+                   else "machine not recorded")
+    how = "trained here" if source == "train" else "redrawn from the committed results"
+    return (f"{profile} profile, commit{'s' if len(commits) > 1 else ''} "
+            f"{', '.join(commits) or 'unknown'}, {machine}; {how}")
 
 
 def _log_chunk(profile: str, spec: SweepSpec, t0: float, workers: int, done: bool) -> None:
@@ -360,8 +465,26 @@ def condition(df: pd.DataFrame) -> pd.Series:
 #: a free run is scored only if at least this fraction of its points lies inside the D_stsp
 #: box: a run that settles outside it is scored on a handful of transient points otherwise
 MIN_IN_BOX = 0.5
-#: what a run can be, in the order the rule checks them (:func:`run_status`)
+#: what a run can be, in the order the rule checks them (:func:`run_status`); "not scorable"
+#: is every run of a data set that fails the sanity rule under a protocol (:func:`scorable`)
 RUN_STATUSES = ("diverged", "left the box", "no score", "scored")
+NOT_SCORABLE = "not scorable under this protocol"
+
+
+def protocol_view(df: pd.DataFrame, protocol: str = "heldout") -> pd.DataFrame:
+    """A results table as scored under ``protocol``: for ``paper``, the columns
+    ``<key>_paper`` (:data:`~.sweeps.PROTOCOL_KEYS`) replace the plain ones (which hold the
+    held-out scores); KeyError when the table was not scored under it."""
+    _check_protocol(protocol)
+    if protocol == "heldout":
+        return df
+    from .sweeps import PROTOCOL_KEYS
+
+    cols = {f"{k}_{protocol}": k for k in PROTOCOL_KEYS if f"{k}_{protocol}" in df}
+    if "D_stsp" not in cols.values():
+        raise KeyError(f"the table was not scored under protocol {protocol!r} (no "
+                       f"D_stsp_{protocol} column)")
+    return df.drop(columns=[v for v in cols.values() if v in df]).rename(columns=cols)
 
 
 def run_status(df: pd.DataFrame, *, min_in_box: float = MIN_IN_BOX) -> pd.Series:
@@ -382,14 +505,22 @@ def run_status(df: pd.DataFrame, *, min_in_box: float = MIN_IN_BOX) -> pd.Series
 
 def aggregate(df: pd.DataFrame, by: list[str] | None = None,
               metrics: tuple[str, ...] = ("D_stsp", "D_H"), *,
-              min_in_box: float = MIN_IN_BOX) -> pd.DataFrame:
-    """Per group: ``n`` runs, ``n_scored`` and the failures by kind (``n_diverged``,
-    ``n_left_box``, ``n_no_score``; :func:`run_status`), ``majority_scored`` (more than half
+              min_in_box: float = MIN_IN_BOX, protocol: str = "heldout",
+              scorable: bool = True) -> pd.DataFrame:
+    """Per group (the table as scored under ``protocol``, :func:`protocol_view`): ``n`` runs,
+    ``n_scored`` and the failures by kind (``n_diverged``, ``n_left_box``, ``n_no_score``;
+    :func:`run_status`), ``majority_scored`` (more than half
     of the runs scored), and the mean, standard error and median (``<metric>_median``) of
     each metric over the scored runs only (NaN where none was scored). The paper averages
     over the runs that did not diverge and does not count them; here a failed run is never
-    averaged and always counted."""
-    df = df.assign(condition=condition(df), status=run_status(df, min_in_box=min_in_box))
+    averaged and always counted. ``scorable=False`` (the data set fails the sanity rule under
+    ``protocol``, :func:`scorable`): no run is scored or failed, each counts in
+    ``n_not_scorable``, every metric is NaN."""
+    df = protocol_view(df, protocol)
+    status = run_status(df, min_in_box=min_in_box)
+    if not scorable:
+        status = pd.Series(NOT_SCORABLE, index=df.index, name="status")
+    df = df.assign(condition=condition(df), status=status)
     by = by or ["architecture", "condition"]
     rows = []
     for key, g in df.groupby(by, sort=False):
@@ -407,6 +538,7 @@ def aggregate(df: pd.DataFrame, by: list[str] | None = None,
         row["n_diverged"] = int((g["status"] == "diverged").sum())
         row["n_left_box"] = int((g["status"] == "left the box").sum())
         row["n_no_score"] = int((g["status"] == "no score").sum())
+        row["n_not_scorable"] = int((g["status"] == NOT_SCORABLE).sum())
         row["majority_scored"] = 2 * len(scored) > len(g)
         row["frac_in_box"] = float(g["frac_in_box"].mean()) if "frac_in_box" in g else np.nan
         for col in ("mode", "tau"):
@@ -419,6 +551,8 @@ def aggregate(df: pd.DataFrame, by: list[str] | None = None,
 def failure_note(row: pd.Series) -> str:
     """``"2/3 failed (1 diverged, 1 left the box)"`` for an aggregate row, "" when every run
     was scored."""
+    if int(row.get("n_not_scorable", 0) or 0):
+        return f"{int(row['n'])} runs {NOT_SCORABLE}"
     failed = int(row["n"]) - int(row["n_scored"])
     if failed == 0:
         return ""
@@ -459,7 +593,8 @@ def _reference_runs(x: np.ndarray, n_generate: int, seed: int,
 
 
 def reference_scores(x_test: np.ndarray, *, n_generate: int = 100_000, seed: int = 0,
-                     latent_dim: int = 30) -> pd.DataFrame:
+                     latent_dim: int = 30, gmm_layout: str = "strided",
+                     proxy: np.ndarray | None = None) -> pd.DataFrame:
     """Scores of references that no trained model should match, on test data x_test (T, N).
 
     One row per reference (:data:`REFERENCES`), plus ``data`` (x_test scored against itself,
@@ -471,19 +606,29 @@ def reference_scores(x_test: np.ndarray, *, n_generate: int = 100_000, seed: int
     KL's penalty for unvisited cells, −log(α / n_generate), makes the scores depend on it.
     Closed forms: the fixed point has D_H = 1 (a constant series has no spectrum); inside the
     box its binned D_stsp is Σ_k p_k log p_k − Σ_k p_k log q_k with q the smoothed histogram
-    of one full cell (NaN when the mean lies outside the box or in a dropped first bin)."""
+    of one full cell (NaN when the mean lies outside the box or in a dropped first bin).
+    ``gmm_layout``: the GMM D_stsp's layout (a protocol's, :data:`~.metrics.PROTOCOL_GMM_LAYOUT`).
+    ``proxy``: a stretch of the data scored as if it were a generated run, the row
+    ``sanity proxy`` of the sanity rule (:func:`sanity_check`; :func:`~.metrics.sanity_proxy`)."""
     x = np.asarray(x_test, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 100:
         raise ValueError(f"x_test must be (T, N) with T >= 100, got shape {x.shape}")
     binned = x.shape[1] <= metrics.MAX_BINNED_DIM
     rows = []
     runs = {**_reference_runs(x, n_generate, seed, latent_dim), "data": x}
+    if proxy is not None:
+        runs["sanity proxy"] = np.asarray(proxy, dtype=np.float64)
     columns = (("D_stsp", "frac_in_box", "D_stsp_authors", "frac_in_box_authors", "D_H",
                 "D_H_authors") if binned else REFERENCE_METRICS)
     for name, run in runs.items():
-        scores = metrics.score_run(x, run)  # as metrics.evaluate scores a trained model
+        # as metrics.evaluate scores a trained model
+        scores = metrics.score_run(x, run, gmm_layout=gmm_layout)
         rows.append({"reference": name, **{c: scores[c] for c in columns}})
     return pd.DataFrame(rows).set_index("reference")
+
+
+#: rows of a reference table that are not degenerate references (never set the threshold)
+NOT_DEGENERATE = ("white noise", "data", "sanity proxy")
 
 
 def failure_threshold(refs: pd.DataFrame, metric: str = "D_stsp", *,
@@ -505,7 +650,7 @@ def failure_threshold(refs: pd.DataFrame, metric: str = "D_stsp", *,
     authors' D_H on the temperature series: no failed range can be drawn)."""
     if metric not in refs.columns:
         raise KeyError(f"no metric {metric!r}; known: {', '.join(REFERENCE_METRICS)}")
-    degenerate = refs.drop(index=[r for r in ("white noise", "data") if r in refs.index])
+    degenerate = refs.drop(index=[r for r in NOT_DEGENERATE if r in refs.index])
     v = degenerate[metric].to_numpy(dtype=float)
     frac_col = {"D_stsp": "frac_in_box", "D_stsp_authors": "frac_in_box_authors"}.get(metric)
     if frac_col in refs.columns:
@@ -518,44 +663,175 @@ def failure_threshold(refs: pd.DataFrame, metric: str = "D_stsp", *,
     return float(floor + factor * (v.min() - floor))
 
 
-def _reference_cache(dataset: str, profile: str) -> Path:
-    return paths.BUILD_DIR / "references" / f"{dataset}_{profile}.csv"
+#: the committed reference tables, one per data set and protocol (the failed ranges' source)
+REFERENCE_DIR = paths.RESULTS_DIR / "references"
+#: the sanity rule: the data's own stand-in for a perfect run must score below this fraction
+#: of the failed range's start ("well inside the success range")
+SANITY_MARGIN = 0.5
+#: the D_stsp column each protocol's tables rank by: ours under the held-out protocol, the
+#: authors' convention under theirs (the GMM D_stsp has one convention: both columns hold it)
+PROTOCOL_METRIC = {"heldout": "D_stsp", "paper": "D_stsp_authors"}
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+
+
+def reference_path(dataset: str, protocol: str = "heldout") -> Path:
+    """``data/results/references/<dataset>_<protocol>.csv``: the committed reference table."""
+    return REFERENCE_DIR / f"{dataset}_{protocol}.csv"
+
+
+def _reference_cache(dataset: str, protocol: str) -> Path:
+    return paths.BUILD_DIR / "references" / f"{dataset}_{protocol}.csv"
+
+
+def _reference_inputs(dataset: str, protocol: str
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, SweepSpec]:
+    """(target, sanity proxy, whole series, spec) of ``dataset`` under ``protocol``: every
+    profile's τ sweep splits and generates alike, so the references do not depend on the
+    profile."""
+    _check_protocol(protocol)
+    spec = tau_sweep_spec(dataset, "quick")
+    x_train, x_test = load_sweep_data(spec)
+    return (metrics.protocol_target(x_train, x_test, protocol),
+            metrics.sanity_proxy(x_train, x_test, protocol),
+            metrics.protocol_target(x_train, x_test, "paper"), spec)
+
+
+#: rows of the series whose moments identify it in :func:`reference_key`
+KEY_ROWS = 1000
+
+
+def reference_key(dataset: str, protocol: str = "heldout") -> str:
+    """What a reference table rests on: protocol, free-run length, latent size, the target's
+    and the proxy's shapes, and the mean absolute value and mean square of the series' first
+    :data:`KEY_ROWS` rows to 6 digits. Only the first rows: a simulated series is chaotic, so
+    another CPU's last bits change its later rows, and moments over them, but not the first
+    thousand steps (a different system, parameter, start or file changes them)."""
+    x, proxy, whole, spec = _reference_inputs(dataset, protocol)
+    head = whole[:KEY_ROWS]
+    return (f"{protocol}:{spec.n_generate}:{spec.train_settings('lstm').latent_dim}:"
+            f"{x.shape}:{proxy.shape}:{float(np.mean(np.abs(head))):.5e}:"
+            f"{float(np.mean(head * head)):.5e}")
+
+
+def compute_references(dataset: str, protocol: str = "heldout") -> pd.DataFrame:
+    """:func:`reference_scores` of ``dataset`` under ``protocol`` (target
+    :func:`~.metrics.protocol_target`, the protocol's GMM layout, the sanity proxy row),
+    with a ``key`` column (:func:`reference_key`). About a minute on one core."""
+    x, proxy, _, spec = _reference_inputs(dataset, protocol)
+    refs = reference_scores(x, n_generate=spec.n_generate,
+                            latent_dim=spec.train_settings("lstm").latent_dim,
+                            gmm_layout=PROTOCOL_GMM_LAYOUT[protocol], proxy=proxy)
+    return refs.assign(key=reference_key(dataset, protocol))
+
+
+def write_references(datasets: list[str] | None = None,
+                     protocols: tuple[str, ...] = PROTOCOLS) -> list[Path]:
+    """Recompute and commit the reference tables (:func:`reference_path`) of ``datasets``
+    (default: every data set available here) under ``protocols``. Command:
+    ``python -c "from chaosrnn_utils import experiments as e; e.write_references()"``."""
+    done = []
+    for d in datasets or [d for d in PAPER_TAUS if dataset_available(d)]:
+        for protocol in protocols:
+            path = reference_path(d, protocol)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with paths.atomic_open(path, "w") as fh:
+                compute_references(d, protocol).to_csv(fh, float_format="%.6g")
+            done.append(path)
+    _dataset_references.cache_clear()
+    return done
 
 
 @functools.lru_cache(maxsize=32)
-def _dataset_references(dataset: str, profile: str) -> pd.DataFrame:
-    spec = tau_sweep_spec(dataset, profile)
-    x_test = load_sweep_data(spec)[1]
-    key = f"{spec.n_generate}:{spec.train_settings('lstm').latent_dim}:{x_test.shape}:" \
-          f"{float(np.sum(x_test)):.12e}"
-    cache = _reference_cache(dataset, profile)
-    # the profiles share their test split: another profile's cache of the same key serves
-    for other in (profile, *PROFILES):
-        if _reference_cache(dataset, other).exists():
-            refs = pd.read_csv(_reference_cache(dataset, other), index_col="reference")
+def _dataset_references(dataset: str, protocol: str) -> pd.DataFrame:
+    key = reference_key(dataset, protocol)
+    for path in (reference_path(dataset, protocol), _reference_cache(dataset, protocol)):
+        if path.exists():
+            refs = pd.read_csv(path, index_col="reference")
             if "key" in refs and str(refs["key"].iloc[0]) == key:
                 return refs.drop(columns="key")
-    refs = reference_scores(x_test, n_generate=spec.n_generate,
-                            latent_dim=spec.train_settings("lstm").latent_dim)
+    print(f"no committed references for {dataset} ({protocol}) with key {key}: computing "
+          f"them into {_reference_cache(dataset, protocol)} (about a minute); commit them "
+          "with experiments.write_references()", file=sys.stderr, flush=True)
+    refs = compute_references(dataset, protocol)
+    cache = _reference_cache(dataset, protocol)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with paths.atomic_open(cache, "w") as fh:
-        refs.assign(key=key).to_csv(fh)
-    return refs
+        refs.to_csv(fh, float_format="%.6g")
+    return refs.drop(columns="key")
 
 
-def dataset_references(dataset: str, profile: str = "quick") -> pd.DataFrame:
-    """:func:`reference_scores` on the test split of ``dataset``'s τ sweep at ``profile`` (the
-    data the sweep scores its models on, the same free-run length); cached in
-    ``build/references/<dataset>_<profile>.csv`` (about a minute on one core the first time:
-    three 100 000-step free runs) and in memory."""
+def dataset_references(dataset: str, profile: str = "quick", *,
+                       protocol: str = "heldout") -> pd.DataFrame:
+    """:func:`reference_scores` of ``dataset`` under ``protocol`` (``heldout``: the test split
+    the sweeps score on; ``paper``: the whole series), from the committed table
+    :func:`reference_path` when its key matches (:func:`reference_key`), else computed once
+    into ``build/references/`` (about a minute on one core). The same for every
+    ``profile`` (kept for the callers: every profile's sweep splits and generates alike)."""
     _check(dataset, profile)
-    return _dataset_references(dataset, profile).copy()
+    _check_protocol(protocol)
+    return _dataset_references(dataset, protocol).copy()
 
 
-def failure_thresholds(dataset: str, profile: str = "quick") -> dict[str, float]:
-    """Per metric of :data:`REFERENCE_METRICS`, :func:`failure_threshold` on ``dataset``."""
-    refs = dataset_references(dataset, profile)
+def failure_thresholds(dataset: str, profile: str = "quick", *,
+                       protocol: str = "heldout") -> dict[str, float]:
+    """Per metric of :data:`REFERENCE_METRICS`, :func:`failure_threshold` on ``dataset``
+    under ``protocol``."""
+    refs = dataset_references(dataset, profile, protocol=protocol)
     return {m: failure_threshold(refs, m) for m in REFERENCE_METRICS}
+
+
+def sanity_check(refs: pd.DataFrame, metric: str = "D_stsp", *,
+                 margin: float = SANITY_MARGIN, min_in_box: float = MIN_IN_BOX
+                 ) -> dict[str, Any]:
+    """The sanity rule on one metric of a reference table with a ``sanity proxy`` row: the
+    data's own stand-in for a perfect free run (:func:`~.metrics.sanity_proxy`) must score
+    below s_0 + ``margin`` · (threshold − s_0), with the threshold the failed range's start
+    (:func:`failure_threshold`) and s_0 the data's score against itself (the floor: 0 except
+    for the authors' D_H), i.e. within half the success range above the floor, and, for our
+    binned D_stsp, keep at least ``min_in_box`` of its points in the box (the rule
+    :func:`run_status` applies to runs). Returns proxy score, threshold, the proxy's
+    fraction in the box (NaN for the GMM) and ``passes`` (False where no threshold exists)."""
+    if "sanity proxy" not in refs.index:
+        raise KeyError("the reference table has no 'sanity proxy' row (compute_references)")
+    thr = failure_threshold(refs, metric, min_in_box=min_in_box)
+    value = float(refs.loc["sanity proxy", metric])
+    floor = float(refs.loc["data", metric]) if "data" in refs.index else 0.0
+    frac = np.nan
+    if metric == "D_stsp" and "frac_in_box" in refs.columns:
+        frac = float(refs.loc["sanity proxy", "frac_in_box"])
+    passes = bool(np.isfinite(thr) and np.isfinite(value)
+                  and value < floor + margin * (thr - floor)
+                  and not (np.isfinite(frac) and frac < min_in_box))
+    return {"metric": metric, "proxy": value, "threshold": thr, "frac_in_box": frac,
+            "passes": passes}
+
+
+def scorable(dataset: str, protocol: str = "heldout", profile: str = "quick") -> bool:
+    """Whether ``dataset``'s runs can be scored under ``protocol``: the sanity rule
+    (:func:`sanity_check`) on the protocol's D_stsp (:data:`PROTOCOL_METRIC`). Where it
+    fails, the data's own other stretch already lies in the failed range: runs are "not
+    scorable under this protocol", never failed runs."""
+    refs = dataset_references(dataset, profile, protocol=protocol)
+    return sanity_check(refs, PROTOCOL_METRIC[protocol])["passes"]
+
+
+def sanity_table(datasets: list[str] | None = None,
+                 protocols: tuple[str, ...] = PROTOCOLS) -> pd.DataFrame:
+    """The sanity rule for every data set and protocol and each metric of
+    :data:`REFERENCE_METRICS`: one row per (dataset, protocol, metric)."""
+    rows = []
+    for d in datasets or [d for d in PAPER_TAUS if dataset_available(d)]:
+        for protocol in protocols:
+            refs = dataset_references(d, protocol=protocol)
+            for m in REFERENCE_METRICS:
+                rows.append({"dataset": d, "protocol": protocol,
+                             "decides": m == PROTOCOL_METRIC[protocol],
+                             **sanity_check(refs, m)})
+    return pd.DataFrame(rows)
 
 
 def tau_curve(agg: pd.DataFrame, architecture: str) -> pd.DataFrame:

@@ -28,11 +28,15 @@ from .jacobians import rnn_lyapunov_spectrum
 from .models import EnsembleRNN, check_positive_int
 
 __all__ = [
+    "GMM_LAYOUTS",
     "MAX_BINNED_DIM",
+    "PROTOCOLS",
     "evaluate",
     "generate_free_run",
     "power_spectrum_distance",
     "prediction_error",
+    "protocol_target",
+    "sanity_proxy",
     "score_run",
     "state_space_divergence_binned",
     "state_space_divergence_gmm",
@@ -44,6 +48,18 @@ Array = np.ndarray
 Convention = Literal["ours", "authors"]
 #: largest dimension for the binned D_stsp (n_bins**d cells); above it use the GMM variant
 MAX_BINNED_DIM = 5
+#: how the GMM D_stsp picks its points: "strided" (ours: evenly over both whole series) or
+#: "authors" (the paper's klz: the first n_points rows of each, zero-likelihood samples dropped)
+GmmLayout = Literal["strided", "authors"]
+GMM_LAYOUTS = ("strided", "authors")
+#: the evaluation protocols (docs/paper-notes.md § Protocols): "heldout" trains on the first
+#: 80 % of a series and scores the free run from B⁺x of the test split's first row against the
+#: last 20 % (ours, the stricter check); "paper" scores against the whole series, the free run
+#: from B⁺x_1 of the whole series, the GMM D_stsp in the authors' layout (as the paper does)
+Protocol = Literal["heldout", "paper"]
+PROTOCOLS = ("heldout", "paper")
+#: the GMM layout each protocol scores with
+PROTOCOL_GMM_LAYOUT: dict[str, str] = {"heldout": "strided", "paper": "authors"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -200,19 +216,32 @@ def _strided(x: Array, n_points: int) -> Array:
     return x[np.round(np.linspace(0, n - 1, n_points)).astype(np.int64)]
 
 
-def _log_mixture(s: Array, centres: Array, sigma2: float, chunk: int = 2**22) -> Array:
-    """log p(s) up to the constant −(d/2) log(2πσ²) for p = (1/T) Σ_i N(centres_i, σ² I).
+def _log_mixture(s: Array, centres: Array, sigma2: float,
+                 chunk: int = 2**22) -> tuple[Array, Array]:
+    """log p(s) up to the constant −(d/2) log(2πσ²) for p = (1/T) Σ_i N(centres_i, σ² I),
+    and the largest exponent max_i −‖s − c_i‖²/(2σ²) (for the float32 underflow test).
 
-    s (n, d), centres (T, d) → (n,); squared distances via ‖s‖² + ‖c‖² − 2 s·c, in chunks
-    of at most ``chunk`` (sample, centre) pairs."""
+    s (n, d), centres (T, d) → two (n,) arrays; squared distances via ‖s‖² + ‖c‖² − 2 s·c,
+    in chunks of at most ``chunk`` (sample, centre) pairs."""
     c2 = np.sum(centres**2, axis=1)
     rows = max(1, chunk // centres.shape[0])
-    out = np.empty(s.shape[0])
+    out, top = np.empty(s.shape[0]), np.empty(s.shape[0])
     for i in range(0, s.shape[0], rows):
         si = s[i : i + rows]
         d2 = np.sum(si**2, axis=1)[:, None] + c2[None] - 2.0 * si @ centres.T
-        out[i : i + rows] = logsumexp(-np.maximum(d2, 0.0) / (2.0 * sigma2), axis=1)
-    return out - np.log(centres.shape[0])
+        expo = -np.maximum(d2, 0.0) / (2.0 * sigma2)
+        out[i : i + rows] = logsumexp(expo, axis=1)
+        top[i : i + rows] = expo.max(axis=1)
+    return out - np.log(centres.shape[0]), top
+
+
+#: log of the smallest positive float32 (2^-149): a density below it is 0 in float32
+_LOG_FLOAT32_TINY = -149.0 * np.log(2.0)
+
+
+def _check_layout(layout: Any) -> None:
+    if layout not in GMM_LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(GMM_LAYOUTS)}, got {layout!r}")
 
 
 def state_space_divergence_gmm(
@@ -223,29 +252,48 @@ def state_space_divergence_gmm(
     sigma2: float = 0.1,
     n_samples: int = 1000,
     seed: int = 0,
-) -> float:
+    layout: GmmLayout = "strided",
+    return_dropped: bool = False,
+) -> float | tuple[float, float]:
     """D_stsp for high-dimensional data: KL(p_gen ‖ p_true) of Gaussian mixtures.
 
-    p = (1/T) Σ_t N(x_t, σ² I) over T = min(n, n_points) points of each series, taken evenly
-    strided over the whole series (``np.linspace`` indices, first and last included).
-    Monte Carlo with ``n_samples`` draws s ~ p_gen (``np.random.default_rng(seed)``):
-    D ≈ mean_s [log p_gen(s) − log p_true(s)], log-densities by logsumexp. Non-finite
-    x_gen gives nan.
+    p = (1/T) Σ_t N(x_t, σ² I) over T = min(n, n_points) points of each series. Monte Carlo
+    with ``n_samples`` draws s ~ p_gen (``np.random.default_rng(seed)``):
+    D ≈ mean_s [log p_gen(s) − log p_true(s)], log-densities by logsumexp in float64.
+
+    ``layout="strided"`` (ours): the points are taken evenly strided over the whole series
+    (``np.linspace`` indices, first and last included), every sample counts.
+    ``layout="authors"`` (the paper's ``klz``): the *first* T rows of each series, and a
+    sample at which p_true underflows float32 (every term (2πσ²)^(−d/2) e^(−‖s−x_t‖²/2σ²)
+    below the smallest float32, 2^−149: their float32 evaluation gives it likelihood 0) is
+    dropped as their code drops its "outliers"; nan when every sample is dropped.
+
+    Non-finite x_gen gives nan. ``return_dropped``: return (D, fraction of samples dropped).
     """
     x_true = check_series(x_true, name="x_true")
     n_points = check_positive_int(n_points, "n_points")
     n_samples = check_positive_int(n_samples, "n_samples")
+    _check_layout(layout)
     if not sigma2 > 0:
         raise ValueError(f"sigma2 must be positive, got {sigma2}")
     x_gen = _gen_series(x_gen, x_true.shape[1])
     if x_gen is None:
-        return float("nan")
-    mu_true, mu_gen = _strided(x_true, n_points), _strided(x_gen, n_points)
+        return (float("nan"), float("nan")) if return_dropped else float("nan")
+    if layout == "authors":
+        mu_true, mu_gen = x_true[:n_points], x_gen[:n_points]
+    else:
+        mu_true, mu_gen = _strided(x_true, n_points), _strided(x_gen, n_points)
+    d = x_true.shape[1]
     rng = np.random.default_rng(seed)
     comp = rng.integers(0, mu_gen.shape[0], size=n_samples)
-    s = mu_gen[comp] + np.sqrt(sigma2) * rng.standard_normal((n_samples, x_true.shape[1]))
-    diff = _log_mixture(s, mu_gen, sigma2) - _log_mixture(s, mu_true, sigma2)
-    return float(np.mean(diff))
+    s = mu_gen[comp] + np.sqrt(sigma2) * rng.standard_normal((n_samples, d))
+    log_gen, _ = _log_mixture(s, mu_gen, sigma2)
+    log_true, top = _log_mixture(s, mu_true, sigma2)
+    keep = np.ones(n_samples, dtype=bool)
+    if layout == "authors":
+        keep = top - 0.5 * d * np.log(2.0 * np.pi * sigma2) >= _LOG_FLOAT32_TINY
+    value = float(np.mean((log_gen - log_true)[keep])) if keep.any() else float("nan")
+    return (value, 1.0 - keep.mean()) if return_dropped else value
 
 
 # ----------------------------------------------------------------------------- D_H
@@ -290,7 +338,9 @@ def power_spectrum_distance(
     """D_H: Hellinger distance of normalised power spectra, averaged over dimensions.
 
     Both series are first cut to the shorter length (so the frequency grids agree), then
-    into ``n_chunks`` chunks of L = n // n_chunks steps (remainder dropped); e.g. 10 000 steps
+    into ``n_chunks`` chunks of L = n // n_chunks steps, the last n mod n_chunks steps
+    dropped (the authors' code reshapes the series into the chunks and raises where n is not
+    a multiple of n_chunks, e.g. the 9 259 rows of the EEG file in 50 chunks); e.g. 10 000 steps
     with ``n_chunks=10`` are 10 segments of 1 000 steps, the (10, 1000, d) layout of the
     authors' batched input. Per chunk and dimension: standardise, |rfft|² (norm="ortho");
     average over chunks → S_f, f = 0…L//2. Then, per convention:
@@ -448,13 +498,15 @@ def score_run(
     smoothing_sigma: float = 2.0,
     n_freqs: int = 500,
     convention: Convention = "ours",
+    gmm_layout: GmmLayout = "strided",
 ) -> dict[str, Any]:
     """The geometric and spectral scores of one generated series ``x_gen`` against x_test
     (T, N): D_stsp (binned for N ≤ MAX_BINNED_DIM, with the fraction of generated points it
-    counted; GMM otherwise, fraction NaN) and D_H in ``convention``, and the same in the
-    authors' convention (``*_authors``; NaN where their box, centred at 0, holds no true
-    point; the GMM D_stsp has one convention). Keys: D_stsp, D_stsp_method, frac_in_box,
-    D_H, D_stsp_authors, frac_in_box_authors, D_H_authors."""
+    counted; GMM otherwise, in ``gmm_layout``, fraction NaN) and D_H in ``convention``, and
+    the same in the authors' convention (``*_authors``; NaN where their box, centred at 0,
+    holds no true point; the GMM D_stsp has one convention, its layout is ``gmm_layout``).
+    Keys: D_stsp, D_stsp_method, frac_in_box, D_H, D_stsp_authors, frac_in_box_authors,
+    D_H_authors."""
     authors, binned = convention == "authors", x_test.shape[1] <= MAX_BINNED_DIM
     if binned:
         d_stsp, frac = state_space_divergence_binned(
@@ -462,7 +514,8 @@ def score_run(
         d_stsp_a, frac_a = (d_stsp, frac) if authors else _authors_binned(
             x_test, x_gen, n_bins=n_bins, box_std=box_std)
     else:
-        d_stsp, frac = state_space_divergence_gmm(x_test, x_gen), float("nan")
+        d_stsp = state_space_divergence_gmm(x_test, x_gen, layout=gmm_layout)
+        frac = float("nan")
         d_stsp_a, frac_a = d_stsp, frac
     spectra = dict(n_chunks=n_chunks, smoothing_sigma=smoothing_sigma, n_freqs=n_freqs)
     d_h = power_spectrum_distance(x_test, x_gen, convention=convention, **spectra)
@@ -471,6 +524,36 @@ def score_run(
     return {"D_stsp": d_stsp, "D_stsp_method": "binned" if binned else "gmm",
             "frac_in_box": frac, "D_H": d_h,
             "D_stsp_authors": d_stsp_a, "frac_in_box_authors": frac_a, "D_H_authors": d_h_a}
+
+
+def _check_protocol(protocol: Any) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
+
+def protocol_target(x_train: Array, x_test: Array, protocol: Protocol = "heldout") -> Array:
+    """The series a protocol scores a model against, its free run starting from B⁺ of its
+    first row: ``heldout`` → x_test (the last 20 % of the series, unseen in training);
+    ``paper`` → the whole series, x_train followed by x_test (as the paper's evaluation)."""
+    _check_protocol(protocol)
+    if protocol == "heldout":
+        return check_series(x_test, name="x_test")
+    return np.concatenate([check_series(x_train, name="x_train"),
+                           check_series(x_test, name="x_test")])
+
+
+def sanity_proxy(x_train: Array, x_test: Array, protocol: Protocol = "heldout") -> Array:
+    """The data standing in for a perfect model's free run in the sanity rule: a stretch of
+    the series other than the one the protocol's target reads first. ``heldout`` → x_train
+    (the training part, scored against x_test); ``paper`` → the second half of the whole
+    series (scored against the whole series: the training part *is* the target there and
+    would score 0 trivially; the authors' GMM layout then compares the series' first 5 000
+    rows with 5 000 rows from its middle on)."""
+    _check_protocol(protocol)
+    if protocol == "heldout":
+        return check_series(x_train, name="x_train")
+    x = protocol_target(x_train, x_test, "paper")
+    return x[x.shape[0] // 2:]
 
 
 #: the keys of every row :func:`evaluate` returns (a sweep's part without one of them is an
@@ -494,6 +577,7 @@ def evaluate(
     max_points: int | None = None,
     lyap_steps: int = 5000,
     convention: Convention = "ours",
+    gmm_layout: GmmLayout = "strided",
 ) -> list[dict[str, Any]]:
     """Per-member scores on test data x_test (T, N).
 
@@ -507,6 +591,9 @@ def evaluate(
     The same free run is also scored in the authors' convention whatever ``convention`` is
     (``D_stsp_authors``, ``frac_in_box_authors``, ``D_H_authors``; the GMM D_stsp has one
     convention, its fraction is NaN), so that results compare with the paper's numbers.
+    ``gmm_layout``: the GMM D_stsp's layout (:func:`state_space_divergence_gmm`); a protocol
+    (:data:`PROTOCOLS`) sets x_test and it (:func:`protocol_target`,
+    :data:`PROTOCOL_GMM_LAYOUT`).
     Keys: member, D_stsp, D_stsp_method, frac_in_box, D_H, PE1, PE5, PE25, lambda_max,
     D_stsp_authors, frac_in_box_authors, D_H_authors.
     """
@@ -532,7 +619,8 @@ def evaluate(
                     except ValueError:
                         pass
     options = dict(n_bins=n_bins, box_std=box_std, centre=centre, n_chunks=n_chunks,
-                   smoothing_sigma=smoothing_sigma, n_freqs=n_freqs, convention=convention)
+                   smoothing_sigma=smoothing_sigma, n_freqs=n_freqs, convention=convention,
+                   gmm_layout=gmm_layout)
     results = []
     for e in range(model.n_models):
         scores = score_run(x_test, runs[e], **options)

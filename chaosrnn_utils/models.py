@@ -37,9 +37,16 @@ __all__ = [
     "PLRNN",
     "ShallowPLRNN",
     "TanhRNN",
+    "INITS",
     "check_positive_int",
     "make_model",
 ]
+
+
+#: initialisation schemes: "ours" (PLRNN diagonal A ~ U(0.5, 0.9)) and "authors" (the
+#: paper's: every PLRNN weight, the diagonal A included, ~ U(±1/√M)); other parameters and
+#: models have one scheme
+INITS = ("ours", "authors")
 
 
 def check_positive_int(value: Any, name: str) -> int:
@@ -100,9 +107,14 @@ class EnsembleRNN(nn.Module):
         seeds: Sequence[int] | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        init: str = "ours",
         **options: int,
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+        #: the initialisation scheme (:data:`INITS`; only the PLRNN family's A depends on it)
+        self.init = init
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.obs_dim = check_positive_int(obs_dim, "obs_dim")
         self.n_models = check_positive_int(n_models, "n_models")
@@ -141,7 +153,10 @@ class EnsembleRNN(nn.Module):
 
     def _extra_config(self) -> dict[str, Any]:
         """Model-specific constructor options (e.g. ``n_bases``)."""
-        return {name: getattr(self, name) for name in self._options}
+        extra: dict[str, Any] = {name: getattr(self, name) for name in self._options}
+        if self.init != "ours":
+            extra["init"] = self.init
+        return extra
 
     def reset_parameters(self) -> None:
         """Re-draw every member's parameters from its seed (see the class docstrings)."""
@@ -413,7 +428,8 @@ class PLRNN(EnsembleRNN):
     Parameters: ``A`` (E, M) the diagonal of A; ``W`` (E, M, M), its diagonal masked to zero
     in the forward pass (the stored diagonal is ignored; zero at init); ``h`` (E, M);
     ``B`` (E, N, M). Jacobian J = diag(A) + W D, D = diag(1[z > 0]).
-    Init: A ~ U(0.5, 0.9), W, h, B ~ U(±1/√M).
+    Init: A ~ U(0.5, 0.9), W, h, B ~ U(±1/√M); with ``init="authors"`` (the paper's scheme)
+    A ~ U(±1/√M) too (±0.183 at M = 30: the linear part starts near 0, not near 0.7).
     """
 
     _member_ndim: ClassVar[dict[str, int]] = {"A": 1, "W": 2, "h": 1, "B": 2}
@@ -435,7 +451,7 @@ class PLRNN(EnsembleRNN):
         W = _symmetric(g, (M, M), r)
         W.fill_diagonal_(0.0)
         return {
-            "A": _uniform(g, (M,), 0.5, 0.9),
+            "A": _symmetric(g, (M,), r) if self.init == "authors" else _uniform(g, (M,), 0.5, 0.9),
             "W": W,
             "h": _symmetric(g, (M,), r),
             "B": _symmetric(g, (N, M), r),

@@ -75,13 +75,18 @@ def plain(v: Any) -> Any:
     return v
 
 
-def record_summary(notebook: str, rows: Sequence[dict[str, Any]]) -> Path:
+def record_summary(notebook: str, rows: Sequence[dict[str, Any]],
+                   source: str | None = None) -> Path:
     """Write a notebook's key numbers for the summary table, atomically, to
     ``build/summary/<profile>/<notebook>.json`` (the first row's ``profile``, default quick;
     ``$CHAOSRNN_SUMMARY_DIR`` when set). Each row:
     ``quantity``, ``paper``, ``reproduced`` and optionally ``note``, ``profile``,
     ``convention`` ("authors" or "ours": the metric convention of its numbers), ``match``,
-    ``failed_above``, ``paper_failed_above`` and ``score`` (see ``pipeline.MATCH_RULES``)."""
+    ``failed_above``, ``paper_failed_above``, ``score`` (see ``pipeline.MATCH_RULES``) and
+    ``source`` (where the numbers come from, ``experiments.provenance``: given as ``source``
+    it goes to every row that has none)."""
+    if source is not None:
+        rows = [{"source": source, **r} for r in rows]
     for row in rows:
         missing = {"quantity", "paper", "reproduced"} - set(row)
         if missing:

@@ -20,6 +20,8 @@ rounding (about 1e-8 relative: batched kernels add in another order). Layout of
     checkpoints/<job>.lock    held (flock) by the process training <job>
     parts/<job>.csv           one row per member, written atomically once <job> is evaluated,
                               each row with a checksum (``row_sha256``)
+    parts/<job>.models.pt     the job's final parameters (small: re-scoring needs no
+                              retraining, :func:`load_job_models`)
     results.csv               all parts, once every job is done (last epoch's rows)
     curves.csv                with ``eval_epochs``: every row of every part, one per member
                               and evaluation epoch (learning curves)
@@ -116,6 +118,11 @@ class SweepSpec:
     worker processes can run side by side). ``eval_epochs``: epochs before the last at which
     every member is evaluated too (from checkpoints kept at those epochs): the rows of a
     part then carry ``eval_epoch``, one per member and evaluation epoch, the last included.
+    ``protocols``: the evaluation protocols (:data:`~chaosrnn_utils.metrics.PROTOCOLS`);
+    training is always on the first 1 − ``test_fraction`` of the series and ``heldout``
+    (always first) scores against the rest; ``paper`` adds the scores against the whole
+    series (:func:`~chaosrnn_utils.metrics.protocol_target`) as columns ``<key>_paper``
+    (:data:`PROTOCOL_KEYS`). Left out of the spec's hash when only ``heldout``.
     An ``inputs`` key (what :func:`run_sweep` records
     in ``spec.json``) is ignored when a spec is read.
     """
@@ -132,6 +139,7 @@ class SweepSpec:
     checkpoint_every: int = 50
     split: int = 1
     eval_epochs: list[int] = field(default_factory=list)
+    protocols: list[str] = field(default_factory=lambda: ["heldout"])
 
     # ------------------------------------------------------------------ (de)serialisation
 
@@ -142,6 +150,8 @@ class SweepSpec:
         d = json.loads(json.dumps(asdict(self)))
         if not d["eval_epochs"]:
             del d["eval_epochs"]
+        if d["protocols"] == ["heldout"]:
+            del d["protocols"]
         return d
 
     @classmethod
@@ -240,6 +250,12 @@ class SweepSpec:
                              f"got {self.n_generate}")
         check_positive_int(self.checkpoint_every, "checkpoint_every")
         check_positive_int(self.split, "split")
+        if (not isinstance(self.protocols, list | tuple) or not self.protocols
+                or self.protocols[0] != "heldout"
+                or len(set(self.protocols)) != len(self.protocols)):
+            raise ValueError(f"protocols must list 'heldout' first, without repeats, got "
+                             f"{self.protocols!r}")
+        _unknown("protocol", list(self.protocols), list(metrics.PROTOCOLS))
         members = self.member_configs()
         if self.split > len(members):
             raise ValueError(f"split {self.split} exceeds the {len(members)} members")
@@ -581,6 +597,72 @@ def _rows(spec: SweepSpec, arch: str, settings: TrainSettings, members: list[Mem
 # Relative cost of one update per architecture (measured, benchmarks/bench_training.py), to
 # start the longest jobs first when workers run them side by side.
 JOB_COST = {"lstm": 3.0}
+#: seconds of one LSTM member-epoch (10 batches of 32 × 200 steps, latent 30, one thread) on
+#: the machine the committed times come from (a quiet 2-core AMD EPYC, both cores busy:
+#: the quick main job's measured parts, README), the unit of :func:`job_estimate`
+MEMBER_EPOCH_S = 0.15
+#: the evaluation of one member (100 000-step free run, D_stsp, D_H, λ_max) in LSTM
+#: member-epochs, per architecture (measured side by side with the training epochs:
+#: LSTM 14, RNN 4.7)
+EVAL_COST = {"lstm": 14.0, "rnn": 5.0, "plrnn": 5.0}
+
+
+def job_estimate(spec: SweepSpec, arch: str, members: int, scale: float = 1.0) -> float:
+    """Estimated seconds of one job of ``members`` members of ``arch``: epochs × members ×
+    :data:`MEMBER_EPOCH_S` (÷ :data:`JOB_COST` for the cheaper architectures; × the sequence
+    length and batches relative to 200 and 10) for every evaluation epoch's model plus its
+    evaluation (:data:`EVAL_COST`), × ``scale`` (this machine against the committed one,
+    :func:`calibrate`)."""
+    s = spec.train_settings(arch)
+    per_epoch = (1.0 if arch == "lstm" else 1.0 / JOB_COST["lstm"]) \
+        * s.seq_len / 200 * s.batches_per_epoch / 10 * s.batch_size / 32
+    n_eval = len(eval_epochs(spec, arch))
+    units = members * (s.epochs * per_epoch + n_eval * EVAL_COST.get(arch, 5.0))
+    return units * MEMBER_EPOCH_S * scale
+
+
+def calibrate(members: int = 6) -> float:
+    """This machine's speed against the committed one's: the seconds of one LSTM epoch of
+    ``members`` members (Lorenz-63, quick settings, one thread; timed after a first,
+    warm-up epoch) over ``members`` × :data:`MEMBER_EPOCH_S`. About two epochs' time."""
+    import dataclasses
+
+    spec = SweepSpec(name="calibration", dataset="lorenz", architectures=["lstm"],
+                     grid={"tau": [30], "seed": list(range(members))},
+                     settings={"profile": "paper", "epochs": 1, "seq_len": 200})
+    x_train = load_sweep_data(spec)[0]
+    settings = dataclasses.replace(spec.train_settings("lstm"), epochs=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        training.train(x_train, spec.member_configs(), settings, device="cpu", progress=False)
+        t0 = time.perf_counter()
+        training.train(x_train, spec.member_configs(), settings, device="cpu", progress=False)
+        took = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+    return took / (members * MEMBER_EPOCH_S)
+
+
+def pending_jobs(spec: SweepSpec, out_dir: str | Path) -> tuple[dict[str, str],
+                                                                   list[tuple[str, str, range]]]:
+    """What :func:`run_sweep` would do first, without training: check the spec and data,
+    claim ``out_dir`` (``spec.json``) under its lock, move damaged parts aside; returns
+    (:func:`sweep_inputs`, the jobs not yet finished), for a caller that runs the jobs itself
+    (:func:`_run_job` in a pool of its own) and then calls :func:`run_sweep` for the table."""
+    spec.validate()
+    out_dir = Path(out_dir)
+    x_train, x_test = load_sweep_data(spec)
+    _check_data_fits(spec, x_train, x_test)
+    inputs = sweep_inputs(spec, x_train, x_test)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(out_dir):
+        if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
+            _note(note)
+        _remove_stale_temporaries(out_dir)
+        jobs = sweep_jobs(spec)
+        finished = _finished_parts(spec, out_dir, inputs, jobs)
+    return inputs, [j for j in jobs if j[0] not in finished]
 #: prctl option: the signal a process gets when its parent dies (Linux, <linux/prctl.h>)
 _PR_SET_PDEATHSIG = 1
 
@@ -704,19 +786,77 @@ def _train_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, ind
                             f"{settings.epochs} (time limit); rerun to continue"), notes
     t0 = time.perf_counter()
     df = _evaluate_job(spec, job, arch, index, state, ckpt, x_test, inputs,
-                       eval_device or device)
+                       eval_device or device, x_train=x_train)
+    save_job_models(state, members, models_path(part))
     _write_part(df, part)
     return job, True, (f"[{spec.name}] {job}: {len(members)} members, {state.epoch} epochs, "
                        f"{int((~state.alive).sum())} diverged, train {state.wall_time:.1f} s, "
                        f"eval {time.perf_counter() - t0:.1f} s -> {part}"), notes
 
 
+#: the keys of :func:`metrics.evaluate` a further protocol adds, as ``<key>_<protocol>``
+PROTOCOL_KEYS = ("D_stsp", "frac_in_box", "D_H", "D_stsp_authors", "frac_in_box_authors",
+                 "D_H_authors", "PE1", "PE5", "PE25")
+
+
+def evaluate_protocols(spec: SweepSpec, model: Any, x_train: np.ndarray,
+                       x_test: np.ndarray) -> list[dict[str, Any]]:
+    """Per member, :func:`metrics.evaluate` under ``heldout`` (plain keys) and under every
+    further protocol of ``spec.protocols`` (:data:`PROTOCOL_KEYS` suffixed ``_<protocol>``:
+    target :func:`metrics.protocol_target`, its GMM layout, no second Lyapunov exponent)."""
+    scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
+    for protocol in spec.protocols[1:]:
+        target = metrics.protocol_target(x_train, x_test, protocol)
+        more = metrics.evaluate(model, target, n_generate=spec.n_generate, lyap_steps=0,
+                                gmm_layout=metrics.PROTOCOL_GMM_LAYOUT[protocol])
+        for row, extra in zip(scores, more, strict=True):
+            row.update({f"{k}_{protocol}": extra[k] for k in PROTOCOL_KEYS})
+    return scores
+
+
+def models_path(part: Path) -> Path:
+    """``parts/<job>.models.pt`` beside a part ``parts/<job>.csv``."""
+    return part.with_suffix(".models.pt")
+
+
+def save_job_models(state: training.TrainState, members: list[MemberConfig],
+                    path: Path) -> Path:
+    """Write a job's final parameters (every member, the diverged ones frozen at their last
+    finite values) with the member configurations and model sizes, atomically: a few kB per
+    member, so that a finished sweep can be scored again without retraining."""
+    model = state.model
+    blob = dict(model=type(model).__name__, latent_dim=model.latent_dim,
+                obs_dim=model.obs_dim, n_models=model.n_models, seeds=list(model.seeds),
+                dtype=str(model.dtype).removeprefix("torch."),
+                options=model._extra_config(), members=[asdict(m) for m in members],
+                alive=[bool(v) for v in state.alive.detach().cpu()],
+                state={k: v.detach().cpu() for k, v in model.state_dict().items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with paths.atomic_open(path) as fh:
+        torch.save(blob, fh)
+    return path
+
+
+def load_job_models(path: str | Path) -> tuple[list[MemberConfig], Any]:
+    """(member configurations, ensemble model on the CPU) written by :func:`save_job_models`."""
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    names = {cls.__name__: name for name, cls in MODELS.items()}
+    model = MODELS[names[d["model"]]](d["latent_dim"], d["obs_dim"], n_models=d["n_models"],
+                                      seeds=d["seeds"], dtype=getattr(torch, d["dtype"]),
+                                      **d["options"])
+    model.load_state_dict(d["state"])
+    return [MemberConfig(**m) for m in d["members"]], model
+
+
 def _evaluate_job(spec: SweepSpec, job: str, arch: str, index: range,
                   state: training.TrainState, ckpt: Path, x_test: np.ndarray,
-                  inputs: dict[str, str], device: str | None) -> pd.DataFrame:
-    """The rows of a trained job: its members evaluated (:func:`metrics.evaluate`) at every
+                  inputs: dict[str, str], device: str | None, *,
+                  x_train: np.ndarray | None = None) -> pd.DataFrame:
+    """The rows of a trained job: its members evaluated (:func:`evaluate_protocols`) at every
     epoch of :func:`eval_epochs`, the last from ``state``, the others from the snapshots
     kept beside ``ckpt``; on ``device`` (None: where the job trained)."""
+    if x_train is None:
+        x_train = load_sweep_data(spec)[0]
     settings, commit = spec.train_settings(arch), git_commit()
     members = spec.member_configs()[index.start: index.stop]
     frames = []
@@ -732,7 +872,7 @@ def _evaluate_job(spec: SweepSpec, job: str, arch: str, index: range,
             at = training.load_state(snap, members, settings, state.model.obs_dim,
                                      device=state.model.device)
         model = at.model if device is None else at.model.to(device)
-        scores = metrics.evaluate(model, x_test, n_generate=spec.n_generate)
+        scores = evaluate_protocols(spec, model, x_train, x_test)
         frames.append(_rows(spec, arch, settings, members, at, scores, commit, index.start,
                             inputs, eval_epoch=epoch if spec.eval_epochs else None))
     return pd.concat(frames, ignore_index=True)

@@ -92,6 +92,96 @@ SETTINGS = {
 }
 
 
+class Adam(torch.optim.Optimizer):
+    """Adam (Kingma & Ba 2015) whose every quantity lives on the parameters' device and in
+    their dtype, the step count included, so that the CPU, an eager GPU run and a captured
+    CUDA graph run the same arithmetic (torch's own Adam computes the bias corrections as
+    Python doubles when not capturable and from a float32 step tensor when capturable: in
+    float64 the two differ by about 1e-5 relative per step). Per parameter p, gradient g,
+
+        t ← t + 1,   m ← m + (1 − β₁)(g − m),   v ← β₂ v + (1 − β₂) g²,
+        p ← p − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε),
+
+    with 1 − βᵗ computed as −expm1(t ln β) (1 − βᵗ in p's dtype would cancel: in float32,
+    1 − 0.999 loses 13 bits).
+
+    every operation a tensor operation (foreach where shapes allow), none reading a value
+    back to the host: a graph capture replays it exactly. State per parameter: ``step``
+    (0-d, dtype and device of p), ``exp_avg`` (m), ``exp_avg_sq`` (v): the names of
+    torch's Adam, whose state dicts (older checkpoints) load into this one."""
+
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        if not lr > 0 or not eps >= 0 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam needs lr > 0, eps ≥ 0 and betas in [0, 1); got lr={lr}, "
+                             f"betas={betas}, eps={eps}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps))
+
+    def _state(self, p: Tensor) -> dict[str, Tensor]:
+        st = self.state[p]
+        if not st:
+            st["step"] = torch.zeros((), dtype=p.dtype, device=p.device)
+            st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return st
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        """One Adam step of every parameter that has a gradient."""
+        if closure is not None:
+            raise ValueError("this Adam takes no closure")
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            beta1, beta2 = group["betas"]
+            lr, eps = group["lr"], group["eps"]
+            states = [self._state(p) for p in params]
+            grads = [p.grad for p in params]
+            steps = [st["step"] for st in states]
+            m = [st["exp_avg"] for st in states]
+            v = [st["exp_avg_sq"] for st in states]
+            torch._foreach_add_(steps, 1)
+            torch._foreach_lerp_(m, grads, 1 - beta1)
+            torch._foreach_mul_(v, beta2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+            denom = torch._foreach_sqrt(v)
+            for p, d, ma, t in zip(params, denom, m, steps, strict=True):
+                bc1 = torch.expm1(t * math.log(beta1)).neg_()  # 1 − β₁ᵗ, no cancellation
+                bc2_sqrt = torch.expm1(t * math.log(beta2)).neg_().sqrt_()
+                d.div_(bc2_sqrt).add_(eps)
+                p.sub_(ma / d * (lr / bc1))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore a state dict of this Adam or of ``torch.optim.Adam`` (no weight decay,
+        amsgrad or maximize): every tensor moved to its parameter's device and dtype, the
+        step count included; the hyperparameters kept to lr, betas and eps."""
+        for group in state_dict.get("param_groups", []):
+            for key, neutral in (("weight_decay", 0), ("amsgrad", False), ("maximize", False)):
+                if group.get(key, neutral) != neutral:
+                    raise ValueError(f"an Adam state with {key}={group[key]!r} does not fit "
+                                     f"this optimizer")
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            for key in [k for k in group if k not in ("params", "lr", "betas", "eps")]:
+                del group[key]
+            for p in group["params"]:
+                st = self.state.get(p)
+                if not st:
+                    continue
+                if set(st) != {"step", "exp_avg", "exp_avg_sq"}:
+                    raise ValueError(f"an Adam state holds {sorted(st)}, not step, exp_avg "
+                                     f"and exp_avg_sq")
+                # copies: a state dict taken from a live optimizer shares its tensors
+                st["step"] = torch.as_tensor(st["step"]).to(device=p.device, dtype=p.dtype,
+                                                            copy=True)
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if st[key].shape != p.shape:
+                        raise ValueError(f"an Adam {key} of shape {tuple(st[key].shape)} does "
+                                         f"not fit a parameter of shape {tuple(p.shape)}")
+                    st[key] = st[key].to(device=p.device, dtype=p.dtype, copy=True)
+
+
 @dataclass
 class TrainState:
     """Everything needed to continue training exactly where it stopped."""
@@ -177,15 +267,14 @@ def _clip_(grads: list[Tensor], clip_norm: Tensor, clip_value: Tensor) -> Tensor
 
 
 def new_state(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim: int, *,
-              device: torch.device | str | None = None, capturable: bool = False
-              ) -> TrainState:
-    """A freshly initialised ensemble (member e from seed e), its Adam (``capturable`` for
-    CUDA-graph capture) and generators."""
+              device: torch.device | str | None = None) -> TrainState:
+    """A freshly initialised ensemble (member e from seed e), its :class:`Adam` (the same on
+    every path, graph capture included) and generators."""
     dtype = getattr(torch, settings.dtype)
     model = make_model(settings.model, settings.latent_dim, obs_dim, n_models=len(members),
                        seeds=[int(m.seed) for m in members], dtype=dtype, device=device,
                        **settings.model_kwargs)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, capturable=capturable)
+    opt = Adam(model.parameters(), lr=settings.lr)
     E = len(members)
     dev = model.device
     return TrainState(model, opt, member_generators(members), 0,
@@ -233,32 +322,26 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return blob
 
 
-def make_capturable(optimizer: torch.optim.Optimizer) -> None:
-    """After restoring a non-capturable Adam state (a CPU or eager checkpoint: its param
-    groups say ``capturable=False`` and its ``step`` counters live on the host): set
-    ``capturable=True`` in every group and move each ``step`` to its parameter's device, as
-    a CUDA graph of the update needs."""
-    for group in optimizer.param_groups:
-        group["capturable"] = True
-        for p in group["params"]:
-            st = optimizer.state.get(p, {})
-            if "step" in st:
-                st["step"] = torch.as_tensor(st["step"]).to(device=p.device)
-
-
 def load_checkpoint(state: TrainState, path: str | Path) -> TrainState:
-    """Restore a state written by :func:`save_checkpoint` into ``state`` (same configuration);
-    :class:`CheckpointError` naming ``path`` when it is unreadable or does not fit."""
-    blob = read_checkpoint(path, map_location=state.model.device)
+    """Restore a state written by :func:`save_checkpoint` (on any device) into ``state`` (same
+    configuration, on any device); :class:`CheckpointError` naming ``path`` when it is
+    unreadable or does not fit.
+
+    The file is read on the CPU and each part moved explicitly where it belongs: parameters
+    copied into the model's own tensors, Adam's state to each parameter's device and dtype,
+    the bookkeeping to the devices of ``state``'s tensors, and the generators' states kept
+    as CPU ByteTensors (``torch.Generator.set_state`` takes nothing else; a checkpoint read
+    straight onto a GPU could not be resumed)."""
+    blob = read_checkpoint(path, map_location="cpu")
     try:
         state.model.load_state_dict(blob["model"])
         state.optimizer.load_state_dict(blob["optimizer"])
         for g, s in zip(state.generators, blob["generators"], strict=True):
-            g.set_state(s)
-        dev = state.model.device
+            g.set_state(torch.as_tensor(s).to(device="cpu", dtype=torch.uint8).contiguous())
         state.epoch = int(blob["epoch"])
-        state.alive = blob["alive"].to(dev)
-        state.diverged_epoch = blob["diverged_epoch"].to(dev)
+        state.alive = torch.as_tensor(blob["alive"]).to(state.alive.device)
+        state.diverged_epoch = torch.as_tensor(blob["diverged_epoch"]).to(
+            state.diverged_epoch.device)
         state.history = list(blob["history"])
         state.wall_time = float(blob["wall_time"])
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
@@ -331,7 +414,7 @@ def train(
     ``static`` (fused engine only): every update runs on fixed input buffers with a
     mask-independent operation sequence (:class:`~chaosrnn_utils.fused.StaticPlan`), with all
     bookkeeping on the device; on a GPU the whole update (forward, backward, clipping,
-    capturable Adam) is then captured once as a CUDA graph and replayed. Same numbers as the
+    :class:`Adam`) is then captured once as a CUDA graph and replayed. Same numbers as the
     default path (tested on the CPU).
     """
     x_all = check_series(data, name="data")
@@ -392,19 +475,16 @@ def train(
 def _start(members: Sequence[MemberConfig], settings: TrainSettings, obs_dim: int,
            device: torch.device | str | None, static: bool, checkpoint: str | Path | None
            ) -> TrainState:
-    """:func:`train`'s state: new, or resumed from ``checkpoint`` when it exists (with a
-    capturable Adam for ``static`` on CUDA). Device: CUDA when available unless given."""
+    """:func:`train`'s state: new, or resumed from ``checkpoint`` when it exists. Device: CUDA
+    when available unless given."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    capturable = static and torch.device(device).type == "cuda"
-    state = new_state(members, settings, obs_dim, device=device, capturable=capturable)
+    state = new_state(members, settings, obs_dim, device=device)
     if static and not (settings.engine == "fused" and fused.supports(state.model)):
         raise ValueError(f"static=True needs the fused engine and one of "
                          f"{', '.join(c.__name__ for c in fused.FUSED_MODELS)}")
     if checkpoint is not None and Path(checkpoint).exists():
         load_checkpoint(state, checkpoint)
-        if capturable:
-            make_capturable(state.optimizer)
     return state
 
 

@@ -1,5 +1,10 @@
 """The Triton kernels of :mod:`.triton_engine` (imports Triton: loaded only by that module,
-on first use). Math and layouts: see :mod:`.triton_engine`."""
+on first use). Math and layouts: see :mod:`.triton_engine`.
+
+Offsets are 64-bit: an (E, T, NB, R) array passes 2³¹ − 1 elements at sizes that are run
+(E = 1 050 members, T = 1 000 steps, NB = 32, R = 4·30 for the LSTM: 4.0e9), so the member
+index is cast to int64 before any product (:func:`_tile`) and every offset built from it,
+the step rows of :func:`_step_rows` included, is int64."""
 
 import triton
 import triton.language as tl
@@ -39,12 +44,19 @@ def _tile(w_ptr, NB: tl.constexpr, M: tl.constexpr, BLOCK_B: tl.constexpr, MP: t
           ARCH: tl.constexpr):
     """This program's tile: member e, batch rows ob (mask bm), latent columns om (mask mm),
     their 2-D mask m2, and the start of member e's weights (R × M, R = 4M for the LSTM)."""
-    e = tl.program_id(0)
+    e = tl.program_id(0).to(tl.int64)  # every offset below is then 64-bit
     ob = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     om = tl.arange(0, MP)
     bm, mm = ob < NB, om < M
     R: tl.constexpr = 4 * M if ARCH == 2 else M
     return e, ob, om, bm, mm, bm[:, None] & mm[None, :], w_ptr + e * R * M
+
+
+@triton.jit
+def _step_rows(e, t, ob, T: tl.constexpr, NB: tl.constexpr):
+    """Rows (e, t, ob) of an (E, T, NB, ·) array viewed as (E·T·NB, ·): (e·T + t)·NB + ob,
+    64-bit since ``e`` is (:func:`_tile`)."""
+    return (e * T + t) * NB + ob
 
 
 @triton.jit
@@ -68,7 +80,7 @@ def rollout_fwd(u_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_p
     for t in range(T):
         ca = tl.load(coef_ptr + t * E + e)
         cb = tl.load(coef_ptr + (T + t) * E + e)
-        rows = (e * T + t) * NB + ob  # (BLOCK_B,)
+        rows = _step_rows(e, t, ob, T, NB)  # (BLOCK_B,)
         off = rows[:, None] * M + om[None, :]
         st = ca * s + cb * tl.load(u_ptr + off, mask=m2, other=0.0)
         tl.store(st_ptr + off, st, mask=m2)
@@ -119,7 +131,7 @@ def rollout_bwd(gz_ptr, coef_ptr, w_ptr, v_ptr, a_ptr, st_ptr, z_ptr, ct_ptr, c_
         t = T - 1 - k
         a_bwd = tl.load(coef_ptr + (2 * T + t) * E + e)
         b_bwd = tl.load(coef_ptr + (3 * T + t) * E + e)
-        rows = (e * T + t) * NB + ob
+        rows = _step_rows(e, t, ob, T, NB)
         off = rows[:, None] * M + om[None, :]
         g = tl.load(gz_ptr + off, mask=m2, other=0.0) + carry
         if ARCH == 0:  # ∂L/∂s̃ = A ⊙ g + 1[s̃ > 0] ⊙ W_offᵀ g

@@ -34,6 +34,10 @@
 # The paper: clipping 7–13 and TBPTT 9.8–12.3 against 0.062 for sparse forcing at $\tau = 30$;
 # windowing 7.3–12.2; $\Delta\tau = 10$ about as good (0.021), $\Delta\tau \ge 50$ fails;
 # annealing 1 → 46 gives 0.077 ± 0.063 (no gain).
+#
+# The quick profile trains the key condition of each ablation only (clipping at c = 1 by
+# norm and by value, TBPTT k = 10, window 50, Δτ = 10, annealing), 3 seeds: the medium
+# profile has every condition (`reproduce --profile medium --only 09`).
 
 # %% tags=["parameters"]
 profile = "quick"  # "quick" (sequence length 200, 3 seeds, 300 epochs), "medium" or "paper"
@@ -55,7 +59,7 @@ spec = ex.ablation_spec(profile, tau=tau)
 results = ex.sweep_table(spec, profile, source, workers=workers)
 agg = ex.aggregate(results, metrics=("D_stsp", "D_H", "lambda_max"))
 agg["group"] = agg["condition"].map(ex.condition_group)
-commit = str(results["git_commit"].iloc[0])[:10]
+numbers = ex.provenance(results, profile, spec.name, source)  # profile, commit, machine
 agg[["group", "condition", "D_stsp", "D_stsp_sem", "D_H", "lambda_max", "frac_in_box", "n",
      "n_diverged"]]
 
@@ -65,7 +69,7 @@ fig, ax = plt.subplots(figsize=(14, 4.5))
 order = agg.sort_values(["group", "condition"], kind="stable").reset_index(drop=True)
 plotting.plot_conditions(ax, order, "D_stsp", reference=reference,
                          reference_label=f"sparse forcing τ = {tau} (median)",
-                         title=f"Lorenz-63, LSTM · profile {profile} · commit {commit}")
+                         title=f"Lorenz-63, LSTM · {numbers}")
 fig.tight_layout()
 plotting.save_figure(fig, "09_ablations" + ("" if profile == "quick" else f"_{profile}"))
 plt.show()
@@ -96,11 +100,12 @@ headline
 # %%
 # NBVAL_IGNORE_OUTPUT
 bounded = agg[agg["group"].isin(["clipping (norm)", "clipping (value)", "truncated BPTT"])]
-assert len(bounded) >= 6 and (bounded["D_stsp_median"] >= 10 * reference).all(), \
+assert len(bounded) >= 3 and (bounded["D_stsp_median"] >= 10 * reference).all(), \
     bounded[["condition", "D_stsp_median"]]
 print(f"clipping and TBPTT: ≥ {bounded['D_stsp_median'].min() / reference:.0f}× the "
       "sparse-forcing reference")
 summary = claims.ablation_rows(agg, headline, reference, tau, profile,
                                ex.budget_note(spec, profile))
-cu.record_summary("09_ablations", summary)
+cu.record_summary("09_ablations", summary, source=numbers)
+print(f"numbers: {numbers}")
 pd.DataFrame(summary)

@@ -9,6 +9,7 @@ import pytest
 
 from chaosrnn_utils import claims
 from chaosrnn_utils import experiments as ex
+from chaosrnn_utils.data import PAPER_DATASETS, find_empirical
 
 THRESHOLD = 6.0
 
@@ -41,6 +42,11 @@ def test_tau_effect_holds_and_says_which_condition_fails():
                    "clip": [16, 17, 15]})
     e = claims.tau_effect(good, "lorenz", "lstm")
     assert e["holds"] and e["why"] == "" and e["best_tau"] == 30
+    # the same runs on a data set that fails the sanity rule (committed references; needs
+    # the authors' temperature file)
+    if find_empirical(PAPER_DATASETS["temperature"]["empirical"]) is not None:
+        e = claims.tau_effect(good.assign(dataset="temperature"), "temperature", "lstm")
+        assert not e["holds"] and e["why"].startswith("temperature is not scorable")
     assert e["best_D_stsp"] == pytest.approx(0.3)  # the median: the stalled seed does not count
     assert e["worst_ratio"] == pytest.approx(15 / 0.3)
     # τ = 5 only 5× worse

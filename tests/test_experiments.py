@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from chaosrnn_utils import experiments as ex
-from chaosrnn_utils import paths, training
+from chaosrnn_utils import paths, sweeps, training
 from chaosrnn_utils.sweeps import SweepSpec
 
 
@@ -42,8 +42,10 @@ def test_paper_lorenz_grid_and_ablations():
         spec = ex.ablation_spec(profile).validate()
         labels = ex.condition(pd.DataFrame([vars(m) for m in spec.member_configs()]))
         groups = set(labels.map(ex.condition_group))
+        # quick: the key condition of each of the paper's ablations (no GTF: not in it)
         assert {"clipping (norm)", "clipping (value)", "truncated BPTT", "windowing",
-                "random τ", "annealed τ", "generalised TF", "sparse forcing"} == groups
+                "random τ", "annealed τ", "sparse forcing"} | (
+            {"generalised TF"} if profile == "paper" else set()) == groups
         # every condition has at least three seeds: no row rests on one run
         assert labels.value_counts().min() >= 3, labels.value_counts()
     paper = ex.ablation_spec("paper")
@@ -93,7 +95,9 @@ def test_train_profile_commits_parts_and_continues_from_them(tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         ex.train_profile("medium", workers=1, progress=False)
     kept = tmp_path / "results" / "medium" / "parts" / "tiny"
-    assert sorted(p.name for p in kept.iterdir()) == ["rnn.csv"]
+    # each finished part with its final parameters (re-scoring needs no retraining)
+    assert sorted(p.name for p in kept.iterdir()) == ["rnn.csv", "rnn.models.pt"]
+    assert len(sweeps.load_job_models(kept / "rnn.models.pt")[0]) == 2
     assert ex.train_log("medium").exists()  # the interrupted chunk is logged too
     shutil.rmtree(tmp_path / "build")  # another machine: only the committed parts
     interrupt = False
@@ -103,7 +107,14 @@ def test_train_profile_commits_parts_and_continues_from_them(tmp_path, monkeypat
     results = pd.read_csv(tmp_path / "results" / "medium" / "tiny.csv")
     curves = pd.read_csv(ex.curves_path("tiny", "medium"))
     assert len(results) == 4 and len(curves) == 8 and set(curves["eval_epoch"]) == {1, 3}
-    assert sorted(p.name for p in kept.iterdir()) == ["lstm.csv", "rnn.csv"]
+    assert sorted(p.name for p in kept.iterdir()) == ["lstm.csv", "lstm.models.pt", "rnn.csv",
+                                                      "rnn.models.pt"]
+    # re-scored from the kept parameters, no retraining: the held-out scores again, and the
+    # paper protocol's beside them
+    again = ex.rescore(spec, "medium")
+    np.testing.assert_allclose(again["D_stsp"], results["D_stsp"], rtol=1e-12)
+    np.testing.assert_allclose(again["PE1"], results["PE1"], rtol=1e-12)
+    assert "D_stsp_paper" in again and again["D_H_paper"].notna().all() and len(again) == 4
     log = pd.read_csv(ex.train_log("medium"))
     assert list(log["complete"]) == [False, True] and (log["wall_s"] >= 0).all()
     with pytest.raises(ValueError, match="unknown sweep 'tinny'"):
@@ -217,3 +228,59 @@ def test_tau_sweep_panel_marks_failed_runs():
     plot_conditions(b, authors, "D_stsp_authors")
     assert b.get_ylabel() == "$D_{stsp}$ (authors' convention)"
     plt.close(fig)
+
+
+def test_quick_trains_the_smallest_grid_that_tests_the_asserted_claim():
+    """The quick Lorenz sweep trains the architectures notebook 06 asserts at quick, on
+    τ = 5, a τ in [τ_pred/4, 2 τ_pred] and the largest τ, with clipped BPTT: every cell
+    claims.tau_effect compares; the ablations their key conditions, 3 seeds each."""
+    from chaosrnn_utils import claims, paper
+
+    spec = ex.tau_sweep_spec("lorenz", "quick").validate()
+    asserted = {a for d, a in claims.EFFECT_EXPECTED["quick"] if d == "lorenz"}
+    assert set(spec.architectures) == asserted
+    taus = spec.grid["tau"]
+    tau_pred = paper.dataset("lorenz")["tau_pred"]
+    assert 5 in taus and any(tau_pred / 4 <= t <= 2 * tau_pred for t in taus)
+    assert max(taus) == 200 and spec.grid["seed"] == [0, 1, 2]
+    assert spec.train_settings("lstm").epochs == 300
+    assert sum(m.mode == "bptt" and m.clip_norm == 1.0 for m in spec.member_configs()) == 3
+    # the other data sets keep all three architectures (trained with --train-all)
+    assert ex.tau_sweep_spec("roessler", "quick").architectures == ex.ARCHITECTURES
+    abl = ex.ablation_spec("quick")
+    labels = ex.condition(pd.DataFrame([vars(m) for m in abl.member_configs()]))
+    assert labels.value_counts().to_dict() == {c: 3 for c in (
+        "τ=30", "clip norm 1", "clip value 1", "TBPTT k=10", "window 50", "τ=30±10",
+        "τ 1→46")}
+
+
+@pytest.mark.parametrize("name, spec", [
+    ("tau_sweep_lorenz", lambda: ex.tau_sweep_spec("lorenz", "quick")),
+    ("ablations_lorenz", lambda: ex.ablation_spec("quick"))])
+def test_committed_quick_tables_hold_the_quick_members(name, spec):
+    """The committed quick tables have one row per member of the quick spec (what the
+    stored notebooks 06 and 09 redraw and assert on)."""
+    spec = spec()
+    df = pd.read_csv(ex.results_dir("quick") / f"{name}.csv")
+    want = sorted((a, m.mode, m.tau, m.seed) for a in spec.architectures
+                  for m in spec.member_configs())
+    have = sorted(zip(df["architecture"], df["mode"], df["tau"].astype(int),
+                      df["seed"].astype(int), strict=True))
+    assert have == want
+
+
+def test_provenance_names_profile_commit_and_machine(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
+    results = pd.DataFrame({"git_commit": ["2b66301aaaa", "2b66301aaaa", "522ccc7bbbb"]})
+    assert ex.provenance(results, "medium", "tau_sweep_x", "committed") == (
+        "medium profile, commits 2b66301, 522ccc7, machine not recorded; redrawn from the "
+        "committed results")
+    (tmp_path / "medium" / "parts").mkdir(parents=True)
+    pd.DataFrame([dict(sweep="tau_sweep_x", dataset="x", start="t", wall_s=900.0, workers=2,
+                       cpus=2, cpu="AMD EPYC", complete=True),
+                  dict(sweep="tau_sweep_x", dataset="x", start="t", wall_s=0.1, workers=2,
+                       cpus=16, cpu="Other CPU", complete=True)]).to_csv(
+        ex.train_log("medium"), index=False)
+    assert ex.machine_of("tau_sweep_x", "medium") == "AMD EPYC (2 cores)"
+    line = ex.provenance(results.iloc[:1], "medium", "tau_sweep_x", "train")
+    assert line == "medium profile, commit 2b66301, AMD EPYC (2 cores); trained here"

@@ -1,10 +1,13 @@
 """The CUDA-graph path's pieces that run on the CPU too: masks and mixing coefficients built
 from per-member periods (on the device, no host loop) against the host-built reference,
-the plan's coefficient block, and resuming a non-capturable Adam state for capture."""
+the plan's coefficient block; the one Adam of every path (nothing read back to the host,
+as a graph capture needs) and resume from a checkpoint read on the CPU whatever the training
+device."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from chaosrnn_utils import fused
@@ -16,12 +19,11 @@ from chaosrnn_utils.forcing import (
     schedule_masks,
 )
 from chaosrnn_utils.training import (
+    Adam,
     TrainSettings,
     load_checkpoint,
-    make_capturable,
     member_generators,
     new_state,
-    save_checkpoint,
     train,
 )
 
@@ -63,29 +65,85 @@ def test_plan_coefficient_block_matches_its_steps():
     assert torch.equal(plan.coef, ref)
 
 
-def test_resuming_a_cpu_checkpoint_for_capture(tmp_path):
-    """A non-capturable checkpoint (written on the CPU) restored into a state: afterwards
-    every param group is capturable and each Adam step is a tensor on its parameter's
-    device with the same count."""
+def _short_run(tmp_path, **kw):
     t = np.arange(600) * 0.05
     data = np.column_stack([np.sin(t), np.cos(1.3 * t), np.sin(0.4 * t)])
-    s = TrainSettings(model="plrnn", latent_dim=4, seq_len=10, batch_size=2,
-                      batches_per_epoch=2, epochs=1, dtype="float64")
+    s = TrainSettings(model="lstm", latent_dim=4, seq_len=10, batch_size=2,
+                      batches_per_epoch=2, epochs=3, dtype="float64")
     ckpt = tmp_path / "c.pt"
-    done = train(data, MEMBERS[:2], s, device="cpu", progress=False, checkpoint=ckpt)
-    assert not done.optimizer.param_groups[0]["capturable"]
-    state = load_checkpoint(new_state(MEMBERS[:2], s, 3, device="cpu"), ckpt)
-    make_capturable(state.optimizer)
-    for group in state.optimizer.param_groups:
-        assert group["capturable"]
-        for p in group["params"]:
-            step = state.optimizer.state[p]["step"]
-            assert torch.is_tensor(step) and step.device == p.device
-            assert float(step) == s.batches_per_epoch
-    # the move itself, to a device other than the host's ("meta" stands in for CUDA)
-    p = torch.nn.Parameter(torch.zeros(3, device="meta"))
-    opt = torch.optim.Adam([p])
-    opt.state[p]["step"] = torch.tensor(5.0)
-    make_capturable(opt)
-    assert opt.state[p]["step"].device.type == "meta" and opt.param_groups[0]["capturable"]
-    save_checkpoint(state, tmp_path / "again.pt")  # a capturable state still saves
+    return data, s, ckpt, train(data, MEMBERS[:3], s, device="cpu", progress=False,
+                                checkpoint=ckpt, **kw)
+
+
+def test_resume_reads_the_checkpoint_on_the_cpu_whatever_the_training_device(tmp_path,
+                                                                             monkeypatch):
+    """A state whose model reports another device ("meta" stands in for CUDA): reading the
+    checkpoint onto that device would leave every tensor off the CPU (generator states
+    that ``Generator.set_state`` refuses, parameters with no data), as on the GPU; read on
+    the CPU and moved part by part, it restores the state exactly."""
+    data, s, ckpt, done = _short_run(tmp_path, time_limit=1e-9)
+    assert done.epoch == 1
+    state = new_state(MEMBERS[:3], s, 3, device="cpu")
+    monkeypatch.setattr(type(state.model), "device", property(lambda m: torch.device("meta")))
+    load_checkpoint(state, ckpt)
+    monkeypatch.undo()
+    assert state.epoch == done.epoch and state.wall_time == done.wall_time
+    for g, h in zip(state.generators, done.generators, strict=True):
+        assert torch.equal(g.get_state(), h.get_state())
+    for p, q in zip(state.model.parameters(), done.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+        a, b = state.optimizer.state[p], done.optimizer.state[q]
+        assert a["step"].dtype == p.dtype and float(a["step"]) == s.batches_per_epoch
+        assert torch.equal(a["exp_avg"], b["exp_avg"])
+        assert torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+    assert torch.equal(state.alive, done.alive)
+
+
+def test_adam_equals_torch_adam_to_rounding_and_reads_its_state():
+    """The engine's Adam against ``torch.optim.Adam`` (float64, 20 steps of random
+    gradients): equal to rounding (the bias corrections differ in their last bits); a
+    torch Adam state (a capturable one from a GPU: float32 step on the device) restored
+    into it continues the same run."""
+    gen = torch.Generator().manual_seed(0)
+    p0 = torch.randn(5, 4, dtype=torch.float64, generator=gen)
+    grads = [torch.randn(5, 4, dtype=torch.float64, generator=gen) for _ in range(20)]
+    ours, ref = torch.nn.Parameter(p0.clone()), torch.nn.Parameter(p0.clone())
+    opt, opt_ref = Adam([ours], lr=1e-2), torch.optim.Adam([ref], lr=1e-2, foreach=False)
+    for k, g in enumerate(grads):
+        for o, q in ((opt, ours), (opt_ref, ref)):
+            q.grad = g.clone()
+            o.step()
+        if k == 9:  # resume from torch's state, its step as a capturable Adam keeps it
+            blob = opt_ref.state_dict()
+            blob["state"][0]["step"] = blob["state"][0]["step"].to(torch.float32)
+            blob["param_groups"][0]["capturable"] = True
+            with torch.no_grad():
+                ours.copy_(ref)
+            opt = Adam([ours], lr=1e-2)
+            opt.load_state_dict(blob)
+            assert opt.state[ours]["step"].dtype == torch.float64
+            assert sorted(opt.param_groups[0]) == ["betas", "eps", "lr", "params"]
+    torch.testing.assert_close(ours, ref, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="amsgrad=True does not fit"):
+        Adam([ours]).load_state_dict(torch.optim.Adam([ref], amsgrad=True).state_dict())
+
+
+def test_adam_step_reads_nothing_back_to_the_host():
+    """A captured CUDA graph replays device work only: an optimizer step that reads a value
+    back (torch's non-capturable Adam reads its step count) cannot be captured, and a
+    capturable torch Adam is refused off CUDA. On "meta" parameters (no data: any read-back
+    fails) the engine's Adam steps, and its state moves with the parameters."""
+    p = torch.nn.Parameter(torch.zeros(3, 2, device="meta"))
+    p.grad = torch.zeros(3, 2, device="meta")
+    opt = Adam([p])
+    opt.step()
+    opt.step()
+    assert opt.state[p]["step"].device.type == "meta"
+    cpu = torch.nn.Parameter(torch.zeros(3, 2, dtype=torch.float64))
+    cpu.grad = torch.ones(3, 2, dtype=torch.float64)
+    opt_cpu = Adam([cpu])
+    opt_cpu.step()
+    opt.load_state_dict(opt_cpu.state_dict())
+    for key in ("step", "exp_avg", "exp_avg_sq"):
+        assert opt.state[p][key].device.type == "meta"
+        assert opt.state[p][key].dtype == p.dtype

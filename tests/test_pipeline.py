@@ -113,21 +113,25 @@ def test_code_and_notebook_sources_pass_ruff():
 def test_main_job_runs_the_tau_sweep_per_available_data_set(monkeypatch, tmp_path):
     """Notebook 06 is run once per data set, named after it; a data set whose file is missing
     is skipped with a message, not a failure."""
-    from chaosrnn_utils import experiments
+    from chaosrnn_utils import experiments, sweeps
 
     calls = []
     monkeypatch.setattr(pipeline, "run_notebook",
                         lambda nb, params, out, name=None: calls.append((nb.stem, params, name)))
     monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path)
+    monkeypatch.setattr(sweeps, "calibrate", lambda: 1.0)
     monkeypatch.setattr(experiments, "dataset_available", lambda name: name != "eeg")
-    assert pipeline.main(["reproduce", "--only", "06"]) == 0
+    assert pipeline.main(["reproduce", "--only", "06", "--train-all"]) == 0
     key, values = pipeline.EXPANSIONS["06_tau_sweep"]
     assert [c[2] for c in calls] == [f"06_tau_sweep_{v}.ipynb" for v in values if v != "eeg"]
     assert all(c[1][key] in values and c[1]["profile"] == "quick" for c in calls)
-    # the notebook redraws committed results by default; the main job trains, unless told
+    # the notebook redraws committed results by default; told to train, it trains
     assert pipeline.notebook_parameters(pipeline.select_notebooks(["06"])[0])["source"][
         "default"] == "\"committed\""
     assert all(c[1]["source"] == "train" for c in calls)
+    calls.clear()  # run alone without --train-all: the committed quick tables are redrawn
+    assert pipeline.main(["reproduce", "--only", "06"]) == 0
+    assert len(calls) == len(values) - 1 and all("source" not in c[1] for c in calls)
     calls.clear()
     assert pipeline.main(["reproduce", "--only", "06", "09", "-p", "source", "committed"]) == 0
     assert calls and all(c[1]["source"] == "committed" for c in calls)
@@ -177,11 +181,11 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
                  paper_failed_above=6.3, convention="ours (paper: authors')", note="n")]
     (summary / "06_x.json").write_text(json.dumps(rows))
     table = pipeline.comparison_markdown("quick", summary).splitlines()
-    assert [line.split(" | ")[6] for line in table[2:8]] == ["yes", "no", "yes", "asserted",
+    assert [line.split(" | ")[7] for line in table[2:8]] == ["yes", "no", "yes", "asserted",
                                                              "no", "–"]
-    assert "| 06 | e | 30 | 200 | – | paper | no | x \\| y |" in table
-    assert ("| 06 | g | 7.48 | 16.5 | ours (paper: authors') | quick | both failed | n; failed "
-            "range ≥ 6 (paper's convention: ≥ 6.3) |") in table
+    assert "| 06 | e | 30 | 200 | – | – | paper | no | x \\| y |" in table
+    assert ("| 06 | g | 7.48 | 16.5 | ours (paper: authors') | heldout | quick | both failed "
+            "| n; failed range ≥ 6 (paper's convention: ≥ 6.3) |") in table
     assert table[-1] == pipeline.MATCH_RULES
     readme = tmp_path / "README.md"
     readme.write_text(f"top\n{pipeline.README_START}\nold\n{pipeline.README_END}\nbottom\n")
@@ -217,6 +221,9 @@ def runs(monkeypatch, tmp_path):
                         lambda nb, params, out, name=None: calls.append((nb.stem, params, name)))
     monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
     monkeypatch.setattr(pipeline, "write_comparison", lambda profile: tmp_path / "cmp.md")
+    from chaosrnn_utils import sweeps
+
+    monkeypatch.setattr(sweeps, "calibrate", lambda: 1.0)
     return calls
 
 
@@ -228,8 +235,12 @@ def test_a_given_parameter_wins_over_the_expansion(runs, monkeypatch):
     monkeypatch.setattr(experiments, "dataset_available", lambda name: True)
     assert pipeline.main(["reproduce", "--only", "06", "-p", "dataset", "eeg",
                           "-p", "workers", "1"]) == 0
-    assert runs == [("06_tau_sweep", {"profile": "quick", "source": "train", "dataset": "eeg",
-                                      "workers": 1},
+    assert runs == [("06_tau_sweep", {"profile": "quick", "dataset": "eeg", "workers": 1},
+                     "06_tau_sweep_eeg.ipynb")]  # alone: redraws the committed quick table
+    runs.clear()
+    assert pipeline.main(["reproduce", "--only", "06", "-p", "dataset", "eeg", "-p",
+                          "source", "train"]) == 0
+    assert runs == [("06_tau_sweep", {"profile": "quick", "source": "train", "dataset": "eeg"},
                      "06_tau_sweep_eeg.ipynb")]
 
 
@@ -250,7 +261,8 @@ def test_seed_goes_only_to_the_notebooks_that_declare_it(runs, monkeypatch, tmp_
 def test_medium_runs_the_training_notebooks_only(runs):
     """At medium only the notebooks whose results depend on the training budget run; with
     --committed they redraw the committed results instead of training."""
-    assert pipeline.main(["reproduce", "--profile", "medium", "--only", "05", "07", "09"]) == 0
+    assert pipeline.main(["reproduce", "--profile", "medium", "--only", "05", "07", "09",
+                          "--train-all"]) == 0
     assert runs == [("07_lorenz_attractors", {"profile": "medium", "source": "train"}, None),
                     ("09_ablations", {"profile": "medium", "source": "train"}, None)]
     runs.clear()
@@ -485,32 +497,155 @@ def test_bad_input_in_a_real_process_has_no_traceback(bad_inputs):
     assert out.stderr == ("chaosrnn sweep: error: plrnn: latent_dim 2 < data dimension 3\n")
 
 
-def test_lanes_run_the_notebooks_that_do_not_train_in_a_second_process(runs, monkeypatch,
-                                                                         tmp_path):
-    """--lanes 2: notebooks 01-05 go to one child ``reproduce`` (its own --only list, the
-    seed passed on), the training notebooks run here; a failed child fails the run."""
+def test_a_training_notebook_alone_redraws_its_committed_results(runs, capsys):
+    """``reproduce --profile medium --only 06 -p dataset duffing`` does not silently train
+    for an hour: the committed medium table is there, so it is redrawn, and one line says
+    how to train instead; --train-all (or -p source train) trains."""
+    assert pipeline.main(["reproduce", "--profile", "medium", "--only", "06", "-p", "dataset",
+                          "duffing"]) == 0
+    assert runs == [("06_tau_sweep", {"profile": "medium", "dataset": "duffing"},
+                     "06_tau_sweep_duffing.ipynb")]
+    out = capsys.readouterr().out
+    assert ("redraws the committed medium results; to train instead: python3 tasks.py "
+            "reproduce --profile medium --only 06 -p dataset duffing --train-all (about ") in out
+    cost = pipeline.training_estimate(pipeline.Run(pipeline.select_notebooks(["06"])[0],
+                                                   {"dataset": "duffing"}), "medium")
+    assert 20 * 60 < cost < 60 * 60  # the medium Duffing sweep: 23 min measured on 2 cores
+    assert f"(about {pipeline._minutes(cost)} on 2 cores of the committed machine)" in out
+    runs.clear()
+    assert pipeline.main(["reproduce", "--profile", "medium", "--only", "06", "-p", "dataset",
+                          "duffing", "--train-all"]) == 0
+    assert runs[0][1]["source"] == "train"
+    assert pipeline.main(["reproduce", "--only", "06", "--train-all", "--committed"]) == 2
+
+
+def test_the_quick_main_job_trains_the_asserted_claims_and_redraws_the_rest(monkeypatch):
+    """The quick main job: Lorenz-63 (its LSTM), 07 and 09 train at quick; every other data
+    set, Lorenz's other architectures and 08 redraw the best committed profile, each with the
+    command that retrains it; a profile not committed is not chosen."""
     from chaosrnn_utils import experiments
 
-    monkeypatch.setattr(experiments, "dataset_available", lambda name: name == "lorenz")
-    monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
-    started = []
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: True)
+    runs = pipeline.plan_reproduce(NOTEBOOKS, "quick", {}, whole=True)
+    by_name = {r.name or r.notebook.name: r for r in runs}
+    assert by_name["06_tau_sweep_lorenz.ipynb"].parameters == {
+        "profile": "quick", "source": "train", "dataset": "lorenz"}
+    assert by_name["06_tau_sweep_lorenz_medium.ipynb"].parameters == {
+        "profile": "medium", "source": "committed", "dataset": "lorenz",
+        "architectures": ["rnn", "plrnn"]}
+    assert by_name["07_lorenz_attractors.ipynb"].parameters["source"] == "train"
+    assert by_name["09_ablations.ipynb"].parameters == {"profile": "quick", "source": "train"}
+    assert by_name["08_empirical_data_medium.ipynb"].parameters == {
+        "profile": "medium", "source": "committed"}
+    duffing = by_name["06_tau_sweep_duffing_medium.ipynb"]
+    assert duffing.parameters["profile"] == "medium" and duffing.skip is None
+    assert ("reproduce --profile medium --only 06 -p dataset duffing --train-all (about"
+            in duffing.note)
+    assert pipeline.best_committed("06_tau_sweep", {"dataset": "duffing"}) == "medium"
+    assert pipeline.best_committed("06_tau_sweep", {"dataset": "nowhere"}) is None
+    line = pipeline.redraw_line(runs)
+    assert "06 duffing [medium]" in line and "--train-all" in line and "--profile medium" in line
+    # --train-all: every notebook trains at quick, nothing is redrawn
+    every = pipeline.plan_reproduce(NOTEBOOKS, "quick", {}, train_all=True, whole=True)
+    assert all(r.parameters["profile"] == "quick" for r in every)
+    assert pipeline.redraw_line(every) is None
 
-    class Child:
-        def __init__(self, command, stdout, **kw):
-            started.append(command)
-            stdout.write("notebook output\nExecuted notebooks: x\nsummary\n")
 
-        def wait(self):
-            return status
+def _part(name, estimate, after=()):
+    return pipeline.Part(name, estimate, tuple(after))
 
-    status = 0
-    monkeypatch.setattr(pipeline.subprocess, "Popen", Child)
-    assert pipeline.main(["reproduce", "--lanes", "2", "--seed", "4"]) == 0
-    (command,) = started
-    child = command[command.index("--only") + 1:]
-    assert child[:5] == [nb.stem for nb in NOTEBOOKS[:5]] and child[-2:] == ["--seed", "4"]
-    assert command[command.index("--lanes") + 1] == "1"
-    assert [r[0] for r in runs] == ["06_tau_sweep", "07_lorenz_attractors",
-                                    "08_empirical_data", "09_ablations"]
-    status = 1
-    assert pipeline.main(["reproduce", "--lanes", "2"]) == 1
+
+def test_the_schedule_starts_the_longest_critical_path_first():
+    """List scheduling on two lanes: the part with the longest chain ahead of it starts
+    first (a short job whose notebook waits long beats a longer lone part), a part starts
+    only after what it waits for, and the ratio of the work to the wall time is read off."""
+    parts = [_part("a", 10), _part("b", 6), _part("c", 5), _part("d", 4, ["c"]),
+             _part("e", 3), _part("f", 2, ["a", "b"])]
+    assert pipeline.priorities(parts) == {"a": 12, "b": 8, "c": 9, "d": 4, "e": 3, "f": 2}
+    sched = pipeline.simulate(parts, 2)
+    assert sched["a"][1] == 0 and sched["c"][1] == 0  # the two longest critical paths
+    assert sched["b"][1] == 5 and sched["d"][1] == 10  # then b (8) before d (4) and e (3)
+    assert sched["f"][1] == 14 >= max(sched["a"][2], sched["b"][2])
+    assert max(e for _, _, e in sched.values()) == 16  # 30 units of work on 2 lanes
+    one = pipeline.simulate(parts, 1)
+    assert max(e for _, _, e in one.values()) == 30
+    with pytest.raises(ValueError, match="not there"):
+        pipeline.simulate([_part("x", 1, ["y"])], 2)
+    text = pipeline.plan_text(parts, 2, 1.0)
+    assert "Estimated: 16 s wall, 0.5 CPU-minutes (CPU/wall 1.88)" in text
+
+
+def test_the_quick_main_job_keeps_both_lanes_busy(monkeypatch):
+    """The pool's parts of the quick main job (sweep jobs apart, notebooks waiting for their
+    sweeps, 07 after 06's Lorenz run, 08 after the data sets it reads): scheduled from the
+    committed costs, the two lanes are busy ≥ 90 % of the wall time (CPU/wall ≥ 1.8)."""
+    from chaosrnn_utils import experiments, sweeps
+
+    monkeypatch.setattr(experiments, "dataset_available", lambda name: True)
+    runs = pipeline.plan_reproduce(NOTEBOOKS, "quick", {}, whole=True)
+    monkeypatch.setattr(sweeps, "pending_jobs",
+                        lambda spec, out: ({}, sweeps.sweep_jobs(spec)))
+    parts = {p.name: p for p in pipeline.build_parts(runs, 1.0, jobs=True)}
+    jobs = [n for n in parts if n.startswith("train ")]
+    assert sorted(jobs) == ["train ablations_lorenz lstm-0", "train ablations_lorenz lstm-1",
+                            "train tau_sweep_lorenz lstm-0", "train tau_sweep_lorenz lstm-1"]
+    assert set(parts["06_tau_sweep_lorenz"].after) == {"train tau_sweep_lorenz lstm-0",
+                                                       "train tau_sweep_lorenz lstm-1"}
+    assert parts["07_lorenz_attractors"].after == ("06_tau_sweep_lorenz",)
+    assert set(parts["08_empirical_data_medium"].after) == {
+        "06_tau_sweep_temperature_medium", "06_tau_sweep_eeg_medium"}
+    sched = pipeline.simulate(list(parts.values()), 2)
+    wall = max(e for _, _, e in sched.values())
+    assert sum(p.estimate for p in parts.values()) / wall >= 1.8
+    first = sorted(sched, key=lambda n: sched[n][1])[:2]
+    assert all(n.startswith("train ablations_lorenz") for n in first)  # the longest chain
+
+
+def test_the_pool_runs_sweep_jobs_and_notebooks_in_dependency_order(monkeypatch, tmp_path,
+                                                                    capsys):
+    """run_pool in two real worker processes: two jobs of a tiny sweep and a notebook that
+    waits for them (it finds their parts written) and records a summary; a progress line per
+    part; a failing notebook fails the run and the part that waits for it is not run."""
+    import nbformat
+
+    from chaosrnn_utils import sweeps
+    from chaosrnn_utils.sweeps import SweepSpec
+
+    monkeypatch.setenv("CHAOSRNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    spec = SweepSpec(name="tiny", dataset="lorenz", n_data=3000, architectures=["rnn"],
+                     grid={"tau": [5, 10], "seed": [0]}, n_generate=1000, split=2,
+                     settings=dict(latent_dim=6, seq_len=20, batch_size=4, batches_per_epoch=2,
+                                   epochs=2, dtype="float64"))
+    out = tmp_path / "sweep"
+    inputs, todo = sweeps.pending_jobs(spec, out)
+    assert [j[0] for j in todo] == ["rnn-0", "rnn-1"] and (out / "spec.json").exists()
+    parts = [pipeline.Part(f"train {job}", 1.0, job=(spec.to_dict(), str(out), job, arch,
+                                                     index, inputs))
+             for job, arch, index in todo]
+    code = ("profile = 'quick'\nfail = False", f"""
+from pathlib import Path
+import chaosrnn_utils as cu
+assert not fail, "told to fail"
+parts = sorted(p.name for p in Path({str(out / 'parts')!r}).glob('*.csv'))
+cu.record_summary('01_x', [dict(quantity='parts', paper=None, reproduced=len(parts))])""")
+    cells = [nbformat.v4.new_code_cell(code[0], metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell(code[1])]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, tmp_path / "01_x.ipynb")
+    run = pipeline.Run(tmp_path / "01_x.ipynb", {"profile": "quick"})
+    parts.append(pipeline.Part("01_x", 1.0, ("train rnn-0", "train rnn-1"), run=run))
+    assert pipeline.run_pool(parts, 2, "quick", tmp_path / "out") == 0
+    said = capsys.readouterr().out
+    assert said.count(": done in ") == 3 and "[3/3] 01_x: done in" in said
+    (row,) = json.loads((tmp_path / "summary" / "quick" / "01_x.json").read_text())
+    assert row["reproduced"] == 2
+    assert sweeps.pending_jobs(spec, out)[1] == []
+    bad = run._replace(parameters={"profile": "quick", "fail": True})
+    assert pipeline.run_pool([pipeline.Part("01_x", 1.0, run=bad),
+                              pipeline.Part("after", 1.0, ("01_x",), run=run)], 2, "quick",
+                             tmp_path / "out") == 1
+    said = capsys.readouterr().out
+    assert "01_x: FAILED" in said and "after: not run (a part it waits for failed)" in said

@@ -91,7 +91,8 @@ def test_tiny_sweep_writes_one_row_per_member_and_architecture(reference):
     assert table["git_commit"].str.fullmatch("[0-9a-f]{40}|unknown").all()
     assert table["git_commit"].nunique() == 1
     same_table(df, table)
-    assert sorted(p.name for p in (out / "parts").iterdir()) == ["lstm.csv", "plrnn.csv"]
+    assert sorted(p.name for p in (out / "parts").iterdir()) == [
+        "lstm.csv", "lstm.models.pt", "plrnn.csv", "plrnn.models.pt"]  # + final parameters
     assert (out / "checkpoints" / "plrnn.pt").exists() and (out / "spec.json").exists()
     assert SweepSpec.from_json(out / "spec.json") == SweepSpec(**SPEC)
     # a rerun of a finished sweep trains nothing and returns the same table
@@ -314,7 +315,7 @@ def test_split_sweep_with_two_workers_gives_the_same_table(reference, tmp_path, 
     for job in ("lstm-0", "lstm-1", "plrnn-0", "plrnn-1"):
         epochs = spec.train_settings(job.split("-")[0]).epochs
         assert re.search(rf"{spec.name} {job}: .*\d+/{epochs}\b", err), (job, err[-2000:])
-    parts = sorted(p.name for p in (tmp_path / "out" / "parts").iterdir())
+    parts = sorted(p.name for p in (tmp_path / "out" / "parts").glob("*.csv"))
     assert parts == ["lstm-0.csv", "lstm-1.csv", "plrnn-0.csv", "plrnn-1.csv"]
     ref = read(reference[0])
     drop = ["wall_time", "git_commit", "spec_sha256"]  # the spec differs (split)
@@ -605,3 +606,22 @@ def test_eval_epochs_are_validated_and_absent_from_specs_without_them():
     assert "eval_epochs" not in d
     assert SweepSpec.from_dict(d) == SweepSpec(**SPEC)
     assert SweepSpec(**{**SPEC, "eval_epochs": [4]}).to_dict()["eval_epochs"] == [4]
+
+
+def test_job_estimates_follow_members_epochs_architecture_and_scale():
+    """A job's estimate: members × (epochs × the per-epoch cost of its architecture + its
+    evaluations), × the machine's scale; the LSTM's epoch costs JOB_COST['lstm'] RNN
+    epochs; the longest jobs of a profile are its LSTM jobs."""
+    from chaosrnn_utils import experiments as ex
+    from chaosrnn_utils import sweeps
+
+    spec = ex.tau_sweep_spec("roessler", "quick")
+    lstm, rnn = (sweeps.job_estimate(spec, a, 10) for a in ("lstm", "rnn"))
+    u = sweeps.MEMBER_EPOCH_S
+    assert lstm == pytest.approx(10 * (100 + sweeps.EVAL_COST["lstm"]) * u)
+    assert rnn == pytest.approx(10 * (100 / sweeps.JOB_COST["lstm"] + sweeps.EVAL_COST["rnn"])
+                                * u)
+    assert sweeps.job_estimate(spec, "lstm", 20, 2.0) == pytest.approx(4 * lstm)
+    medium = ex.tau_sweep_spec("roessler", "medium")  # three evaluation epochs
+    assert sweeps.job_estimate(medium, "lstm", 10) == pytest.approx(
+        10 * (300 + 3 * sweeps.EVAL_COST["lstm"]) * u)
