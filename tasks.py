@@ -5,7 +5,9 @@
     python3 tasks.py test        # set up .venv, run the unit tests, validate the notebooks,
                                  # then the float-sensitive ones again under another ISA
 
-``test`` with arguments passes them to pytest and runs one pass only (e.g. one file);
+``test`` with arguments passes them to pytest and runs one pass only (e.g. one file); either
+way it fails, listing the paths, when the tests changed the git working tree (the notebooks
+write their figures and tables under ``build/`` except under ``reproduce``);
 ``reproduce`` runs notebooks 01-05 in a second process beside the training notebooks
 (``--lanes 2``, unless given) and passes further arguments on, e.g. ``--profile paper``,
 ``--only 01`` or ``--bitwise`` (the same last bits on any x86-64 CPU, see
@@ -35,6 +37,9 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+#: set by ``reproduce`` (chaosrnn_utils/paths.py): the notebooks then write the committed
+#: figures/ and data/results/; ``test`` makes sure it is unset
+PUBLISH_ENV = "CHAOSRNN_PUBLISH"
 VENV = ROOT / ".venv"
 PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 STAMP = VENV / ".chaosrnn-installed"
@@ -100,11 +105,54 @@ OTHER_ISA = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE",
 FLOAT_SENSITIVE = [
     "tests/test_fused.py", "tests/test_metrics.py", "tests/test_jacobians.py",
     "tests/test_lyapunov.py", "tests/test_models.py", "tests/test_training.py",
-    "tests/test_systems.py", "tests/test_regimes.py",
+    "tests/test_systems.py", "tests/test_regimes.py", "tests/test_forcing.py",
     "notebooks/01_systems_and_lyapunov.ipynb", "notebooks/02_theorem_fixed_points_and_cycles.ipynb",
     "notebooks/03_theorem_chaos.ipynb", "notebooks/04_boundary_quasiperiodic.ipynb",
     "notebooks/05_sparse_forcing_bounds_gradients.ipynb",
 ]
+
+
+def tree_state(root: Path) -> dict[str, str] | None:
+    """The working tree's departures from ``HEAD``: {path: git status code and a hash of the
+    file's content} for every modified, added, deleted or untracked (not ignored) file, so
+    that a file already modified before and modified again still shows; None outside a git
+    checkout (or without git)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+                             cwd=root, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    state = {}
+    entries = iter(out.split(b"\0"))
+    for entry in entries:
+        if not entry:
+            continue
+        code, path = entry[:2].decode(), os.fsdecode(entry[3:])
+        if code[0] in "RC":  # a rename or copy: its source path follows
+            next(entries, None)
+        f = root / path
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()[:16] if f.is_file() else "-"
+        state[path] = f"{code} {digest}"
+    return state
+
+
+def changed_paths(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The paths whose status or content differs between two :func:`tree_state` snapshots."""
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def check_tree_unchanged(before: dict[str, str] | None, root: Path = ROOT) -> int:
+    """0 when the working tree is as the snapshot ``before`` found it (or outside a git
+    checkout); else 1, after one error line and the changed paths on stderr: the tests must
+    write under ``build/`` or a temporary folder, never into the repository."""
+    after = tree_state(root)
+    changed = [] if before is None or after is None else changed_paths(before, after)
+    if not changed:
+        return 0
+    print(f"tasks.py test: error: the tests changed {len(changed)} path(s) of the working "
+          "tree (git status --porcelain); tests must write under build/ or a temporary "
+          "folder:\n" + "\n".join(f"  {p}" for p in changed), file=sys.stderr, flush=True)
+    return 1
 
 
 def main(argv: list[str]) -> int:
@@ -142,16 +190,20 @@ def main(argv: list[str]) -> int:
         return subprocess.run([str(PY), "-m", "chaosrnn_utils", *argv], cwd=ROOT,
                               env=env).returncode
     install_slurm()
+    before = tree_state(ROOT)  # the tests leave the working tree as they found it
+    env.pop(PUBLISH_ENV, None)  # the notebooks write build/, not the committed outputs
     pytest = [str(PY), "-m", "pytest"]
     first = subprocess.run([*pytest, *argv[1:]], cwd=ROOT, env=env).returncode
     if len(argv) > 1:
-        return first
+        tree = check_tree_unchanged(before)
+        return first or tree
     isa = " ".join(f"{k}={v}" for k, v in OTHER_ISA.items())
     print(f"\nsecond pass under another instruction set ({isa}): the float-sensitive tests "
           "and notebooks 01-05", flush=True)
     second = subprocess.run([*pytest, *FLOAT_SENSITIVE], cwd=ROOT,
                             env={**env, **OTHER_ISA}).returncode
-    return first or second
+    tree = check_tree_unchanged(before)
+    return first or second or tree
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ variational equation Φ̇ = Df(x) Φ) and, later, RNNs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -189,7 +190,8 @@ def mean_period(x: Array) -> float:
 
 @dataclass(frozen=True)
 class RosensteinResult:
-    """Mean log divergence ⟨ln d_j(i)⟩ for i = 0..len−1 (steps) and its fitted slope λ_max."""
+    """Mean log divergence ⟨ln d_j(i)⟩ for i = 0..len−1 (steps), its fitted slope λ_max and
+    the slope's standard error (batch means over reference points j)."""
 
     divergence: Array
     fit_range: tuple[int, int]
@@ -198,6 +200,7 @@ class RosensteinResult:
     dim: int
     lag: int
     theiler: int
+    slope_se: float = float("nan")
 
     @property
     def tau_pred(self) -> float:
@@ -220,7 +223,10 @@ def rosenstein(
     Each delay vector x_j gets its nearest neighbour x_ĵ with |j − ĵ| > ``theiler`` (default:
     the mean period); d_j(i) = ||x_{j+i} − x_{ĵ+i}||. The slope of ⟨ln d_j(i)⟩_j over
     i ∈ ``fit_range`` (least squares) estimates λ_max. ``dim = 1`` uses the (possibly
-    multivariate) series as it is.
+    multivariate) series as it is. ``slope_se``: the same fit on the mean over each of
+    N_BLOCKS = 10 consecutive blocks of reference points j, std over blocks / √10 (blocks
+    much longer than the correlation time act as independent samples): how far another
+    sample of the attractor (another machine's orbit) moves the slope.
     """
     x = check_series(x)  # (n, c); a scalar series becomes (n, 1)
     pts = delay_embed(x, dim, lag)
@@ -251,9 +257,15 @@ def rosenstein(
         logd = np.log(d)
     logd[~np.isfinite(logd)] = np.nan
     curve = np.nanmean(logd, axis=0)
-    slope, intercept = np.polyfit(steps[lo : hi + 1], curve[lo : hi + 1], 1)
+    fit = steps[lo : hi + 1]
+    slope, intercept = np.polyfit(fit, curve[lo : hi + 1], 1)
+    with warnings.catch_warnings():  # a block whose pairs all coincide gives a NaN slope
+        warnings.simplefilter("ignore", RuntimeWarning)
+        blocks = [np.polyfit(fit, np.nanmean(b[:, lo : hi + 1], axis=0), 1)[0]
+                  for b in np.array_split(logd, 10)]
+    se = float(np.std(blocks, ddof=1) / np.sqrt(len(blocks)))
     return RosensteinResult(curve, (lo, hi), float(slope), float(intercept), dim, lag,
-                            int(theiler))
+                            int(theiler), se)
 
 
 def rosenstein_dims(

@@ -2,6 +2,13 @@
 
 The package is installed editable from the repository, so the root is the folder above the
 package. ``CHAOSRNN_DATA_DIR`` points the empirical-data loader at another folder.
+
+Committed outputs: the notebooks write their figures and tables through
+:func:`figures_out` and :func:`results_out`, which are ``figures/`` and ``data/results/`` only
+while ``$CHAOSRNN_PUBLISH`` is set, as ``reproduce`` sets it (the command that refreshes the
+committed outputs); any other run (the tests, nbval, an interactive session) writes them
+under ``build/`` (git-ignored) and leaves the working tree as it found it. Committed results
+are read from ``RESULTS_DIR`` either way.
 """
 
 from __future__ import annotations
@@ -22,8 +29,41 @@ RESULTS_DIR = DATA_DIR / "results"
 FIGURES_DIR = ROOT / "figures"
 BUILD_DIR = ROOT / "build"
 NOTEBOOKS_DIR = ROOT / "notebooks"
+#: set (to anything but "" or "0") by ``reproduce``: the notebooks' figures and tables then
+#: replace the committed ones in ``figures/`` and ``data/results/``
+PUBLISH_ENV = "CHAOSRNN_PUBLISH"
 
 
+def publishing() -> bool:
+    """True when this process writes committed outputs (``$CHAOSRNN_PUBLISH`` is set)."""
+    return os.environ.get(PUBLISH_ENV, "") not in ("", "0")
+
+
+def figures_out() -> Path:
+    """Where a figure goes: ``figures/`` when :func:`publishing`, else ``build/figures/``."""
+    return FIGURES_DIR if publishing() else BUILD_DIR / "figures"
+
+
+@contextmanager
+def publishing_outputs() -> Iterator[None]:
+    """Within the block, :func:`publishing` is true in this process and in the notebook
+    kernels and processes it starts (they inherit ``$CHAOSRNN_PUBLISH``); afterwards the
+    variable is as it was."""
+    before = os.environ.get(PUBLISH_ENV)
+    os.environ[PUBLISH_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PUBLISH_ENV, None)
+        else:
+            os.environ[PUBLISH_ENV] = before
+
+
+def results_out() -> Path:
+    """Where a notebook's result table goes: ``data/results/`` when :func:`publishing`, else
+    ``build/results/`` (readers of committed tables keep reading ``RESULTS_DIR``)."""
+    return RESULTS_DIR if publishing() else BUILD_DIR / "results"
 
 
 def _user_cache() -> Path:

@@ -1130,26 +1130,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error_line(args.command, err), file=sys.stderr)
         return 2
     print(plan_text(parts, args.lanes, scale, trains) + "\n", flush=True)
-    if pool:
-        if run_pool(parts, args.lanes, args.profile, out_dir) != 0:
-            print(f"chaosrnn reproduce: error: a part failed (logs: {out_dir / 'logs'})",
-                  file=sys.stderr)
-            return 1
-    else:
-        import time
+    # reproduce refreshes the committed outputs: its notebooks (and the lanes' processes,
+    # which inherit the environment) write figures/ and data/results/; any other run of a
+    # notebook writes build/ (paths.figures_out, paths.results_out)
+    with paths.publishing_outputs():
+        if pool:
+            if run_pool(parts, args.lanes, args.profile, out_dir) != 0:
+                print(f"chaosrnn reproduce: error: a part failed (logs: {out_dir / 'logs'})",
+                      file=sys.stderr)
+                return 1
+        else:
+            import time
 
-        t_start = time.time()
-        for k, part in enumerate(parts, 1):
-            run = part.run
-            extra = "".join(f" {k}={v}" for k, v in run.parameters.items() if k != "profile")
-            print(f"== [{k}/{len(parts)}] {run.notebook.name}{extra} (profile "
-                  f"{run.parameters['profile']}; estimated {_minutes(part.estimate)})",
-                  flush=True)
-            t0 = time.time()
-            with staged_summary(args.profile):
-                run_notebook(run.notebook, run.parameters, out_dir, run.name)
-            print(f"== [{k}/{len(parts)}] {part.name}: done in {_minutes(time.time() - t0)}"
-                  f"; {_minutes(time.time() - t_start)} gone", flush=True)
+            t_start = time.time()
+            for k, part in enumerate(parts, 1):
+                run = part.run
+                extra = "".join(f" {k}={v}" for k, v in run.parameters.items()
+                                if k != "profile")
+                print(f"== [{k}/{len(parts)}] {run.notebook.name}{extra} (profile "
+                      f"{run.parameters['profile']}; estimated {_minutes(part.estimate)})",
+                      flush=True)
+                t0 = time.time()
+                with staged_summary(args.profile):
+                    run_notebook(run.notebook, run.parameters, out_dir, run.name)
+                print(f"== [{k}/{len(parts)}] {part.name}: done in "
+                      f"{_minutes(time.time() - t0)}; {_minutes(time.time() - t_start)} gone",
+                      flush=True)
     if not args.only and not args.parameter and (line := redraw_line(runs)) is not None:
         print("\n" + line, flush=True)
     print(f"\nExecuted notebooks: {out_dir}\nFigures: {paths.FIGURES_DIR}\n")

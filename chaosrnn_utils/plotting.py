@@ -1,7 +1,8 @@
 """Figures: one function per panel, and a saver that writes reproducible files.
 
-PNG and PDF go to ``figures/<stem>.png|pdf``; the PDF carries no creation date, so reruns
-give the same bytes.
+PNG and PDF go to ``figures/<stem>.png|pdf`` under ``reproduce`` and to
+``build/figures/`` otherwise (:func:`chaosrnn_utils.paths.figures_out`); the PDF carries no
+creation date, so reruns give the same bytes.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ def use_style() -> None:
 
 
 def save_figure(fig: plt.Figure, stem: str, directory: Path | None = None) -> Path:
-    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` in ``figures/``; returns the PNG."""
-    directory = paths.FIGURES_DIR if directory is None else Path(directory)
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` in ``directory``, by default
+    :func:`paths.figures_out` (``figures/`` under ``reproduce``, else ``build/figures/``);
+    returns the PNG."""
+    directory = paths.figures_out() if directory is None else Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     png = directory / f"{stem}.png"
     fig.savefig(png, metadata={"Software": None})

@@ -162,25 +162,27 @@ print(cu.approx_columns(spectra_table, ["lambda_1", "se_1", "lambda_2", "lambda_
 
 # %% [markdown]
 # The claims, as asserts (the unit tests use the same routine): each published exponent
-# within four standard errors of our finite-time estimate, or within the paper-level margin
-# (3 % for Lorenz's λ₁, 10 % for Rössler's, 5 % for Rosenstein's Lorenz), whichever is
-# wider; the zero exponent of flows within 0.02; sums equal to the divergence to $10^{-3}$.
+# within its own margin (3 % for Lorenz's λ₁, 10 % for Rössler's, 5 % for Rosenstein's
+# Lorenz: published finite-time estimates themselves; the rounding of the published digits
+# for Hénon and ln 2) plus six standard errors of our finite-time estimate (9 degrees of
+# freedom: $P(|t| > 6) = 2\cdot 10^{-4}$); the zero exponent of flows within 0.02; sums
+# equal to the divergence to $10^{-3}$.
 # The standard error `se_1` comes from batch means of the local exponents
 # (`spectrum_standard_error`): the spread of this estimate over samples of the attractor,
 # which is also how far another machine's rounding can move it.
 
 # %%
 lam = spectra
-tol = {name: 4 * se[name] for name in se}  # four standard errors
-assert abs(lam["lorenz_standard"][0] - 0.9056) < max(0.03 * 0.9056, tol["lorenz_standard"][0])
+tol = {name: 6 * se[name] for name in se}  # six standard errors
+assert abs(lam["lorenz_standard"][0] - 0.9056) < 0.03 * 0.9056 + tol["lorenz_standard"][0]
 assert abs(lam["lorenz_standard"][1]) < 0.02
-assert abs(lam["lorenz_standard"][2] + 14.5723) < max(0.1, tol["lorenz_standard"][2])
-assert abs(lam["roessler_standard"][0] - 0.0714) < max(0.1 * 0.0714, tol["roessler_standard"][0])
-assert abs(lam["roessler_standard"][2] + 5.3943) < max(0.1, tol["roessler_standard"][2])
-assert abs(lam["lorenz_rosenstein"][0] - 1.50) < max(0.05 * 1.50, tol["lorenz_rosenstein"][0])
-assert abs(lam["roessler_paper"][0] - 0.090) < max(0.1 * 0.090, tol["roessler_paper"][0])
-assert np.allclose(lam["henon"], [0.41922, -1.62319], atol=0.01)
-assert abs(lam["logistic"][0] - np.log(2)) < 0.01
+assert abs(lam["lorenz_standard"][2] + 14.5723) < 0.1 + tol["lorenz_standard"][2]
+assert abs(lam["roessler_standard"][0] - 0.0714) < 0.1 * 0.0714 + tol["roessler_standard"][0]
+assert abs(lam["roessler_standard"][2] + 5.3943) < 0.1 + tol["roessler_standard"][2]
+assert abs(lam["lorenz_rosenstein"][0] - 1.50) < 0.05 * 1.50 + tol["lorenz_rosenstein"][0]
+assert abs(lam["roessler_paper"][0] - 0.090) < 0.1 * 0.090 + tol["roessler_paper"][0]
+assert np.all(np.abs(lam["henon"] - [0.41922, -1.62319]) < 5e-6 + tol["henon"])
+assert abs(lam["logistic"][0] - np.log(2)) < 1e-12 + tol["logistic"][0]
 for name, row in spectra_table.iterrows():
     if np.isfinite(row.exact_sum):
         assert abs(row["sum"] - row.exact_sum) < 1e-3 * max(1.0, abs(row.exact_sum)), name
@@ -239,8 +241,9 @@ plt.show()
 #
 # Per data set: $\lambda_{\max}$ per step and $\tau_{pred} = \ln 2/\lambda_{\max}$ as the paper
 # used them, from the QR spectrum of the generating system (simulated sets) and from
-# Rosenstein's method (mean over $m = 4, 5, 6$). Later notebooks read this table
-# (`data/results/tau_pred_<profile>.csv`) and say which value they mark.
+# Rosenstein's method (mean over $m = 4, 5, 6$). Later notebooks read the committed table
+# (`data/results/tau_pred_<profile>.csv`, which `python3 tasks.py reproduce` writes; any other
+# run writes `build/results/`) and say which value they mark.
 #
 # Where they disagree (see `docs/paper-notes.md` § Data sets):
 # - **Lorenz**: the paper's 0.015 per step is Rosenstein's published value for *other*
@@ -277,8 +280,8 @@ for name, (paper_lam, paper_tau) in PAPER.items():
         row["rosenstein_tau_pred"] = cu.predictability_time(row["rosenstein_lambda"])
     rows.append(row)
 tau_table = pd.DataFrame(rows).set_index("dataset")
-paths.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-tau_table.round(5).to_csv(paths.RESULTS_DIR / f"tau_pred_{profile}.csv")
+paths.results_out().mkdir(parents=True, exist_ok=True)  # data/results/ under `reproduce`
+tau_table.round(5).to_csv(paths.results_out() / f"tau_pred_{profile}.csv")
 print(cu.approx_columns(tau_table, [c for c in tau_table.columns if not c.startswith("paper")],
                         4).to_string())
 
