@@ -1,5 +1,5 @@
 """Update latency across ensemble sizes and sequence lengths, and the projected wall time of
-every paper-profile sweep, on whatever device this runs on (the GPU issue's benchmark).
+every paper-profile sweep, on whatever device this runs on (CPU or GPU).
 
 1. For each architecture (PLRNN, tanh RNN, LSTM) and path (``autograd``: the recorded
    per-step rollout; ``fused``: hand-written backpropagation through time, step by step;

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# One GPU window of the paper profile (issue 19), in two commands of the device tool, from
-# the repository root. Outputs go to $OUT (the device tool's folder; build/gpu_window here).
+# One budgeted GPU session of the paper profile (a GPU held for a fixed time, e.g. a batch
+# job's time limit), from the repository root. Outputs go to $OUT (build/gpu_window unless set).
 #
 #   bash benchmarks/gpu_window.sh window [BUDGET_S] # the whole window in one command:
 #       self-check (no training on a failure), benchmark, training, packing (default 780 s)
 #   bash benchmarks/gpu_window.sh check            # ≤ 3 min: self-check, then the benchmark
 #   bash benchmarks/gpu_window.sh run [BUDGET_S]   # self-check, then the runner (420 s)
 #
-# With the device tool (15 device-minutes, machine start included): run the first with
-# timeout_s 200, the second with BUDGET_S = what is left minus about 2 minutes and
-# timeout_s = BUDGET_S + 100 (the runner stops training 60 s before BUDGET_S, a SIGTERM at
+# With a session of fixed length: run the first under a 200 s limit, the second with
+# BUDGET_S = what is left minus about 2 minutes and a limit of BUDGET_S + 100 s (the
+# runner stops training 60 s before BUDGET_S, a SIGTERM at
 # BUDGET_S + 40 makes it pack what it has, SIGKILL 30 s later), e.g. `run 360`, timeout 460;
-# then give the machine back.
+# then release the GPU.
 #
 # Then, on the CPU machine, with the files that came back in FILES:
 #   .venv/bin/python -m chaosrnn_utils gpu-unpack --from FILES/run \
