@@ -266,17 +266,20 @@ class _LSTMCell:
 
 
 class _FusedRollout(torch.autograd.Function):
-    """x̂_{t+1} = B s_{t+1} of the mixed rollout from y_t = xᵀ_t(BBᵀ)⁻¹ (B⁺x_t = y_t B)."""
+    """x̂_{t+1} = B s_{t+1} of the mixed rollout whose forcing is B⁺x_t = x_t P, for inputs
+    x_t (rows of ``xs``, (E, T, B, N), any strides) and P = (BBᵀ)⁻¹B (E, N, M), see
+    :func:`forcing_projection` (P = B with y_t = xᵀ_t(BBᵀ)⁻¹ as inputs gives the same)."""
 
     @staticmethod
-    def forward(ctx, y: Tensor, B: Tensor, plan: Plan, make_cell, *params: Tensor) -> Tensor:
+    def forward(ctx, xs: Tensor, B: Tensor, P: Tensor, plan: Plan, make_cell,
+                *params: Tensor) -> Tensor:
         cell = make_cell(*params)
         Bt = B.mT
-        ys = y.unbind(1)
+        ys = xs.unbind(1)
         h = c = None
         saved, zs, xh = [], [], []
         for t in range(len(ys)):
-            inferred = None if plan.fwd[t] == "keep" else torch.bmm(ys[t], B)
+            inferred = None if plan.fwd[t] == "keep" else torch.bmm(ys[t], P)
             ht = _mix(plan, t, h, inferred)
             ct = _mix_cell(plan, t, c, ht) if cell.has_cell else None
             h, c, keep = cell.forward(ht, ct)
@@ -284,19 +287,20 @@ class _FusedRollout(torch.autograd.Function):
             zs.append(h)
             xh.append(torch.bmm(h, Bt))
         ctx.cell, ctx.plan, ctx.steps = cell, plan, (ys, saved, zs)
-        ctx.save_for_backward(B)
+        ctx.save_for_backward(B, P)
         return torch.stack(xh, dim=1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_x: Tensor):
-        (B,) = ctx.saved_tensors
+        B, P = ctx.saved_tensors
         cell, plan = ctx.cell, ctx.plan
         ys, saved, zs = ctx.steps
-        Bm = B.mT
+        Pm = P.mT
+        need_xs = ctx.needs_input_grad[0]
         gx = grad_x.unbind(1)
         acc = cell.zero_grads(zs[0])
-        gB = torch.zeros_like(B)
+        gB, gP = torch.zeros_like(B), torch.zeros_like(P)
         gy: list[Tensor | None] = [None] * len(gx)
         carry_h = carry_c = None
         for t in range(len(gx) - 1, -1, -1):
@@ -305,13 +309,16 @@ class _FusedRollout(torch.autograd.Function):
             g_ht, g_ct = cell.backward(saved[t], gh, carry_c, acc)
             if plan.bwd_infer[t]:
                 g_inf = g_ht * plan.b_bwd[t]
-                gy[t] = torch.bmm(g_inf, Bm)
-                gB.baddbmm_(ys[t].mT, g_inf)
+                if need_xs:
+                    gy[t] = torch.bmm(g_inf, Pm)
+                gP.baddbmm_(ys[t].mT, g_inf)
             carry_h, carry_c = _carry(plan, t, g_ht), _carry(plan, t, g_ct)
         del ctx.steps
-        zero = torch.zeros_like(gx[0])
-        g_y = torch.stack([zero if g is None else g for g in gy], dim=1)
-        return (g_y, gB, None, None) + cell.param_grads(acc)
+        g_y = None
+        if need_xs:
+            zero = torch.zeros_like(gx[0])
+            g_y = torch.stack([zero if g is None else g for g in gy], dim=1)
+        return (g_y, gB, gP, None, None) + cell.param_grads(acc)
 
 
 def forcing_coordinates(model: EnsembleRNN, x: Tensor) -> Tensor:
@@ -329,6 +336,16 @@ def forcing_coordinates(model: EnsembleRNN, x: Tensor) -> Tensor:
     return torch.linalg.solve_ex(gram, xt.reshape(E, -1, N), left=False)[0].reshape(E, T, nb, N)
 
 
+def forcing_projection(model: EnsembleRNN) -> Tensor:
+    """P = (BBᵀ)⁻¹B (E, N, M), differentiable in B, so that B⁺x = x P for a row x (N,): the
+    forcing without the per-update solve over all T·B inputs that :func:`forcing_coordinates`
+    needs (one 3 × 3 solve per member instead; x needs no gradient)."""
+    if not supports(model):
+        raise TypeError(f"no fused rollout for {type(model).__name__}; "
+                        f"supported: {', '.join(c.__name__ for c in FUSED_MODELS)}")
+    return torch.linalg.solve_ex(model.B @ model.B.mT, model.B)[0]
+
+
 def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | Plan, *,
                       static: bool = False) -> Tensor:
     """Predictions x̂_1..x̂_T = B s_1..B s_T of the forced training rollout on windows
@@ -339,12 +356,16 @@ def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | 
     prepared :class:`Plan` may be passed instead of the masks). No host synchronisation:
     B⁺x is a ``solve_ex`` without its error check (a singular BBᵀ gives non-finite values,
     which the training loop's divergence check catches)."""
-    y = forcing_coordinates(model, x)
-    plan = masks if isinstance(masks, Plan) else make_plan(masks, dtype=y.dtype,
-                                                           device=y.device, static=static)
+    P = forcing_projection(model)
+    if model.latent_dim < model.obs_dim:
+        model.inferred_state(x[:, :1, :1])  # raises the model's own error
+    T = x.shape[2] - 1
+    xs = torch.as_tensor(x, dtype=model.dtype, device=model.device)[:, :, :T].transpose(1, 2)
+    plan = masks if isinstance(masks, Plan) else make_plan(masks, dtype=xs.dtype,
+                                                           device=xs.device, static=static)
     cell = _LSTMCell if isinstance(model, LSTM) else _TanhCell if isinstance(model, TanhRNN) \
         else _PLRNNCell
-    return _FusedRollout.apply(y, model.B, plan, cell, *cell_parameters(model))
+    return _FusedRollout.apply(xs, model.B, P, plan, cell, *cell_parameters(model))
 
 
 class StaticPlan:

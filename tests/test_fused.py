@@ -90,7 +90,8 @@ def test_fused_gradients_are_cut_at_forcing_steps(cell, arch):
     masks = schedule_masks([MemberConfig(tau=tau)], T, 0, 1, [torch.Generator()])
     plan = fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu"))
     y = torch.randn(1, T, 2, 3, dtype=torch.float64, requires_grad=True)
-    out = fused._FusedRollout.apply(y, model.B, plan, cell, *fused.cell_parameters(model))
+    out = fused._FusedRollout.apply(y, model.B, model.B, plan, cell,
+                                    *fused.cell_parameters(model))
     out[:, 2 * tau:].sum().backward()
     assert torch.all(y.grad[:, : 2 * tau] == 0)
     assert float(y.grad[:, 2 * tau].abs().sum()) > 0
