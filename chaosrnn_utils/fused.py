@@ -275,7 +275,10 @@ class _FusedRollout(torch.autograd.Function):
                 *params: Tensor) -> Tensor:
         cell = make_cell(*params)
         Bt = B.mT.contiguous()
-        ys = xs.unbind(1)
+        # the inputs of the steps that use them, contiguous (a strided left operand sends
+        # bmm to a per-member loop)
+        ys = [None if k == "keep" else x.contiguous() for k, x in zip(plan.fwd, xs.unbind(1),
+                                                                      strict=True)]
         h = c = None
         saved, zs, xh = [], [], []
         for t in range(len(ys)):
