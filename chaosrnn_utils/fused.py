@@ -160,7 +160,8 @@ class _PLRNNCell:
 
     def forward(self, st: Tensor, ct: Tensor | None) -> tuple[Tensor, None, tuple]:
         r = torch.relu(st)
-        return torch.baddbmm(torch.addcmul(self.hb, self.Ab, st), r, self.Wt), None, (st, r)
+        # in place on the fresh sum: an out-of-place baddbmm first copies its input
+        return torch.addcmul(self.hb, self.Ab, st).baddbmm_(r, self.Wt), None, (st, r)
 
     def zero_grads(self, like: Tensor) -> list[Tensor]:
         return [torch.zeros_like(like), torch.zeros_like(self.Wo), torch.zeros_like(like)]
@@ -173,7 +174,7 @@ class _PLRNNCell:
         gW.baddbmm_(g.mT, r)
         gh.add_(g)
         # 1[s̃ > 0] as sign(relu s̃): a float op (a comparison costs 4× more on the CPU)
-        return torch.addcmul(torch.bmm(g, self.Wo) * torch.sign(r), self.Ab, g), None
+        return torch.bmm(g, self.Wo).mul_(torch.sign(r)).addcmul_(self.Ab, g), None
 
     def param_grads(self, acc: list[Tensor]) -> tuple[Tensor | None, ...]:
         gA, gW, gh = acc
@@ -187,9 +188,14 @@ class _TanhCell:
 
     def __init__(self, W: Tensor, h: Tensor) -> None:
         self.W, self.Wt, self.hb = W, W.mT.contiguous(), h[:, None]
+        if not W.is_cuda:  # tanh x = 2σ(2x) − 1 with the 2 in W and h (exact: a power of 2)
+            self.Wt2, self.hb2 = self.Wt * 2, self.hb * 2
 
     def forward(self, st: Tensor, ct: Tensor | None) -> tuple[Tensor, None, tuple]:
-        z = _tanh(torch.baddbmm(self.hb, st, self.Wt))
+        if st.is_cuda:
+            z = torch.tanh(torch.baddbmm(self.hb, st, self.Wt))
+        else:
+            z = torch.sigmoid(torch.baddbmm(self.hb2, st, self.Wt2)).mul_(2).sub_(1)
         return z, None, (st, z)
 
     def zero_grads(self, like: Tensor) -> list[Tensor]:
@@ -307,7 +313,8 @@ class _FusedRollout(torch.autograd.Function):
         gy: list[Tensor | None] = [None] * len(gx)
         carry_h = carry_c = None
         for t in range(len(gx) - 1, -1, -1):
-            gh = torch.bmm(gx[t], B) if carry_h is None else torch.baddbmm(carry_h, gx[t], B)
+            # in place on the carried gradient (no longer needed): baddbmm would copy it first
+            gh = torch.bmm(gx[t], B) if carry_h is None else carry_h.baddbmm_(gx[t], B)
             gB.baddbmm_(gx[t].mT, zs[t])
             g_ht, g_ct = cell.backward(saved[t], gh, carry_c, acc)
             if plan.bwd_infer[t]:
