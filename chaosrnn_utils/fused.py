@@ -311,7 +311,9 @@ class _FusedRollout(torch.autograd.Function):
         need_xs = ctx.needs_input_grad[0]
         gx = grad_x.unbind(1)
         acc = cell.zero_grads(zs[0])
-        gB, gP = torch.zeros_like(B), torch.zeros_like(P)
+        # new_zeros, not zeros_like: P comes from LAPACK in column-major strides, and a
+        # transposed accumulator sends baddbmm_ to a per-member loop
+        gB, gP = B.new_zeros(B.shape), P.new_zeros(P.shape)
         gy: list[Tensor | None] = [None] * len(gx)
         carry_h = carry_c = None
         for t in range(len(gx) - 1, -1, -1):
@@ -355,7 +357,7 @@ def forcing_projection(model: EnsembleRNN) -> Tensor:
     if not supports(model):
         raise TypeError(f"no fused rollout for {type(model).__name__}; "
                         f"supported: {', '.join(c.__name__ for c in FUSED_MODELS)}")
-    return torch.linalg.solve_ex(model.B @ model.B.mT, model.B)[0]
+    return torch.linalg.solve_ex(model.B @ model.B.mT, model.B)[0].contiguous()
 
 
 def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | Plan, *,
