@@ -370,9 +370,9 @@ def fused_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor] | 
     prepared :class:`Plan` may be passed instead of the masks). No host synchronisation:
     B⁺x is a ``solve_ex`` without its error check (a singular BBᵀ gives non-finite values,
     which the training loop's divergence check catches)."""
-    P = forcing_projection(model)
-    if model.latent_dim < model.obs_dim:
+    if supports(model) and model.latent_dim < model.obs_dim:
         model.inferred_state(x[:, :1, :1])  # raises the model's own error
+    P = forcing_projection(model)
     T = x.shape[2] - 1
     xs = torch.as_tensor(x, dtype=model.dtype, device=model.device)[:, :, :T].transpose(1, 2)
     plan = masks if isinstance(masks, Plan) else make_plan(masks, dtype=xs.dtype,
