@@ -28,8 +28,10 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -38,7 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout
 
 from chaosrnn_utils.training import (  # noqa: E402
     ENGINES,
@@ -175,14 +178,20 @@ def bench_settings(arch: str, seq_len: int = SEQ_LEN) -> TrainSettings:
                    seq_len=seq_len)
 
 
+Predict = Callable[[nn.Module, Tensor, dict], tuple[Tensor, Tensor]]
+
+
 def engine_update_fn(arch: str, engine: str, data: Tensor, device: torch.device,
                      phases: dict[str, list[float]], sync: Callable[[], None], *,
                      members: list[MemberConfig] | None = None,
-                     seq_len: int = SEQ_LEN) -> Callable[[], None]:
+                     seq_len: int = SEQ_LEN, predict: Predict | None = None
+                     ) -> Callable[[], None]:
     """One ensemble update the way ``train`` does it (batch draw, masks, rollout, loss,
     backward, Adam) through ``engine``, without its per-member clipping and divergence
     bookkeeping; appends the forward / backward / optimiser times to ``phases``. Members:
-    the benchmark's 50 (10 τ × 5 seeds) unless given."""
+    the benchmark's 50 (10 τ × 5 seeds) unless given. ``predict(model, x, masks)``, if
+    given, replaces ``training_predictions`` (another revision's engine, see
+    :func:`fused_at`)."""
     members = sweep_members() if members is None else members
     settings = bench_settings(arch, seq_len)
     state = new_state(members, settings, data.shape[1], device=device)
@@ -196,7 +205,8 @@ def engine_update_fn(arch: str, engine: str, data: Tensor, device: torch.device,
                               for g in state.generators])
         masks = schedule_masks(members, T, 0, settings.epochs, state.generators)
         x = data[(starts[..., None] + offsets).to(device)]  # (E, B, T + 1, N)
-        pred, target = training_predictions(model, x, masks, engine)
+        pred, target = (training_predictions(model, x, masks, engine) if predict is None
+                        else predict(model, x, masks))
         loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))
         sync()
         t1 = time.perf_counter()
@@ -307,6 +317,108 @@ def profile_update(fn: Callable[[], None], device: torch.device, rows: int = 18)
         sort_by=key, row_limit=rows, max_name_column_width=32, max_shapes_column_width=46)
 
 
+# ----------------------------------------------------------------------------- engine revisions
+
+
+def fused_at(rev: str) -> types.ModuleType:
+    """The fused engine (``chaosrnn_utils/fused.py``) of git revision ``rev`` of this
+    checkout, loaded beside the current one as a module of the package (its relative imports
+    resolve to this checkout's modules), for side-by-side timing in one process."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:chaosrnn_utils/fused.py"],
+                         capture_output=True, text=True, check=True).stdout
+    name = "chaosrnn_utils._fused_at_" + "".join(c if c.isalnum() else "_" for c in rev)
+    mod = types.ModuleType(name)
+    mod.__package__, mod.__file__ = "chaosrnn_utils", f"{rev}:chaosrnn_utils/fused.py"
+    sys.modules[name] = mod
+    exec(compile(src, mod.__file__, "exec"), mod.__dict__)
+    return mod
+
+
+def fused_predict(mod: types.ModuleType) -> Predict:
+    """``training_predictions`` through the fused engine of module ``mod``."""
+    return lambda model, x, masks: (mod.fused_predictions(model, x, masks),
+                                    x[:, :, 1:].transpose(1, 2))
+
+
+def compare_engines(rev: str, archs: list[str], data: Tensor, reps: int,
+                    peak: float) -> None:
+    """The fused engine of revision ``rev`` against this checkout's, one thread, in one
+    process: per architecture one update function each, timed alternately (the order flips
+    every round) so that load from other processes hits both alike. Prints the median and
+    minimum wall time, and the minimum CPU time of this thread (``time.thread_time``: time
+    the thread was not running because other processes held the core does not count)."""
+    from chaosrnn_utils import fused
+
+    engines = {f"fused@{rev}": fused_predict(fused_at(rev)), "fused (this checkout)":
+               fused_predict(fused)}
+    steps = len(TAUS) * len(SEEDS) * BATCH * SEQ_LEN
+    cpu = torch.device("cpu")
+    print(f"Fused engine at {rev} against this checkout: {reps} alternating rounds per "
+          f"architecture, one thread (CPU s: this thread's CPU time; % of the "
+          f"{peak:.1f} GFLOP/s mm peak by CPU min)")
+    hdr = (f"   {'arch':<7}{'engine':<24}{'wall med':>9}{'wall min':>9}{'cpu min':>9}"
+           f"{'samp-steps/s':>14}{'% peak':>8}")
+    print(hdr)
+    print("   " + "-" * (len(hdr) - 3))
+    for arch in archs:
+        fns = {k: engine_update_fn(arch, "fused", data, cpu, {"fwd": [], "bwd": [], "opt": []},
+                                   lambda: None, predict=pr) for k, pr in engines.items()}
+        for fn in fns.values():
+            fn()
+        wall: dict[str, list[float]] = {k: [] for k in fns}
+        cpu_t: dict[str, list[float]] = {k: [] for k in fns}
+        for r in range(reps):
+            for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+                w0, c0 = time.perf_counter(), time.thread_time()
+                fns[k]()
+                cpu_t[k].append(time.thread_time() - c0)
+                wall[k].append(time.perf_counter() - w0)
+        f = flops_per_sample_step(arch)
+        for k in fns:
+            c = min(cpu_t[k])
+            print(f"   {arch:<7}{k:<24}{statistics.median(wall[k]):>9.4f}{min(wall[k]):>9.4f}"
+                  f"{c:>9.4f}{fmt_rate(steps / c):>14}{f * steps / c / 1e9 / peak:>8.1%}")
+        old, new = list(fns)
+        med = statistics.median(wall[old]) / statistics.median(wall[new])
+        print(f"   {arch:<7}{'speed-up':<24}{med:>8.2f}×{min(wall[old]) / min(wall[new]):>8.2f}×"
+              f"{min(cpu_t[old]) / min(cpu_t[new]):>8.2f}×")
+
+
+def thread_matmul_peak(n: int = 1024, reps: int = 7) -> float:
+    """Best float32 GFLOP/s of an n×n torch.mm by this thread's CPU time (load-robust)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.thread_time()
+        torch.mm(a, b)
+        best = min(best, time.thread_time() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def profile_ops(arch: str, data: Tensor, rows: int = 16) -> str:
+    """Per-operation profile of one fused-engine ensemble update (torch.profiler, grouped by
+    operation and input shapes, by self time), with the forward (batch draw, forcing, rollout,
+    loss), backward and Adam phases as their own rows."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    fn = engine_update_fn(arch, "fused", data, torch.device("cpu"),
+                          {"fwd": [], "bwd": [], "opt": []}, lambda: None)
+    fn()
+    phases: dict[str, list[float]] = {"fwd": [], "bwd": [], "opt": []}
+    fn2 = engine_update_fn(arch, "fused", data, torch.device("cpu"), phases, lambda: None)
+    fn2()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof, \
+            record_function(f"update {arch}"):
+        fn2()
+    table = prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=26,
+        max_shapes_column_width=56)
+    ph = {k: v[-1] for k, v in phases.items()}
+    return (f"{arch}: phases of the profiled update (wall s): forward {ph['fwd']:.4f}, "
+            f"backward {ph['bwd']:.4f}, Adam {ph['opt']:.4f}\n{table}")
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -322,7 +434,33 @@ def main(argv: list[str] | None = None) -> int:
                    help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--profile", action="store_true",
                    help="also print torch.profiler's top ops of one PLRNN ensemble update")
+    p.add_argument("--profile-ops", action="store_true",
+                   help="only: per-operation profile of one fused update per architecture "
+                        "(CPU), then stop")
+    p.add_argument("--compare", metavar="REV",
+                   help="only: the fused engine of git revision REV against this checkout's, "
+                        "interleaved in one process, one thread (CPU), then stop")
+    p.add_argument("--reps", type=int, default=15, help="rounds per architecture (--compare)")
+    p.add_argument("--archs", default=",".join(ARCHITECTURES),
+                   help="architectures for --compare / --profile-ops")
     args = p.parse_args(argv)
+    if args.compare or args.profile_ops:
+        torch.set_num_threads(1 if args.threads is None else args.threads)
+        data = torch.as_tensor(lorenz63(), dtype=torch.float32)
+        archs = args.archs.split(",")
+        load = os.getloadavg()
+        print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+              f"torch threads {torch.get_num_threads()}, load average at start "
+              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        if args.profile_ops:
+            for arch in archs:
+                print(profile_ops(arch, data))
+        if args.compare:
+            peak = thread_matmul_peak()
+            compare_engines(args.compare, archs, data, args.reps, peak)
+        load = os.getloadavg()
+        print(f"load average at end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        return 0
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -90,7 +90,8 @@ def test_fused_gradients_are_cut_at_forcing_steps(cell, arch):
     masks = schedule_masks([MemberConfig(tau=tau)], T, 0, 1, [torch.Generator()])
     plan = fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu"))
     y = torch.randn(1, T, 2, 3, dtype=torch.float64, requires_grad=True)
-    out = fused._FusedRollout.apply(y, model.B, plan, cell, *fused.cell_parameters(model))
+    out = fused._FusedRollout.apply(y, model.B, model.B, plan, cell,
+                                    *fused.cell_parameters(model))
     out[:, 2 * tau:].sum().backward()
     assert torch.all(y.grad[:, : 2 * tau] == 0)
     assert float(y.grad[:, 2 * tau].abs().sum()) > 0
@@ -163,3 +164,35 @@ def test_static_training_equals_the_default_path(arch, tmp_path):
     with pytest.raises(ValueError, match="static=True needs the fused engine"):
         train(data, members, dataclasses.replace(s, engine="autograd"), static=True,
               progress=False)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forcing_projection_equals_the_solved_coordinates(arch):
+    """B⁺x = x P with P = (BBᵀ)⁻¹B (what the engine uses) against y B with y = xᵀ(BBᵀ)⁻¹
+    solved for every input (:func:`fused.forcing_coordinates`, the Triton engine's input):
+    P against the pseudo-inverse, then predictions and ∂L/∂B of the two formulations."""
+    E, T, M = len(MEMBERS), 17, 8
+    model = make_model(arch, M, 3, n_models=E, seeds=list(range(E)), dtype=torch.float64)
+    x = torch.randn(E, 4, T + 1, 3, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(2))
+    P = fused.forcing_projection(model)
+    torch.testing.assert_close(P, torch.linalg.pinv(model.B).mT, rtol=1e-10, atol=1e-12)
+    masks = schedule_masks(MEMBERS, T, 3, 10, member_generators(MEMBERS))
+    plan = fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu"))
+    cell = {"plrnn": fused._PLRNNCell, "rnn": fused._TanhCell, "lstm": fused._LSTMCell}[arch]
+    outs, grads = [], []
+    for solved in (False, True):
+        model.zero_grad()
+        if solved:
+            xs, proj = fused.forcing_coordinates(model, x), model.B
+        else:
+            xs, proj = x[:, :, :T].transpose(1, 2), fused.forcing_projection(model)
+        out = fused._FusedRollout.apply(xs, model.B, proj, plan, cell,
+                                        *fused.cell_parameters(model))
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append(model.B.grad.clone())
+    # float64, T = 17: rounding gives ≈ (M + 3)·T·ε·cond(BBᵀ) ≈ 1e-12 at most; a wrong
+    # projection (a transposed P, a missing Gram inverse) gives O(1)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
