@@ -152,12 +152,13 @@ def test_slurm_sweep_with_a_preempted_task_equals_the_local_run(cluster, local, 
 
 def test_single_job_entry_point(env, local, tmp_path):
     """``--job NAME`` runs one job (as any scheduler would): its part holds the rows of the
-    local run; a finished job is not redone; an unknown job is one line, status 2."""
+    local run, its final parameters are kept beside it; a finished job is not redone; an unknown job is one line, status 2."""
     out = tmp_path / "out"
     spec_file = SweepSpec(**SPEC).to_json(tmp_path / "spec.json")
     assert pipeline.main(["sweep", str(spec_file), "--out", str(out), "--job", "plrnn-0",
                           "--device", "cpu"]) == 0
-    assert sorted(p.name for p in (out / "parts").iterdir()) == ["plrnn-0.csv"]
+    assert sorted(p.name for p in (out / "parts").iterdir()) == ["plrnn-0.csv",
+                                                                  "plrnn-0.models.pt"]
     part = pd.read_csv(out / "parts" / "plrnn-0.csv").drop(columns=["row_sha256", *DROP])
     ref = local[2].drop(columns=DROP)
     pd.testing.assert_frame_equal(part, ref[ref["member"].isin(part["member"])],
