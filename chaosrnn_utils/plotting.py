@@ -245,6 +245,16 @@ def draw_failed_range(ax: plt.Axes, threshold: float | None) -> bool:
     return True
 
 
+def mark_not_scorable(ax: plt.Axes, protocol: str, proxy: float, threshold: float) -> None:
+    """Say across ``ax`` that its data set is not scorable under ``protocol``: the data's own
+    other stretch, scored as a perfect model would be, reaches ``proxy`` against a failed range
+    from ``threshold`` (``experiments.sanity_check``), so no run here is a success or a failure."""
+    ax.text(0.5, 0.5, f"not scorable under the {protocol} protocol:\nthe data's own other "
+            f"stretch scores {proxy:.3g}\n(failed range ≥ {threshold:.3g})",
+            transform=ax.transAxes, ha="center", va="center", fontsize="small",
+            bbox=dict(boxstyle="round", facecolor="white", edgecolor="0.5", alpha=0.9))
+
+
 def failed_range_handle() -> mpl.lines.Line2D:
     """Legend entry of :func:`draw_failed_range` (each axis labels its own threshold)."""
     return mpl.lines.Line2D([], [], color=FAILED_COLOR, lw=1.2, ls=(0, (6, 2, 1, 2)),

@@ -125,3 +125,18 @@ def test_paper_ranges_are_the_papers_numbers():
     assert r["clipping (norm)"] == (7, 13) and r["truncated BPTT"] == (9.8, 12.3)
     assert r["annealed τ"] == pytest.approx((0.077 - 0.063, 0.077 + 0.063))
     assert "random τ" not in r
+
+
+def test_a_data_set_that_fails_the_sanity_rule_is_marked_not_scorable():
+    """Temperature under the held-out protocol: its own training part, scored against its test
+    part, lies in the failed range (committed references), so notebook 06 marks the panel
+    with the sanity proxy and the threshold of ``experiments.sanity_check``, not a verdict."""
+    check = ex.sanity_check(ex.dataset_references("temperature", "medium"), "D_stsp")
+    assert not check["passes"] and check["proxy"] > check["threshold"]
+    fig, ax = plt.subplots()
+    plotting.mark_not_scorable(ax, "held-out", check["proxy"], check["threshold"])
+    [text] = ax.texts
+    assert "not scorable under the held-out protocol" in text.get_text()
+    assert f"{check['proxy']:.3g}" in text.get_text()
+    assert f"{check['threshold']:.3g}" in text.get_text()
+    plt.close(fig)
