@@ -152,7 +152,8 @@ def test_slurm_sweep_with_a_preempted_task_equals_the_local_run(cluster, local, 
 
 def test_single_job_entry_point(env, local, tmp_path):
     """``--job NAME`` runs one job (as any scheduler would): its part holds the rows of the
-    local run, its final parameters are kept beside it; a finished job is not redone; an unknown job is one line, status 2."""
+    local run, its final parameters are kept beside it; a finished job is not redone; an
+    unknown job is one line, status 2."""
     out = tmp_path / "out"
     spec_file = SweepSpec(**SPEC).to_json(tmp_path / "spec.json")
     assert pipeline.main(["sweep", str(spec_file), "--out", str(out), "--job", "plrnn-0",
