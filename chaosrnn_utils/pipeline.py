@@ -423,8 +423,9 @@ def _retrain_hint(run: Run, profile: str) -> str:
 
 def _quick_main_job(runs: list[Run]) -> list[Run]:
     """The quick main job's runs (:data:`QUICK_TRAINED` train at quick, the others redraw
-    the best committed profile; Lorenz-63's other architectures too), each redraw with its
-    note."""
+    the best committed profile; for Lorenz-63's other architectures its whole committed
+    sweep, so that the redraw rewrites that profile's figure with the same content), each
+    redraw with its note."""
     out = []
     for run in runs:
         stem, params = run.notebook.stem, run.parameters
@@ -440,10 +441,9 @@ def _quick_main_job(runs: list[Run]) -> list[Run]:
             if stem == "06_tau_sweep" and best is not None:  # the architectures not trained
                 from .experiments import ARCHITECTURES, tau_sweep_spec
 
-                rest = [a for a in ARCHITECTURES
-                        if a not in tau_sweep_spec(params["dataset"]).architectures]
-                if rest:
-                    out.append(_redraw(run, best, {"architectures": rest}))
+                if set(ARCHITECTURES) - set(tau_sweep_spec(params["dataset"]).architectures):
+                    # the whole committed sweep: its figure is the profile's one, never a part
+                    out.append(_redraw(run, best))
             continue
         if best is None:  # nothing committed to redraw: train it at quick
             out.append(run._replace(parameters={**params, **MAIN_JOB.get(stem, {})}))
