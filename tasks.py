@@ -8,8 +8,9 @@
 ``test`` with arguments passes them to pytest and runs one pass only (e.g. one file); either
 way it fails, listing the paths, when the tests changed the git working tree (the notebooks
 write their figures and tables under ``build/`` except under ``reproduce``);
-``reproduce`` runs notebooks 01-05 in a second process beside the training notebooks
-(``--lanes 2``, unless given) and passes further arguments on, e.g. ``--profile paper``,
+``reproduce`` runs the notebooks and the sweep jobs as one pool of two processes
+(``--lanes 2``, unless given; longest chain first, after printing its plan with an estimate
+per part) and passes further arguments on, e.g. ``--profile paper``, ``--train-all``,
 ``--only 01`` or ``--bitwise`` (the same last bits on any x86-64 CPU, see
 ``chaosrnn_utils/bitwise.py``);
 ``python3 tasks.py fetch-data`` downloads and verifies the authors' data files (data/README.md);
@@ -184,7 +185,7 @@ def main(argv: list[str]) -> int:
             print(f"book built: open {(out / 'index.html').relative_to(ROOT)} in a browser")
         return code
     if argv[0] == "reproduce" and not any(a.startswith("--lanes") for a in argv):
-        # the notebooks that do not train run in a second process beside the training ones
+        # notebooks and sweep jobs share one pool of two processes
         argv = [*argv, "--lanes", "2"]
     if argv[0] in ("reproduce", "sweep", "train"):
         return subprocess.run([str(PY), "-m", "chaosrnn_utils", *argv], cwd=ROOT,
