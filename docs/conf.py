@@ -95,12 +95,15 @@ def _checks(rows: list[dict], strip: str = "") -> str:
 
 def _effect_table(rows: list[dict]) -> str:
     """Per data set and architecture, whether Fig. 2's τ effect holds (the comparison's
-    'τ effect' rows of notebook 06)."""
+    'τ effect' rows of notebook 06): yes, no, or not scorable (the data set fails the sanity
+    rule under the row's protocol, so no run of it can be called a success or a failure)."""
     cells: dict[str, dict[str, str]] = {}
     for r in rows:
         if r["notebook"] == "06" and ": τ effect" in r["quantity"]:
             d, arch = r["quantity"].split(":")[0].split()
-            cells.setdefault(d, {})[arch] = "yes" if r["reproduced"] == "holds" else "no"
+            cells.setdefault(d, {})[arch] = (
+                "yes" if r["reproduced"] == "holds"
+                else "not scorable" if "not scorable" in r.get("note", "") else "no")
     if not cells:
         return ""
     lines = ["| data set | RNN | PLRNN | LSTM |", "|---|---|---|---|"]
