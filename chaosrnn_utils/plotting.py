@@ -99,16 +99,29 @@ def plot_map_attractor(ax: plt.Axes, x: Array, *, title: str = "",
     return ax
 
 
+def drawn(values: Any, digits: int = 6) -> Array:
+    """``values`` rounded to ``digits`` significant digits, far finer than a figure shows: a
+    curve computed at redraw time (whose last bits differ from one CPU's instruction set to
+    another) then gives the same pixels on every machine."""
+    v = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(v))))
+        return np.where(np.isfinite(v) & (v != 0), np.round(v * scale) / scale, v)
+
+
 def plot_rosenstein(ax: plt.Axes, results: Sequence[RosensteinResult], *, title: str = "",
                     dt_label: str = "steps") -> plt.Axes:
     """Mean log divergence ⟨ln d(i)⟩ against i for each embedding dimension, with the fitted
-    line over its fit range and λ_max in the legend (the paper's empirical-data figure)."""
+    line over its fit range and λ_max in the legend (the paper's empirical-data figure); the
+    curves as :func:`drawn`, so the figure's pixels do not depend on the CPU."""
     palette = sns.color_palette("viridis", len(results))
     for r, c in zip(results, palette, strict=True):
         i = np.arange(r.divergence.size)
-        ax.plot(i, r.divergence, color=c, lw=1.2, label=f"m = {r.dim}: λ = {r.slope:.4f}")
+        ax.plot(i, drawn(r.divergence), color=c, lw=1.2,
+                label=f"m = {r.dim}: λ = {r.slope:.4f}")
         lo, hi = r.fit_range
-        ax.plot(i[lo : hi + 1], r.intercept + r.slope * i[lo : hi + 1], "--", color="k", lw=0.8)
+        ax.plot(i[lo : hi + 1], drawn(r.intercept + r.slope * i[lo : hi + 1]), "--", color="k",
+                lw=0.8)
     ax.set_xlabel(f"i ({dt_label})")
     ax.set_ylabel(r"$\langle \ln d_j(i) \rangle$")
     ax.set_title(title)

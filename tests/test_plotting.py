@@ -140,3 +140,16 @@ def test_a_data_set_that_fails_the_sanity_rule_is_marked_not_scorable():
     assert f"{check['proxy']:.3g}" in text.get_text()
     assert f"{check['threshold']:.3g}" in text.get_text()
     plt.close(fig)
+
+
+def test_drawn_values_keep_six_significant_digits_and_hide_the_last_bits():
+    """``plotting.drawn`` rounds to 6 significant digits (a relative 5e-6 at most), so two
+    curves that differ only in their last bits (as on two CPUs) draw the same values."""
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(1000) * 10.0 ** rng.integers(-5, 5, 1000)
+    d = plotting.drawn(v)
+    assert np.all(np.abs(d - v) <= 5e-6 * np.abs(v))
+    nudged = v * (1 + 4 * np.finfo(float).eps * rng.choice([-1, 1], v.size))
+    assert np.mean(plotting.drawn(nudged) == d) > 0.999
+    assert np.array_equal(plotting.drawn([0.0, np.inf, -np.inf]), [0.0, np.inf, -np.inf])
+    assert np.isnan(plotting.drawn([np.nan])[0])
