@@ -21,7 +21,6 @@ import argparse
 import ast
 import difflib
 import json
-import math
 import os
 import shutil
 import sys
@@ -32,7 +31,10 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
 from . import paths
+from .errors import USER_ERRORS, check_data_dir, error_line
 from .notebook import PROFILES, SUMMARY_DIR, SUMMARY_ENV
+from .validate import positive_int_arg, seconds_arg
+from .verdict import MATCH_RULES, _cells, _fmt, _match, _note, _protocol
 
 #: notebooks the main job runs once per value of one parameter (the committed copy holds the
 #: first value's run); executed copies are named ``<stem>_<value>.ipynb``
@@ -53,14 +55,6 @@ COMMITTED_INPUTS = {"06_tau_sweep": ("tau_sweep_{dataset}.csv",),
                                              "lorenz_lstm_attractors.pt"),
                     "08_empirical_data": ("tau_sweep_temperature.csv", "tau_sweep_eeg.csv"),
                     "09_ablations": ("ablations_lorenz.csv",)}
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def summary_dir(profile: str) -> Path:
@@ -90,92 +84,6 @@ def summary_table(folder: Path | None = None, profile: str = "quick") -> str:
     return "\n".join(lines)
 
 
-#: the comparison's rules, printed under the table (:func:`comparison_markdown`) and applied
-#: by :func:`_match`
-MATCH_RULES = (
-    "match: **yes** when ours is within 25 % of the paper's number (|ours − paper| ≤ "
-    "0.25·|paper|, no other slack) or meets the row's own stated rule (in its note); a sign "
-    "claim (< 0, > 0) is checked; **asserted**: a qualitative claim its notebook asserts. "
-    "Scores (lower is better) carry a failed range, at or above the row's threshold "
-    "(`experiments.failure_threshold`): a row where one side failed and the other did not is "
-    "**no**, whatever the relative difference; where both failed it is **both failed**. A "
-    "best-τ row can match only when our best cell is a success (most runs scored, score "
-    "below the threshold). convention: the metric convention of the numbers (authors: the "
-    "paper's evaluation code; ours: box at the data mean, plain spectra). protocol: what our "
-    "number is scored against (heldout: the free run from the test split's first point "
-    "against the last 20 % of the series, unseen in training; paper: against the whole "
-    "series, as the paper's numbers are; docs/paper-notes.md § Protocols)."
-)
-
-
-def _number(v: Any) -> float | None:
-    """A number from a summary value: itself, the lower end of a range text such as
-    ``"10–12"``, else None."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int | float):
-        return float(v)
-    if isinstance(v, str):
-        head = v.replace("−", "-").split("–")[0].split("±")[0].strip()
-        try:
-            return float(head)
-        except ValueError:
-            return None
-    return None
-
-
-def _failed(value: Any, threshold: float) -> bool | None:
-    """Whether a score lies in the failed range (≥ threshold, or not a finite number: NaN is
-    a failure); None when the value is a claim without a number."""
-    x = _number(value)
-    if x is None:
-        return None
-    return not (math.isfinite(x) and x < threshold)
-
-
-def _match(row: dict[str, Any]) -> str:
-    """yes / no / both failed / asserted / – for one summary row (rules: :data:`MATCH_RULES`).
-
-    Optional keys: ``failed_above`` (the failed-range threshold of our score, in the row's
-    convention), ``paper_failed_above`` (the same for the paper's value, default
-    ``failed_above``), ``score`` (our score behind a row whose ``reproduced`` is not itself a
-    score, e.g. the D_stsp of our best-τ cell; NaN when no cell was mostly scored), ``match``
-    (the notebook's own stated rule, used only where neither side failed)."""
-    paper, ours = row["paper"], row["reproduced"]
-    if paper is None or paper == "not in paper":
-        return "–"
-    threshold = row.get("failed_above")
-    if threshold is not None:
-        ours_score = row["score"] if "score" in row else ours
-        ours_failed = _failed(ours_score, float(threshold))
-        if "score" in row:  # a best-τ row: only our side has a score
-            if ours_failed is not False:
-                return "no"
-        else:
-            paper_failed = _failed(paper, float(row.get("paper_failed_above", threshold)))
-            if paper_failed is not None and ours_failed is not None:
-                if paper_failed and ours_failed:
-                    return "both failed"
-                if paper_failed != ours_failed:
-                    return "no"
-    if "match" in row and row["match"] is not None:
-        return "yes" if row["match"] else "no"
-    if isinstance(paper, int | float) and isinstance(ours, int | float):
-        return "yes" if abs(ours - paper) <= 0.25 * abs(paper) else "no"
-    if paper in ("< 0", "> 0") and isinstance(ours, int | float):
-        return "yes" if (ours < 0) == (paper == "< 0") else "no"
-    return "asserted"
-
-
-def _protocol(row: dict[str, Any]) -> str:
-    """The evaluation protocol of a summary row's number: its own ``protocol`` key, else
-    ``heldout`` for a score (a row with a metric convention: the sweeps scored every
-    committed table under the held-out protocol), "–" for anything else."""
-    if row.get("protocol"):
-        return str(row["protocol"])
-    return "heldout" if row.get("convention", "–") not in ("–", None) else "–"
-
-
 def comparison_rows(profile: str, folder: Path | None = None) -> list[dict[str, Any]]:
     """The summary rows recorded at ``profile`` (in ``folder``, default :func:`summary_dir`),
     each with ``notebook``, ``protocol`` (:func:`_protocol`), ``match`` (:func:`_match`) and
@@ -191,10 +99,6 @@ def comparison_rows(profile: str, folder: Path | None = None) -> list[dict[str, 
     return out
 
 
-def _cells(cells: Sequence[Any]) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-
 def comparison_markdown(profile: str, folder: Path | None = None) -> str:
     """The paper-vs-ours table (markdown) of the summary rows recorded by a run of the
     notebooks (:func:`comparison_rows`): quantity, the paper's value or claim, ours, the
@@ -208,20 +112,6 @@ def comparison_markdown(profile: str, folder: Path | None = None) -> str:
                              _fmt(r["reproduced"]), r["convention"], r["protocol"],
                              r["profile"], r["match"], r["note"]]))
     return "\n".join(lines) + "\n\n" + MATCH_RULES + "\n"
-
-
-def _note(row: dict[str, Any]) -> str:
-    """The row's note, with its failed-range threshold when it has one and where its numbers
-    come from (``source``, :func:`~chaosrnn_utils.experiments.provenance`)."""
-    note = str(row.get("note", ""))
-    if row.get("failed_above") is not None:
-        extra = f"failed range ≥ {float(row['failed_above']):.3g}"
-        if row.get("paper_failed_above") is not None:
-            extra += f" (paper's convention: ≥ {float(row['paper_failed_above']):.3g})"
-        note = f"{note}; {extra}" if note else extra
-    if row.get("source"):
-        note = f"{note}; numbers: {row['source']}" if note else f"numbers: {row['source']}"
-    return note
 
 
 README_START, README_END = "<!-- comparison:start -->", "<!-- comparison:end -->"
@@ -634,33 +524,6 @@ def refresh_notebook(notebook: Path) -> None:
 
 # -------------------------------------------------------------------- command line
 
-#: what a command's input checks raise for bad input (json.JSONDecodeError is a ValueError;
-#: PermissionError, FileNotFoundError, IsADirectoryError, … are OSErrors): caught at the
-#: command line while the inputs are checked, before any notebook or training runs, and
-#: reported as one line with exit status 2. Anything raised later keeps its traceback.
-USER_ERRORS = (ValueError, KeyError, OSError)
-
-
-def error_line(command: str, err: BaseException) -> str:
-    """``chaosrnn <command>: error: <message>`` on one line."""
-    if isinstance(err, KeyError) and err.args:
-        message = str(err.args[0])
-    elif isinstance(err, OSError) and err.strerror and err.filename is not None:
-        message = f"{err.filename}: {err.strerror}"
-    else:
-        message = str(err) or type(err).__name__
-    return f"chaosrnn {command}: error: {' '.join(message.split())}"
-
-
-def check_data_dir() -> None:
-    """Refuse a ``$CHAOSRNN_DATA_DIR`` that is not a folder (the loader would fall back to the
-    other folders without a word)."""
-    env = os.environ.get("CHAOSRNN_DATA_DIR")
-    if env and not Path(env).is_dir():
-        raise NotADirectoryError(f"CHAOSRNN_DATA_DIR={env} is not a folder: unset it or point "
-                                 "it at the folder of the authors' data files (data/README.md)")
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line, ``chaosrnn <command>: error: …``."""
 
@@ -705,7 +568,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      "(default: each notebook's own)")
     rep.add_argument("--only", nargs="+", help="notebook name prefixes, e.g. 01 03")
     rep.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
-    rep.add_argument("--lanes", type=sweeps.positive_int_arg, default=1,
+    rep.add_argument("--lanes", type=positive_int_arg, default=1,
                      help="with 2 or more, every notebook and every sweep job is a part of "
                      "one pool of that many processes, the longest critical path first "
                      "(`tasks.py reproduce` uses 2); 1: the notebooks one after another")
@@ -730,7 +593,7 @@ def _build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--bitwise", action="store_true", help=_BITWISE_HELP)
     gpu = sub.add_parser("gpu-run", help="one budgeted device window of the paper profile "
                          "(exit status 3: sweeps left for another window; 1: self-check failed)")
-    gpu.add_argument("--budget-s", type=sweeps.seconds_arg, required=True,
+    gpu.add_argument("--budget-s", type=seconds_arg, required=True,
                      help="seconds for the whole window (self-check and packing included)")
     gpu.add_argument("--state", required=True, help="committed state folder (archives)")
     gpu.add_argument("--out", required=True, help="folder for the files to bring back")
@@ -744,7 +607,7 @@ def _build_parser() -> argparse.ArgumentParser:
     win = sub.add_parser("gpu-window", help="one whole device window in a budget: self-check "
                          "(no training on a failure), benchmark, training, packing (at most 8 "
                          "files under --out; exit status as gpu-run)")
-    win.add_argument("--budget-s", type=sweeps.seconds_arg, required=True,
+    win.add_argument("--budget-s", type=seconds_arg, required=True,
                      help="seconds for the whole window")
     win.add_argument("--state", default="data/results/paper/state",
                      help="committed state folder (archives)")
@@ -761,8 +624,8 @@ def _build_parser() -> argparse.ArgumentParser:
     trn = sub.add_parser("train", help="train every sweep of a profile (resumable, in "
                          "time-limited chunks whose finished parts are committed)")
     trn.add_argument("--profile", default="medium", choices=("quick", "medium", "paper"))
-    trn.add_argument("--time-limit", type=sweeps.seconds_arg, help="seconds for this call")
-    trn.add_argument("--workers", type=sweeps.positive_int_arg, default=2)
+    trn.add_argument("--time-limit", type=seconds_arg, help="seconds for this call")
+    trn.add_argument("--workers", type=positive_int_arg, default=2)
     trn.add_argument("--only", nargs="+", help="sweep names, e.g. tau_sweep_lorenz")
     trn.add_argument("--fresh", action="store_true", help="ignore the committed parts "
                      "(train everything here) and leave them as they are")

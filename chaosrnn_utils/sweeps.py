@@ -52,7 +52,6 @@ import hashlib
 import io
 import itertools
 import json
-import math
 import multiprocessing
 import os
 import shutil
@@ -78,9 +77,11 @@ from tqdm import tqdm
 
 from . import data as data_mod
 from . import fused, metrics, paths, training
+from .errors import USER_ERRORS, check_data_dir, error_line
 from .forcing import MemberConfig
-from .models import MODELS, check_positive_int
+from .models import MODELS
 from .training import TrainSettings
+from .validate import check_positive_int, positive_int_arg, seconds_arg
 
 __all__ = ["SlurmOptions", "SweepSpec", "load_sweep_data", "run_job", "run_sweep",
            "spec_from_args", "sweep_inputs", "sweep_jobs", "sweep_main", "worker_devices"]
@@ -1297,28 +1298,6 @@ def check_spec_types(spec: SweepSpec) -> SweepSpec:
     return spec
 
 
-def positive_int_arg(text: str) -> int:
-    """argparse type: a positive integer (one-line error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def seconds_arg(text: str) -> float:
-    """argparse type: a positive, finite number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``sweep`` command's flags (:func:`spec_from_args` and :func:`sweep_main` read
     them)."""
@@ -1427,7 +1406,6 @@ def sweep_main(args: argparse.Namespace) -> int:
     """Run ``chaosrnn sweep``; 0 when complete, :data:`EXIT_INCOMPLETE` after a time limit,
     2 with one line on stderr for bad input (found before any training; errors during
     training are bugs and keep their traceback)."""
-    from .pipeline import USER_ERRORS, check_data_dir, error_line
 
     job = getattr(args, "job", None)
     executor = getattr(args, "executor", "local")
