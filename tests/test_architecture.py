@@ -9,6 +9,8 @@ the façade that re-exports the public names) are left out: it sits above every 
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import chaosrnn_utils
@@ -89,3 +91,45 @@ def test_the_graph_sees_lazy_imports():
 def test_no_import_circle_among_the_modules():
     circle = find_circle(import_graph())
     assert circle is None, "import circle: " + " → ".join(circle or [])
+
+
+PAGE = ROOT / "docs" / "architecture.md"
+_HEAD = re.compile(r"^- `([\w.]+)`", re.M)
+_DOTTED = re.compile(r"`([A-Za-z_]\w*(?:\.\w+)+)`")
+
+
+def test_the_architecture_page_names_every_module_and_only_modules():
+    """docs/architecture.md has one bullet per module (its name first): every module of the
+    package is there, and every bullet names a module that exists."""
+    text = PAGE.read_text(encoding="utf-8")
+    named = {f"{NAME}.{m}" for m in _HEAD.findall(text)}
+    have = set(modules()) - {NAME}
+    assert not named - have, f"the page names modules that do not exist: {named - have}"
+    assert not have - named, f"modules missing from the page: {have - named}"
+
+
+def test_the_architecture_page_names_functions_that_exist():
+    """Every ``module.name`` the page cites (a module of the package, then an attribute)
+    exists, so the paths it walks through stay true."""
+    text = PAGE.read_text(encoding="utf-8")
+    mods = {m.removeprefix(f"{NAME}.") for m in modules()}
+    cited = 0
+    for token in _DOTTED.findall(text):
+        if re.search(r"\.(json|csv|md|py|pt|gz|txt)$", token):
+            continue  # a file such as paper.json
+        parts = token.split(".")
+        k = max((i for i in range(1, len(parts)) if ".".join(parts[:i]) in mods), default=0)
+        if not k:
+            continue  # not a module's attribute
+        module = importlib.import_module(f"{NAME}.{'.'.join(parts[:k])}")
+        obj = module
+        for attr in parts[k:]:
+            assert hasattr(obj, attr), f"docs/architecture.md cites {token}: no {attr}"
+            obj = getattr(obj, attr)
+        cited += 1
+    assert cited >= 20
+
+
+def test_the_architecture_page_is_in_the_book():
+    index = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    assert re.search(r"^architecture$", index, re.M)
