@@ -55,10 +55,14 @@ _BITWISE_HELP = ("the same last bits on any x86-64 CPU (portable kernels, slower
                  "see chaosrnn_utils.bitwise)")
 
 
+#: the command line's one-line description (``--help``)
+DESCRIPTION = "The runner: the command line, papermill, and the summary and comparison tables."
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from . import sweeps
 
-    parser = _Parser(prog="chaosrnn", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="chaosrnn", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the notebooks with papermill, print the summary")
     rep.add_argument("--profile", default="quick", choices=PROFILES)
