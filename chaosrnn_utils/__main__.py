@@ -1,7 +1,7 @@
-"""``python -m chaosrnn_utils reproduce|summary``: see :mod:`chaosrnn_utils.pipeline`."""
+"""``python -m chaosrnn_utils reproduce|summary``: see :mod:`chaosrnn_utils.cli`."""
 
 import sys
 
-from .pipeline import main
+from .cli import main
 
 sys.exit(main())

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .models import check_positive_int
+from .validate import check_positive_int
 
 MODES = ("sparse", "teacher", "bptt", "tbptt", "window", "gtf")
 

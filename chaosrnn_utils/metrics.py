@@ -25,7 +25,8 @@ from scipy.special import logsumexp
 
 from .data import check_series
 from .jacobians import rnn_lyapunov_spectrum
-from .models import EnsembleRNN, check_positive_int
+from .models import EnsembleRNN
+from .validate import check_positive_int
 
 __all__ = [
     "GMM_LAYOUTS",

@@ -29,6 +29,8 @@ from typing import Any, ClassVar, Self
 import torch
 from torch import Tensor, nn
 
+from .validate import check_positive_int
+
 __all__ = [
     "MODELS",
     "DendPLRNN",
@@ -47,20 +49,6 @@ __all__ = [
 #: paper's: every PLRNN weight, the diagonal A included, ~ U(±1/√M)); other parameters and
 #: models have one scheme
 INITS = ("ours", "authors")
-
-
-def check_positive_int(value: Any, name: str) -> int:
-    """``value`` as an int when it is an integer n ≥ 1 (a Python or numpy integer; not a bool,
-    not a float such as 3.0); ValueError naming ``name`` otherwise. The package's one check of
-    a count or a size (models, training settings, metrics, sweeps, intervals in forcing)."""
-    if not isinstance(value, bool):
-        try:
-            n = operator.index(value)  # numpy's bool has no __index__
-        except TypeError:
-            n = 0
-        if n >= 1:
-            return n
-    raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _uniform(g: torch.Generator, shape: Sequence[int], lo: float, hi: float) -> Tensor:

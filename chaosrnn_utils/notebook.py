@@ -127,7 +127,7 @@ def checks_table(rows: Sequence[dict[str, Any]]) -> Any:
     numbers with 4 significant digits, never ``None``/``False``/``inf``."""
     import pandas as pd
 
-    from .pipeline import _fmt, _match, _note
+    from .verdict import _fmt, _match, _note
 
     def cell(v: Any) -> str:
         v = plain(v)

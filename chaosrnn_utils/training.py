@@ -46,7 +46,8 @@ from .forcing import (
     schedule_masks,
 )
 from .jacobians import member_norms
-from .models import EnsembleRNN, check_positive_int, make_model
+from .models import EnsembleRNN, make_model
+from .validate import check_positive_int
 
 ENGINES = ("fused", "autograd")
 

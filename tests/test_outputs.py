@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from chaosrnn_utils import paths, pipeline, plotting
+from chaosrnn_utils import cli, comparison, paths, pipeline, plotting, runner
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -104,17 +104,17 @@ def test_reproduce_publishes_and_nothing_else_does(tmp_path, monkeypatch):
     environment); ``refresh`` and the caller after the run do not."""
     seen = []
     monkeypatch.setattr(paths, "BUILD_DIR", tmp_path / "build")
-    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "build" / "summary")
+    monkeypatch.setattr(comparison, "SUMMARY_DIR", tmp_path / "build" / "summary")
     monkeypatch.delenv(paths.PUBLISH_ENV, raising=False)
 
     def fake_execute(notebook, output, parameters=None):
         seen.append((notebook.stem, os.environ.get(paths.PUBLISH_ENV)))
 
-    monkeypatch.setattr(pipeline, "_execute", fake_execute)
+    monkeypatch.setattr(runner, "_execute", fake_execute)
     assert pipeline.main(["reproduce", "--only", "02", "--seed", "1"]) == 0
     assert seen == [("02_theorem_fixed_points_and_cycles", "1")]
     assert paths.PUBLISH_ENV not in os.environ
-    monkeypatch.setattr(pipeline, "refresh_notebook",
+    monkeypatch.setattr(cli, "refresh_notebook",
                         lambda nb: seen.append((nb.stem, os.environ.get(paths.PUBLISH_ENV))))
     assert pipeline.main(["refresh", "--only", "02"]) == 0
     assert seen[-1] == ("02_theorem_fixed_points_and_cycles", None)

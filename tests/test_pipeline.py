@@ -12,7 +12,8 @@ import numpy as np
 import papermill
 import pytest
 
-from chaosrnn_utils import notebook, paths, pipeline
+from chaosrnn_utils import cli as command_line
+from chaosrnn_utils import comparison, notebook, paths, pipeline
 from chaosrnn_utils.notebook import select_profile
 from chaosrnn_utils.pipeline import check_parameters, notebooks
 
@@ -116,9 +117,9 @@ def test_main_job_runs_the_tau_sweep_per_available_data_set(monkeypatch, tmp_pat
     from chaosrnn_utils import experiments, sweeps
 
     calls = []
-    monkeypatch.setattr(pipeline, "run_notebook",
+    monkeypatch.setattr(command_line, "run_notebook",
                         lambda nb, params, out, name=None: calls.append((nb.stem, params, name)))
-    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path)
+    monkeypatch.setattr(comparison, "SUMMARY_DIR", tmp_path)
     monkeypatch.setattr(sweeps, "calibrate", lambda: 1.0)
     monkeypatch.setattr(experiments, "dataset_available", lambda name: name != "eeg")
     assert pipeline.main(["reproduce", "--only", "06", "--train-all"]) == 0
@@ -217,10 +218,10 @@ def runs(monkeypatch, tmp_path):
     """The notebook runs of ``reproduce`` recorded instead of executed (summary and README in
     tmp_path)."""
     calls = []
-    monkeypatch.setattr(pipeline, "run_notebook",
+    monkeypatch.setattr(command_line, "run_notebook",
                         lambda nb, params, out, name=None: calls.append((nb.stem, params, name)))
-    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
-    monkeypatch.setattr(pipeline, "write_comparison", lambda profile: tmp_path / "cmp.md")
+    monkeypatch.setattr(comparison, "SUMMARY_DIR", tmp_path / "summary")
+    monkeypatch.setattr(command_line, "write_comparison", lambda profile: tmp_path / "cmp.md")
     from chaosrnn_utils import sweeps
 
     monkeypatch.setattr(sweeps, "calibrate", lambda: 1.0)
@@ -292,7 +293,7 @@ def test_committed_redraws_skip_what_is_not_committed(runs, monkeypatch, tmp_pat
 def test_a_failed_partial_run_keeps_every_summary(monkeypatch, tmp_path):
     """Each notebook records into a staging folder; only a run that succeeds replaces its
     own entries, so a failed ``--only 02`` leaves the last good summary of every notebook."""
-    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    monkeypatch.setattr(comparison, "SUMMARY_DIR", tmp_path / "summary")
     summary = tmp_path / "summary" / "quick"
     summary.mkdir(parents=True)
     old = {f"{nb.stem}.json": json.dumps([dict(quantity=nb.stem, paper=1, reproduced=1)])
@@ -306,7 +307,7 @@ def test_a_failed_partial_run_keeps_every_summary(monkeypatch, tmp_path):
         if fail:
             raise RuntimeError("kernel died")
 
-    monkeypatch.setattr(pipeline, "run_notebook", run)
+    monkeypatch.setattr(command_line, "run_notebook", run)
     with pytest.raises(RuntimeError, match="kernel died"):
         pipeline.main(["reproduce", "--only", "02"])
     assert {f.name: f.read_text() for f in summary.iterdir()} == old  # no staging folder left
@@ -436,10 +437,10 @@ def bad_inputs(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("a notebook or a training started")
 
-    for target, name in [(pipeline, "run_notebook"), (pipeline, "refresh_notebook"),
+    for target, name in [(command_line, "run_notebook"), (command_line, "refresh_notebook"),
                          (sweeps, "run_sweep")]:
         monkeypatch.setattr(target, name, fail)
-    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    monkeypatch.setattr(comparison, "SUMMARY_DIR", tmp_path / "summary")
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.delenv("CHAOSRNN_DATA_DIR", raising=False)
     rng = np.random.default_rng(0)
@@ -613,7 +614,7 @@ def test_the_pool_runs_sweep_jobs_and_notebooks_in_dependency_order(monkeypatch,
 
     monkeypatch.setenv("CHAOSRNN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(pipeline, "SUMMARY_DIR", tmp_path / "summary")
+    monkeypatch.setattr(comparison, "SUMMARY_DIR", tmp_path / "summary")
     spec = SweepSpec(name="tiny", dataset="lorenz", n_data=3000, architectures=["rnn"],
                      grid={"tau": [5, 10], "seed": [0]}, n_generate=1000, split=2,
                      settings=dict(latent_dim=6, seq_len=20, batch_size=4, batches_per_epoch=2,
