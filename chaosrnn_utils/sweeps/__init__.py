@@ -47,6 +47,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -146,6 +148,17 @@ def pending_jobs(spec: SweepSpec, out_dir: str | Path) -> tuple[dict[str, str],
     (:func:`_run_job` in a pool of its own) and then calls :func:`run_sweep` for the table."""
     spec.validate()
     out_dir = Path(out_dir)
+    with _claimed(spec, out_dir) as inputs:
+        jobs = sweep_jobs(spec)
+        finished = _finished_parts(spec, out_dir, inputs, jobs)
+    return inputs, [j for j in jobs if j[0] not in finished]
+
+
+@contextmanager
+def _claimed(spec: SweepSpec, out_dir: Path) -> Iterator[dict[str, str]]:
+    """Check the spec's data (:func:`load_sweep_data`), then hold ``out_dir``'s lock with its
+    ``spec.json`` claimed for ``spec`` (:func:`_claim_out_dir`) and stale temporaries
+    removed; yields the sweep's inputs (:func:`sweep_inputs`)."""
     x_train, x_test = load_sweep_data(spec)
     _check_data_fits(spec, x_train, x_test)
     inputs = sweep_inputs(spec, x_train, x_test)
@@ -154,9 +167,7 @@ def pending_jobs(spec: SweepSpec, out_dir: str | Path) -> tuple[dict[str, str],
         if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
             _note(note)
         _remove_stale_temporaries(out_dir)
-        jobs = sweep_jobs(spec)
-        finished = _finished_parts(spec, out_dir, inputs, jobs)
-    return inputs, [j for j in jobs if j[0] not in finished]
+        yield inputs
 
 
 def run_sweep(
@@ -209,14 +220,7 @@ def run_sweep(
     if executor == "slurm":
         slurm = (slurm or SlurmOptions()).validate()
     out_dir = Path(out_dir)
-    x_train, x_test = load_sweep_data(spec)
-    _check_data_fits(spec, x_train, x_test)
-    inputs = sweep_inputs(spec, x_train, x_test)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(out_dir):
-        if (note := _claim_out_dir(spec, out_dir, inputs)) is not None:
-            _note(note)
-        _remove_stale_temporaries(out_dir)
+    with _claimed(spec, out_dir) as inputs:
         if executor == "slurm":
             return _run_slurm(spec, out_dir, inputs, device, slurm, progress, static,
                               eval_device)
