@@ -155,7 +155,8 @@ def staged_summary(profile: str = "quick", target: Path | None = None) -> Iterat
 def refresh_notebook(notebook: Path) -> None:
     """Re-execute a paired notebook with its default parameters (the ``quick`` profile) and
     store the outputs in the committed ``.ipynb``, without papermill's metadata, so that
-    nbval validates the current code. The ``.py`` source is not touched."""
+    nbval validates the current code. The ``.py`` source is not touched, and cells keep no
+    empty tag list, so the pair stays in sync."""
     import nbformat
     from nbstripout import strip_output
 
@@ -166,4 +167,7 @@ def refresh_notebook(notebook: Path) -> None:
     nb = strip_output(nb, keep_output=True, keep_count=True, keep_id=True,
                       extra_keys=["metadata.papermill", "cell.metadata.papermill",
                                   "cell.metadata.execution"])
+    for cell in nb.cells:  # papermill leaves "tags": [] on every cell: jupytext would pair it
+        if cell.metadata.get("tags") == []:  # into the .py as "tags=[]"
+            del cell.metadata["tags"]
     nbformat.write(nb, notebook)
