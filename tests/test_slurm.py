@@ -185,3 +185,35 @@ def test_a_job_another_process_runs_is_left_alone(env, tmp_path, capsys):
         assert not run_job(spec, out, "plrnn-1", progress=False)
     assert "plrnn-1: being run by another process (pid" in capsys.readouterr().out
     assert not (out / "parts" / "plrnn-1.csv").exists()
+
+
+def test_a_requeued_job_waits_for_its_predecessor_to_let_go(env, local, tmp_path, capsys):
+    """A requeued SLURM task can start while its preempted predecessor is still exiting, and
+    another run may look at the job's lock for an instant: a job run with ``lock_wait_s``
+    waits for the lock and runs (the local run's rows); without it, it skips the job."""
+    import threading
+
+    out = tmp_path / "out"
+    spec = SweepSpec(**SPEC)
+    held, release = threading.Event(), threading.Event()
+
+    def predecessor() -> None:
+        with sweeps._locked(out, "checkpoints/plrnn-0.lock"):
+            held.set()
+            release.wait(60)
+
+    t = threading.Thread(target=predecessor)
+    t.start()
+    try:
+        assert held.wait(60)
+        assert not run_job(spec, out, "plrnn-0", progress=False)  # no wait: skipped
+        assert "plrnn-0: being run by another process (pid" in capsys.readouterr().out
+        threading.Timer(1.0, release.set).start()
+        assert run_job(spec, out, "plrnn-0", progress=False, lock_wait_s=60)
+    finally:
+        release.set()
+        t.join()
+    part = pd.read_csv(out / "parts" / "plrnn-0.csv").drop(columns=["row_sha256", *DROP])
+    ref = local[2].drop(columns=DROP)
+    pd.testing.assert_frame_equal(part, ref[ref["member"].isin(part["member"])],
+                                  check_exact=True)

@@ -82,6 +82,7 @@ from .evaluate import (  # noqa: F401  (re-exported: sweeps.X keeps working)
 )
 from .local import (  # noqa: F401  (re-exported: sweeps.X keeps working)
     _PR_SET_PDEATHSIG,
+    REQUEUE_LOCK_WAIT_S,
     _run_job,
     _run_jobs,
     _train_job,
@@ -261,7 +262,8 @@ def sweep_main(args: argparse.Namespace) -> int:
         return 2
     try:
         if job is not None:
-            return 0 if run_job(spec, args.out, job, device=args.device) else EXIT_INCOMPLETE
+            return 0 if run_job(spec, args.out, job, device=args.device,
+                                lock_wait_s=REQUEUE_LOCK_WAIT_S) else EXIT_INCOMPLETE
         on = {} if executor == "local" else dict(executor=executor, slurm=slurm)
         df = run_sweep(spec, args.out, device=args.device, time_limit=args.time_limit,
                        workers=args.workers, **on)

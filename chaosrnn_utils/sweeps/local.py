@@ -97,7 +97,8 @@ def _watch_parent(parent: int, every: float = 1.0) -> None:
 def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index: range,
              device: str | None, deadline: float | None, progress: bool,
              inputs: dict[str, str], threads: int | None = None, static: bool = False,
-             eval_device: str | None = None) -> tuple[str, bool, str, list[str]]:
+             eval_device: str | None = None,
+             lock_wait_s: float = 0.0) -> tuple[str, bool, str, list[str]]:
     """Train (or resume) and evaluate one job; returns (job, finished, message, notes: lines
     on repairs made). Runs in the calling process or in a worker (``threads``: torch threads
     there). ``deadline``: a ``training.clock()`` reading after which training stops at the end
@@ -105,10 +106,13 @@ def _run_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, index
     ``static``: ``train(static=True)`` (one CUDA graph per update on a GPU) where the
     architecture has a fused engine. ``eval_device``: where the finished ensemble is
     evaluated (None: where it trained). Holds the job's lock (``checkpoints/<job>.lock``): a
-    job another process is running (a SLURM task, a ``--job`` run) is skipped, saying so."""
+    job another process is running (a SLURM task, a ``--job`` run) is skipped, saying so,
+    if its lock is still held after ``lock_wait_s`` seconds (a requeued job waits for its
+    preempted predecessor to exit, and outlasts another run's brief look at the lock)."""
     with ExitStack() as stack:
         try:
-            stack.enter_context(_locked(Path(out_dir), f"checkpoints/{job}.lock"))
+            stack.enter_context(_locked(Path(out_dir), f"checkpoints/{job}.lock",
+                                        wait_s=lock_wait_s))
         except SweepInUse as err:
             holder = str(err).split("(", 1)[-1].split(";", 1)[0]
             return job, False, (f"[{spec_dict.get('name')}] {job}: being run by another "
@@ -231,14 +235,22 @@ def _run_jobs(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
     return _table(spec, out_dir, inputs, say)
 
 
+#: how long a job run by a scheduler (a SLURM task, ``--job``) waits for its lock: a requeued
+#: job can start while its preempted predecessor is still exiting (submitit ignores SIGTERM
+#: while it checkpoints)
+REQUEUE_LOCK_WAIT_S = 300.0
+
+
 def run_job(spec: SweepSpec, out_dir: str | Path, job: str, *,
             device: torch.device | str | None = None, progress: bool = True,
-            static: bool = False, eval_device: str | None = None) -> bool:
+            static: bool = False, eval_device: str | None = None,
+            lock_wait_s: float = 0.0) -> bool:
     """Train (or resume) and evaluate the single job ``job`` (a name of :func:`sweep_jobs`)
     into ``out_dir``, for any scheduler: it holds only that job's lock
-    (``checkpoints/<job>.lock``, see :func:`_run_job`), so jobs of one sweep run side by side;
-    the plain sweep command afterwards finds their parts. ``static``, ``eval_device``: as in
-    :func:`run_sweep`. Returns whether the job is finished."""
+    (``checkpoints/<job>.lock``, see :func:`_run_job`; waiting up to ``lock_wait_s`` seconds
+    for it), so jobs of one sweep run side by side; the plain sweep command afterwards finds
+    their parts. ``static``, ``eval_device``: as in :func:`run_sweep`. Returns whether the
+    job is finished."""
     spec.validate()
     out_dir = Path(out_dir)
     names = {name: (arch, index) for name, arch, index in sweep_jobs(spec)}
@@ -264,7 +276,7 @@ def run_job(spec: SweepSpec, out_dir: str | Path, job: str, *,
     dev = None if device is None else str(device)
     _, done, message, notes = _run_job(spec.to_dict(), str(out_dir), job, arch, index, dev,
                                        None, progress, inputs, static=static,
-                                       eval_device=eval_device)
+                                       eval_device=eval_device, lock_wait_s=lock_wait_s)
     for line in notes:
         _note(line)
     print(message, flush=True)

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from ..validate import check_positive_int
-from .local import run_job
+from .local import REQUEUE_LOCK_WAIT_S, run_job
 from .spec import SweepSpec, _atomic_write_text, sweep_jobs
 from .store import _finished_parts, _note, _table
 
@@ -69,7 +69,8 @@ def _slurm_task_class() -> type:
                          eval_device: str | None = None) -> bool:
                 torch.set_num_threads(threads)
                 return run_job(SweepSpec.from_dict(spec_dict), out_dir, job, device=device,
-                               progress=False, static=static, eval_device=eval_device)
+                               progress=False, static=static, eval_device=eval_device,
+                               lock_wait_s=REQUEUE_LOCK_WAIT_S)
 
         _SlurmTask = SlurmTask
     return _SlurmTask

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -125,10 +126,11 @@ class SweepInUse(ValueError):
 
 
 @contextmanager
-def _locked(out_dir: Path, name: str = ".lock") -> Iterator[None]:
+def _locked(out_dir: Path, name: str = ".lock", wait_s: float = 0.0) -> Iterator[None]:
     """Hold an exclusive, non-blocking ``flock`` on ``out_dir/<name>`` (which records pid and
-    host) for the block: a second run on the folder fails at once with a one-line ValueError
-    naming the holder. Without ``fcntl`` (not POSIX) or file-system locks: no lock."""
+    host) for the block: a second run on the folder fails with a one-line ValueError naming
+    the holder, at once or, with ``wait_s``, if the lock is still held after that many seconds
+    (tried every 0.2 s). Without ``fcntl`` (not POSIX) or file-system locks: no lock."""
     try:
         import fcntl
     except ImportError:
@@ -137,9 +139,17 @@ def _locked(out_dir: Path, name: str = ".lock") -> Iterator[None]:
     path = out_dir / name
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    end = time.monotonic() + wait_s
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= end:
+                        raise
+                    time.sleep(0.2)
         except BlockingIOError:
             holder = path.read_text(errors="replace").strip() or "a process not yet named"
             raise SweepInUse(f"{out_dir} is in use by another sweep ({holder}; lock "
