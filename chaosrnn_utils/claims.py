@@ -75,7 +75,7 @@ def with_failures(agg: pd.DataFrame, results: pd.DataFrame, threshold: float,
 
 
 def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
-               profile: str = "quick") -> dict[str, Any]:
+               profile: str = "quick", protocol: str = "heldout") -> dict[str, Any]:
     """Fig. 2's claim on one architecture's rows of a τ sweep: with τ* the τ of the lowest
     median D_stsp over scored runs (among τ mostly scored),
 
@@ -84,10 +84,11 @@ def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
     D the median over scored runs (a τ or baseline with no scored run counts as failed,
     +inf), and the successful runs at τ* (below the failure threshold) at least two, on an
     aperiodic attractor (λ_max > 0) that fills the box (``frac_in_box`` > ½; NaN for the
-    GMM D_stsp, which has no box), on a data set that passes the sanity rule under the
-    held-out protocol (:func:`~.experiments.scorable`; temperature and EEG do not). Returns
-    the numbers and ``holds`` with ``why`` (the first condition that fails, "" when it
-    holds)."""
+    GMM D_stsp, which has no box), on a data set that passes the sanity rule under
+    ``protocol`` (:func:`~.experiments.scorable`; temperature and EEG pass under neither).
+    ``results`` are scored under ``protocol`` (:func:`~.experiments.protocol_view`), and the
+    failure threshold is that protocol's. Returns the numbers and ``holds`` with ``why`` (the
+    first condition that fails, "" when it holds)."""
     rows = results[results["architecture"] == architecture]
     agg = ex.aggregate(rows, metrics=("D_stsp",))
     t_best, d_best = ex.best_tau(agg, architecture, statistic="median")
@@ -103,7 +104,7 @@ def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
     others = {"τ = 5": level(sparse & (rows["tau"] == 5)),
               f"τ = {t_max}": level(sparse & (rows["tau"] == t_max)),
               "clipped BPTT": level(rows["mode"] == "bptt")}
-    threshold = ex.failure_thresholds(dataset, profile)["D_stsp"]
+    threshold = ex.failure_thresholds(dataset, profile, protocol=protocol)["D_stsp"]
     at_best = rows[sparse & (rows["tau"] == t_best)]
     good = at_best[(ex.run_status(at_best) == "scored") & (at_best["D_stsp"] < threshold)]
     frac = good["frac_in_box"].astype(float)
@@ -111,10 +112,10 @@ def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
                tau_pred=tau_pred, **{f"D_stsp at {k}": v for k, v in others.items()},
                worst_ratio=min(others.values()) / d_best if d_best > 0 else np.nan,
                n_good_at_best=len(good), lambda_max_good=good["lambda_max"].round(4).tolist(),
-               failed_above=threshold)
-    checks = [(ex.scorable(dataset, "heldout", profile),
-               f"{dataset} is {ex.NOT_SCORABLE} (held-out; the sanity rule, "
-               "experiments.sanity_check)"),
+               failed_above=threshold, protocol=protocol)
+    checks = [(ex.scorable(dataset, protocol, profile),
+               f"{dataset} is {ex.NOT_SCORABLE} ({ex.PROTOCOL_WORDS[protocol]}; the sanity "
+               "rule, experiments.sanity_check)"),
               (t_best > 0, "no τ had most of its runs scored"),
               (tau_pred / 4 <= t_best <= 2 * tau_pred,
                f"best τ {t_best} outside [{tau_pred / 4:.1f}, {2 * tau_pred:.1f}]"),
@@ -143,6 +144,7 @@ def effect_rows(effect: pd.DataFrame, profile: str) -> list[dict[str, Any]]:
                          paper="τ* ≈ τ_pred; clipping fails",
                          reproduced="holds" if e["holds"] else "no",
                          match=bool(e["holds"]), profile=profile, convention="ours",
+                         protocol=e.get("protocol", "heldout"),
                          note=((f"best τ {int(e['best_tau'])}: {e['best_D_stsp']:.3g} "
                                 f"(median)" if e["best_tau"] > 0 else f"best τ: {NONE_SCORED}")
                                + f"; {worse}" + ("" if e["holds"] else
@@ -202,14 +204,16 @@ def best_tau_table(results: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 
 def tau_sweep_rows(best: pd.DataFrame, dataset: str, profile: str, budget: str,
-                   tau_pred: dict[str, float]) -> list[dict[str, Any]]:
+                   tau_pred: dict[str, float], protocol: str = "heldout"
+                   ) -> list[dict[str, Any]]:
     """The comparison rows of one data set's τ sweep (``best``: :func:`best_tau_table`):
     per architecture best τ, best D_stsp, best D_H and, where Fig. 2 gives it, the clipped
     BPTT baseline. Scores are set against the paper in the authors' convention where the
     sweep recorded it (ours in the note), each row with the failure threshold of its
     convention (``pipeline.MATCH_RULES``). ``budget``: what the profile cut, for the notes
-    ("" at the paper's budget)."""
-    thr = ex.failure_thresholds(dataset, profile)
+    ("" at the paper's budget). ``protocol``: the one ``best`` was scored under (its failure
+    thresholds, and the rows' ``protocol``)."""
+    thr = ex.failure_thresholds(dataset, profile, protocol=protocol)
     authors = "best_D_stsp_authors" in best
     if authors:
         fail = dict(failed_above=thr["D_stsp_authors"], convention="authors")
@@ -225,7 +229,7 @@ def tau_sweep_rows(best: pd.DataFrame, dataset: str, profile: str, budget: str,
     def note(*parts: str) -> str:
         return "; ".join(p for p in parts if p)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     tp_note = f"τ_pred paper {tau_pred['paper']:.0f}, data {tau_pred['data']:.0f}"
     for a, r in best.iterrows():
         scored = r["best_tau"] > 0  # best_tau is -1 when no τ had most of its runs scored
@@ -254,7 +258,7 @@ def tau_sweep_rows(best: pd.DataFrame, dataset: str, profile: str, budget: str,
             rows.append(dict(quantity=f"{dataset} {a}: clipped BPTT (c = 1) D_stsp",
                              paper=p_clip, reproduced=round(value, 2), profile=profile,
                              note=note("median over scored runs", beside), **fail))
-    return rows
+    return [dict(r, protocol=protocol) for r in rows]
 
 
 def tau_band(tau: float, tau_pred: float) -> str:

@@ -36,6 +36,20 @@ def _pool_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, inde
     return done, "\n".join([*notes, message])
 
 
+def _sweep_job_done(spec_dict: dict[str, Any], left: dict[str, int], start: dict[str, float],
+                    profile: str, lanes: int) -> None:
+    """Count a finished job of a sweep; once its last job is done, and when publishing
+    (``reproduce``), log the sweep's training (:func:`~.experiments.log_training`), so that
+    its figures and rows name the machine that trained it."""
+    from . import paths
+    from .experiments import log_training
+
+    name = spec_dict["name"]
+    left[name] -= 1
+    if left[name] == 0 and paths.publishing():
+        log_training(profile, name, spec_dict["dataset"], start[name], lanes, True)
+
+
 def run_pool(parts: Sequence[Part], lanes: int, profile: str, out_dir: Path) -> int:
     """Run ``parts`` in ``lanes`` worker processes, each part as soon as what it waits for is
     done, the longest critical path first (the order of :func:`simulate`); one progress line
@@ -51,6 +65,12 @@ def run_pool(parts: Sequence[Part], lanes: int, profile: str, out_dir: Path) -> 
 
     prio = priorities(parts)
     pending = {p.name: p for p in parts}
+    # per sweep: its jobs still to finish and when the first started (for the training log)
+    sweep_jobs_left = {}
+    for p in parts:
+        if p.job is not None:
+            sweep_jobs_left[p.job[0]["name"]] = sweep_jobs_left.get(p.job[0]["name"], 0) + 1
+    sweep_start: dict[str, float] = {}
     done: set[str] = set()
     failed: list[str] = []
     running: dict[Any, tuple[Part, float]] = {}
@@ -71,6 +91,7 @@ def run_pool(parts: Sequence[Part], lanes: int, profile: str, out_dir: Path) -> 
                                       out_dir / "logs" / f"{part.name}.log")
                 else:
                     fut = pool.submit(_pool_job, *part.job)
+                    sweep_start.setdefault(part.job[0]["name"], time.time())
                 running[fut] = (part, time.time())
             if not running:
                 break
@@ -93,6 +114,8 @@ def run_pool(parts: Sequence[Part], lanes: int, profile: str, out_dir: Path) -> 
                     print(f"[{k}/{n}] {result[1]}", flush=True)
                     continue
                 done.add(part.name)
+                if part.job is not None:
+                    _sweep_job_done(part.job[0], sweep_jobs_left, sweep_start, profile, lanes)
                 left = sum(p.estimate for p in pending.values()) + sum(
                     max(p.estimate - (time.time() - t), 0.0) for p, t in running.values())
                 print(f"[{k}/{n}] {part.name}: done in {_minutes(took)} (estimated "

@@ -3,22 +3,29 @@ answer is known."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from chaosrnn_utils import claims
+from chaosrnn_utils import claims, paths
 from chaosrnn_utils import experiments as ex
 from chaosrnn_utils.data import PAPER_DATASETS, find_empirical
 
 THRESHOLD = 6.0
+#: the failed range under each protocol in these tests (the real ones need a minute of free
+#: runs per data set and protocol)
+THRESHOLDS = {"heldout": THRESHOLD, "paper": 2.0}
+
+
+def _fixed_thresholds(dataset, profile="quick", *, protocol="heldout"):
+    return {"D_stsp": THRESHOLDS[protocol], "D_stsp_authors": THRESHOLDS[protocol]}
 
 
 @pytest.fixture(autouse=True)
 def _thresholds(monkeypatch):
-    """A fixed failure threshold (the real ones need a minute of free runs per data set)."""
-    monkeypatch.setattr(ex, "failure_thresholds",
-                        lambda dataset, profile="quick": {"D_stsp": THRESHOLD})
+    monkeypatch.setattr(ex, "failure_thresholds", _fixed_thresholds)
 
 
 def _sweep(scores: dict[object, list[float]], architecture: str = "lstm",
@@ -72,6 +79,47 @@ def test_tau_effect_holds_and_says_which_condition_fails():
     assert e["holds"] and e["D_stsp at clipped BPTT"] == np.inf
     rows = claims.effect_rows(pd.DataFrame([e]).set_index("architecture"), "medium")
     assert rows[0]["match"] is True and "clipped BPTT all failed" in rows[0]["note"]
+
+
+def test_tau_effect_under_the_papers_protocol_uses_its_columns_and_failed_range(monkeypatch,
+                                                                               tmp_path):
+    """The same runs scored under two protocols (``D_stsp_paper`` beside ``D_stsp``): the
+    effect and the comparison rows of each come from its own columns and failed range, and
+    say which protocol they are; both sets of rows reach the README's table side by side."""
+    from chaosrnn_utils import comparison
+
+    held = _sweep({5: [15] * 3, 30: [3.0, 2.5, 3.5], 200: [17] * 3, "clip": [16] * 3})
+    whole = _sweep({5: [15] * 3, 30: [0.3, 0.25, 0.35], 200: [17] * 3, "clip": [16] * 3})
+    t = held.assign(**{f"{k}_paper": whole[k] for k in ("D_stsp", "D_H", "frac_in_box")})
+    view = ex.protocol_view(t, "paper")
+    assert view["D_stsp"].tolist() == whole["D_stsp"].tolist()
+    e_held = claims.tau_effect(t, "lorenz", "lstm")
+    e_whole = claims.tau_effect(view, "lorenz", "lstm", protocol="paper")
+    # held-out: the best median 3.0 is below 6 but 15/3 = 5 < 10×; whole series: 0.3 is
+    # below 2 and 50× better
+    assert not e_held["holds"] and e_held["why"].startswith("τ = 5: 15 less than 10×")
+    assert e_whole["holds"] and e_whole["failed_above"] == THRESHOLDS["paper"]
+    assert e_whole["best_D_stsp"] == pytest.approx(0.3)
+    rows = {p: claims.effect_rows(pd.DataFrame([e]).set_index("architecture"), "medium")
+            for p, e in (("heldout", e_held), ("paper", e_whole))}
+    assert [r["protocol"] for r in rows["heldout"] + rows["paper"]] == ["heldout", "paper"]
+    best = claims.best_tau_table(view, "lorenz")
+    sweep_rows = claims.tau_sweep_rows(best, "lorenz", "medium", "",
+                                       {"paper": 46.2, "data": 62.7}, protocol="paper")
+    assert {r["protocol"] for r in sweep_rows} == {"paper"}
+    assert all(r["failed_above"] == THRESHOLDS["paper"] for r in sweep_rows
+               if "failed_above" in r)
+    held_row, whole_row = rows["heldout"][0], rows["paper"][0]
+    assert held_row["quantity"] == whole_row["quantity"]
+    assert (held_row["reproduced"], whole_row["reproduced"]) == ("no", "holds")
+    # the same quantity under two protocols: two lines of the README's table, not one
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
+    (tmp_path / "comparison_medium.json").write_text(json.dumps(
+        [dict(r, notebook="06", convention="ours") for r in (held_row, whole_row)]))
+    lines = [ln for ln in comparison.readme_table().splitlines()
+             if held_row["quantity"] in ln]
+    assert len(lines) == 2 and lines[0].endswith("| heldout |") \
+        and lines[1].endswith("| paper |"), lines
 
 
 def test_learning_curves_by_band_count_failures():
@@ -128,8 +176,6 @@ def test_learning_curve_panel_draws_every_band_and_names_the_best_tau():
 
 def test_rows_when_no_tau_was_mostly_scored_say_so(monkeypatch):
     from chaosrnn_utils import pipeline
-    monkeypatch.setattr(ex, "failure_thresholds", lambda dataset, profile="quick": {
-        "D_stsp": THRESHOLD, "D_stsp_authors": THRESHOLD})
     failed = _sweep({5: [15] * 3, 30: [14] * 3, 200: [17] * 3, "clip": [16] * 3})
     failed["diverged"] = True  # nothing scored anywhere
     best = claims.best_tau_table(failed, "lorenz")

@@ -9,6 +9,7 @@ import re
 
 import jupytext
 import numpy as np
+import pandas as pd
 import papermill
 import pytest
 
@@ -196,7 +197,7 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
     assert out.read_text() == "\n".join(table) + "\n"
     text = readme.read_text()
     assert "\nold\n" not in text and text.startswith("top\n") and text.endswith("bottom\n")
-    assert "| 06 | a | 0.08 | 0.09 · yes | – |" in text  # one column per profile run
+    assert "| 06 | a | 0.08 | 0.09 · yes | – | – |" in text  # one column per profile run
     # a medium run adds its column to the README's table, row by row
     medium = tmp_path / "medium"
     medium.mkdir()
@@ -204,9 +205,9 @@ def test_comparison_table_and_readme_block(monkeypatch, tmp_path):
                                                        reproduced=0.07, profile="medium")]))
     pipeline.write_comparison("medium", medium)
     text = readme.read_text()
-    assert "| notebook | quantity | paper | quick | medium | convention |" in text
-    assert "| 06 | b | 0.08 | 0.2 · no | 0.07 · yes | – |" in text
-    assert "| 06 | a | 0.08 | 0.09 · yes | – | – |" in text
+    assert "| notebook | quantity | paper | quick | medium | convention | protocol |" in text
+    assert "| 06 | b | 0.08 | 0.2 · no | 0.07 · yes | – | – |" in text
+    assert "| 06 | a | 0.08 | 0.09 · yes | – | – | – |" in text
     assert "`medium`: 300 epochs" in text
 
 
@@ -638,12 +639,23 @@ cu.record_summary('01_x', [dict(quantity='parts', paper=None, reproduced=len(par
     nbformat.write(nb, tmp_path / "01_x.ipynb")
     run = pipeline.Run(tmp_path / "01_x.ipynb", {"profile": "quick"})
     parts.append(pipeline.Part("01_x", 1.0, ("train rnn-0", "train rnn-1"), run=run))
+    # as reproduce runs it (publishing): the sweep's training is logged, for its provenance
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setenv(paths.PUBLISH_ENV, "1")
     assert pipeline.run_pool(parts, 2, "quick", tmp_path / "out") == 0
     said = capsys.readouterr().out
     assert said.count(": done in ") == 3 and "[3/3] 01_x: done in" in said
     (row,) = json.loads((tmp_path / "summary" / "quick" / "01_x.json").read_text())
     assert row["reproduced"] == 2
     assert sweeps.pending_jobs(spec, out)[1] == []
+    from chaosrnn_utils import experiments as ex
+
+    (logged,) = pd.read_csv(ex.train_log("quick")).itertuples()
+    assert (logged.sweep, logged.dataset, logged.workers, logged.complete) == (
+        "tiny", "lorenz", 2, True)
+    assert ex.machine_of("tiny", "quick") == f"{ex._cpu_name()} ({os.cpu_count()} cores)" \
+        or logged.wall_s <= 1.0  # machine_of counts calls that trained for over a second
+    monkeypatch.delenv(paths.PUBLISH_ENV)
     bad = run._replace(parameters={"profile": "quick", "fail": True})
     assert pipeline.run_pool([pipeline.Part("01_x", 1.0, run=bad),
                               pipeline.Part("after", 1.0, ("01_x",), run=run)], 2, "quick",

@@ -249,7 +249,8 @@ def _part_problem(spec: SweepSpec, path: Path, arch: str, index: range,
     for name, want in (("sweep", spec.name), ("architecture", arch), *inputs.items()):
         other = sorted({row[col[name]] for row in rows} - {want})
         if other:
-            return f"{name} {_short(other[0], 30)} in the rows, {_short(want, 30)} here"
+            return (f"made for other inputs: {name} {_short(other[0], 30)} in the rows, "
+                    f"{_short(want, 30)} here")
     return None
 
 
@@ -286,7 +287,8 @@ def _note(line: str) -> None:
 
 def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
                     jobs: list[tuple[str, str, range]]) -> set[str]:
-    """The jobs whose part is finished; a damaged part is moved aside, saying so."""
+    """The jobs whose part is finished; a damaged or out-of-date part (another spec, inputs
+    or version) is moved aside, saying so."""
     finished = set()
     for job, arch, index in jobs:
         part = out_dir / "parts" / f"{job}.csv"
@@ -299,7 +301,9 @@ def _finished_parts(spec: SweepSpec, out_dir: Path, inputs: dict[str, str],
         bad = _move_aside(part)
         how = ("from its checkpoint" if (out_dir / "checkpoints" / f"{job}.pt").exists()
                else "from scratch")
-        _note(f"[{spec.name}] {job}: {part} is damaged ({problem}); kept as {bad.name}, "
+        state = ("is out of date" if problem.startswith(("made for", "no "))
+                 else "is damaged")
+        _note(f"[{spec.name}] {job}: {part} {state} ({problem}); kept as {bad.name}, "
               f"redoing the job {how}")
     return finished
 
