@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import importlib.util
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from builders import load_tasks  # noqa: E402
 
 pytest.importorskip("sphinx", reason="the book's tools are not installed (pip install -e .[book])")
 pytest.importorskip("myst_nb", reason="the book's tools are not installed (pip install -e .[book])")
@@ -37,17 +37,12 @@ _IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]+)\"")
 _LINK = re.compile(r"\b(?:href|src)=\"([^\"#?]+)[^\"]*\"")
 
 
-def _tasks():
-    spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("book") / "book"
-    cmd = _tasks().book_command(out, python=sys.executable)
+    cmd = load_tasks().book_command(out, python=sys.executable)
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return out

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from builders import sweep_rows as _sweep  # noqa: E402
 
 from chaosrnn_utils import claims, paths
 from chaosrnn_utils import experiments as ex
@@ -28,19 +29,6 @@ def _thresholds(monkeypatch):
     monkeypatch.setattr(ex, "failure_thresholds", _fixed_thresholds)
 
 
-def _sweep(scores: dict[object, list[float]], architecture: str = "lstm",
-           lam: float = 0.01) -> pd.DataFrame:
-    """Rows of a τ sweep: τ (or "clip") → D_stsp of each seed."""
-    rows = []
-    for key, values in scores.items():
-        for seed, v in enumerate(values):
-            rows.append(dict(architecture=architecture, mode="bptt" if key == "clip" else
-                             "sparse", tau=np.nan if key == "clip" else key, tau_spread=0,
-                             tau_start=np.nan, clip_norm=1.0 if key == "clip" else np.nan,
-                             clip_value=np.nan, truncation=np.nan, window=np.nan, alpha=0.0,
-                             seed=seed, D_stsp=v, D_H=0.1, lambda_max=lam, diverged=False,
-                             frac_in_box=1.0))
-    return pd.DataFrame(rows)
 
 
 def test_tau_effect_holds_and_says_which_condition_fails():

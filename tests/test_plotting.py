@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from builders import sweep_rows as _sweep  # noqa: E402
 
 from chaosrnn_utils import claims, plotting
 from chaosrnn_utils import experiments as ex
@@ -19,20 +20,6 @@ from chaosrnn_utils import experiments as ex
 THRESHOLD = 6.0
 
 
-def _sweep(scores: dict[object, list[float]], architecture: str = "lstm",
-           diverged: tuple[tuple[object, int], ...] = ()) -> pd.DataFrame:
-    """Rows of a τ sweep: τ (or "clip") → D_stsp of each seed; ``diverged``: (τ, seed) pairs
-    whose training diverged (not scored)."""
-    rows = []
-    for key, values in scores.items():
-        for seed, v in enumerate(values):
-            rows.append(dict(architecture=architecture, mode="bptt" if key == "clip" else
-                             "sparse", tau=np.nan if key == "clip" else key, tau_spread=0,
-                             tau_start=np.nan, clip_norm=1.0 if key == "clip" else np.nan,
-                             clip_value=np.nan, truncation=np.nan, window=np.nan, alpha=0.0,
-                             seed=seed, D_stsp=v, D_H=0.1, lambda_max=0.01,
-                             diverged=(key, seed) in diverged, frac_in_box=1.0))
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture

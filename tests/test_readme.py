@@ -6,12 +6,12 @@ names no tool of ours beyond the repository."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+from builders import load_tasks  # noqa: E402
 
 from chaosrnn_utils import pipeline
 
@@ -21,11 +21,6 @@ _FENCE = re.compile(r"```(?:bash|sh|console)?\n(.*?)```", re.S)
 _INLINE = re.compile(r"`((?:python3? |\.venv/bin/python )[^`]+)`")
 
 
-def _tasks():
-    spec = importlib.util.spec_from_file_location("tasks", ROOT / "tasks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def commands(text: str) -> list[str]:
@@ -101,7 +96,7 @@ def test_a_wrong_command_is_caught(line):
 
 
 def test_tasks_knows_the_commands_checked_here():
-    doc = _tasks().__doc__
+    doc = load_tasks().__doc__
     for cmd in ("reproduce", "test", "book", "fetch-data", "sweep", "train"):
         assert f"tasks.py {cmd}" in doc
 
