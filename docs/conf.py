@@ -78,12 +78,14 @@ def _checks(rows: list[dict], strip: str = "") -> str:
     the metric convention of the numbers, match) with the notes in a details block below."""
     if not rows:
         return ""
-    lines = ["| quantity | paper | ours | convention | match |", "|---|---|---|---|---|"]
+    lines = ["| quantity | paper | ours | convention | protocol | match |",
+             "|---|---|---|---|---|---|"]
     notes = []
     for r in rows:
         q = r["quantity"].removeprefix(strip)
         lines.append(f"| {_cell(q)} | {_cell(r['paper'])} | {_cell(r['reproduced'])} | "
-                     f"{_cell(r.get('convention', '–'))} | {_cell(r['match'])} |")
+                     f"{_cell(r.get('convention', '–'))} | {_cell(r.get('protocol', '–'))} | "
+                     f"{_cell(r['match'])} |")
         if r.get("note"):
             notes.append(f"<li><b>{html.escape(q)}</b>: {html.escape(r['note'])}</li>")
     out = "\n".join(lines) + "\n"
@@ -97,21 +99,23 @@ def _effect_table(rows: list[dict]) -> str:
     """Per data set and architecture, whether Fig. 2's τ effect holds (the comparison's
     'τ effect' rows of notebook 06): yes, no, or not scorable (the data set fails the sanity
     rule under the row's protocol, so no run of it can be called a success or a failure)."""
-    cells: dict[str, dict[str, str]] = {}
+    cells: dict[tuple[str, str], dict[str, str]] = {}
     for r in rows:
         if r["notebook"] == "06" and ": τ effect" in r["quantity"]:
             d, arch = r["quantity"].split(":")[0].split()
-            cells.setdefault(d, {})[arch] = (
+            cells.setdefault((d, r.get("protocol", "heldout")), {})[arch] = (
                 "yes" if r["reproduced"] == "holds"
                 else "not scorable" if "not scorable" in r.get("note", "") else "no")
     if not cells:
         return ""
-    lines = ["| data set | RNN | PLRNN | LSTM |", "|---|---|---|---|"]
-    for d in [*DATASETS, *sorted(set(cells) - set(DATASETS))]:
-        if d in cells:
-            c = cells[d]
-            lines.append(f"| {d} | {c.get('rnn', '–')} | {c.get('plrnn', '–')} | "
-                         f"{c.get('lstm', '–')} |")
+    lines = ["| data set | protocol | RNN | PLRNN | LSTM |", "|---|---|---|---|---|"]
+    names = [d for d, _ in cells]
+    for d in [*DATASETS, *sorted(set(names) - set(DATASETS))]:
+        for protocol in ("heldout", "paper"):
+            if (d, protocol) in cells:
+                c = cells[d, protocol]
+                lines.append(f"| {d} | {protocol} | {c.get('rnn', '–')} | "
+                             f"{c.get('plrnn', '–')} | {c.get('lstm', '–')} |")
     return "\n".join(lines) + "\n\n"
 
 
@@ -139,11 +143,14 @@ def results_page(profile: str) -> str:
     for d in DATASETS:
         sweep, curves = _figure(f"06_tau_sweep_{d}", profile), \
             _figure(f"06_learning_curves_{d}", profile)
+        whole = _figure(f"06_tau_sweep_whole_{d}", profile)
         mine = [r for r in rows if r["notebook"] == "06" and r["quantity"].startswith(f"{d} ")]
         if not (sweep or curves or mine):
             continue
         out.append(f"### {d}\n")
         out += [f"![τ sweep, {d}, {profile}]({sweep})\n" for _ in [0] if sweep]
+        out += [f"![τ sweep under the whole-series protocol, {d}, {profile}]({whole})\n"
+                for _ in [0] if whole]
         out += [f"![learning curves, {d}, {profile}]({curves})\n" for _ in [0] if curves]
         out.append(_checks(mine, f"{d} "))
     for nb, stem, title in (("07", "07_lorenz_attractors", "07 · Lorenz-63 attractors"),
