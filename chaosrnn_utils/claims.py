@@ -112,8 +112,9 @@ def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
                tau_pred=tau_pred, **{f"D_stsp at {k}": v for k, v in others.items()},
                worst_ratio=min(others.values()) / d_best if d_best > 0 else np.nan,
                n_good_at_best=len(good), lambda_max_good=good["lambda_max"].round(4).tolist(),
-               failed_above=threshold, protocol=protocol)
-    checks = [(ex.scorable(dataset, protocol, profile),
+               failed_above=threshold, protocol=protocol,
+               scorable=ex.scorable(dataset, protocol, profile))
+    checks = [(out["scorable"],
                f"{dataset} is {ex.NOT_SCORABLE} ({ex.PROTOCOL_WORDS[protocol]}; the sanity "
                "rule, experiments.sanity_check)"),
               (t_best > 0, "no τ had most of its runs scored"),
@@ -139,12 +140,14 @@ def effect_rows(effect: pd.DataFrame, profile: str) -> list[dict[str, Any]]:
         worse = ", ".join(f"{k[len('D_stsp at '):]} "
                           + (f"{e[k]:.3g}" if np.isfinite(e[k]) else "all failed")
                           for k in e.index if str(k).startswith("D_stsp at "))
+        scorable = bool(e.get("scorable", True))
         rows.append(dict(quantity=f"{e['dataset']} {a}: τ effect (best τ near τ_pred, "
                                   f"≥ {EFFECT_FACTOR:g}× better than τ = 5, τ_max, clipping)",
                          paper="τ* ≈ τ_pred; clipping fails",
-                         reproduced="holds" if e["holds"] else "no",
+                         reproduced=("holds" if e["holds"] else "no") if scorable
+                         else "not scorable",
                          match=bool(e["holds"]), profile=profile, convention="ours",
-                         protocol=e.get("protocol", "heldout"),
+                         protocol=e.get("protocol", "heldout"), scorable=scorable,
                          note=((f"best τ {int(e['best_tau'])}: {e['best_D_stsp']:.3g} "
                                 f"(median)" if e["best_tau"] > 0 else f"best τ: {NONE_SCORED}")
                                + f"; {worse}" + ("" if e["holds"] else
@@ -171,7 +174,8 @@ def effect_table(effect: pd.DataFrame) -> pd.DataFrame:
         ratio = e["worst_ratio"]
         row["margin"] = "–" if not e["best_tau"] > 0 or np.isnan(ratio) else \
             f"{ratio:.3g}×" if np.isfinite(ratio) else "the others all failed"
-        row["effect"] = "yes" if e["holds"] else "no"
+        row["effect"] = ("yes" if e["holds"] else "no") if e.get("scorable", True) \
+            else "not scorable"
         row["why not"] = e["why"] or "–"
         rows.append(row)
     return pd.DataFrame(rows).set_index("architecture")
@@ -258,7 +262,9 @@ def tau_sweep_rows(best: pd.DataFrame, dataset: str, profile: str, budget: str,
             rows.append(dict(quantity=f"{dataset} {a}: clipped BPTT (c = 1) D_stsp",
                              paper=p_clip, reproduced=round(value, 2), profile=profile,
                              note=note("median over scored runs", beside), **fail))
-    return [dict(r, protocol=protocol) for r in rows]
+    scorable = ex.scorable(dataset, protocol, profile)
+    return [dict(r, protocol=protocol, **({"scorable": scorable} if "failed_above" in r else {}))
+            for r in rows]
 
 
 def tau_band(tau: float, tau_pred: float) -> str:

@@ -32,7 +32,10 @@ MATCH_RULES = (
     "paper's evaluation code; ours: box at the data mean, plain spectra). protocol: what our "
     "number is scored against (heldout: the free run from the test split's first point "
     "against the last 20 % of the series, unseen in training; paper: against the whole "
-    "series, as the paper's numbers are; docs/paper-notes.md § Protocols)."
+    "series, as the paper's numbers are; docs/paper-notes.md § Protocols). A row of a data set "
+    "that fails the sanity rule under the row's protocol (its own other stretch, scored as a "
+    "perfect model, lies in the failed range) is **not scorable**: neither a match nor a "
+    "failure."
 )
 
 
@@ -68,10 +71,13 @@ def _match(row: dict[str, Any]) -> str:
     convention), ``paper_failed_above`` (the same for the paper's value, default
     ``failed_above``), ``score`` (our score behind a row whose ``reproduced`` is not itself a
     score, e.g. the D_stsp of our best-τ cell; NaN when no cell was mostly scored), ``match``
-    (the notebook's own stated rule, used only where neither side failed)."""
+    (the notebook's own stated rule, used only where neither side failed), ``scorable``
+    (False: the data set fails the sanity rule under the row's protocol)."""
     paper, ours = row["paper"], row["reproduced"]
     if paper is None or paper == "not in paper":
         return "–"
+    if row.get("scorable") is False:
+        return "not scorable"
     threshold = row.get("failed_above")
     if threshold is not None:
         ours_score = row["score"] if "score" in row else ours

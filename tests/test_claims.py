@@ -100,6 +100,24 @@ def test_tau_effect_under_the_papers_protocol_uses_its_columns_and_failed_range(
     held_row, whole_row = rows["heldout"][0], rows["paper"][0]
     assert held_row["quantity"] == whole_row["quantity"]
     assert (held_row["reproduced"], whole_row["reproduced"]) == ("no", "holds")
+    # a data set that fails the sanity rule under a protocol: its rows are "not scorable",
+    # neither matches nor failures
+    from chaosrnn_utils import pipeline
+    monkeypatch.setattr(ex, "scorable", lambda dataset, protocol="heldout", profile="quick":
+                        protocol != "paper")
+    e_not = claims.tau_effect(view, "lorenz", "lstm", protocol="paper")
+    assert not e_not["holds"] and e_not["why"].startswith("lorenz is not scorable under this "
+                                                          "protocol (whole-series;")
+    (row,) = claims.effect_rows(pd.DataFrame([e_not]).set_index("architecture"), "medium")
+    assert row["reproduced"] == "not scorable" and pipeline._match(row) == "not scorable"
+    assert claims.effect_table(pd.DataFrame([e_not]).set_index("architecture"))[
+        "effect"].tolist() == ["not scorable"]
+    scored_rows = [r for r in claims.tau_sweep_rows(best, "lorenz", "medium", "",
+                                                    {"paper": 46.2, "data": 62.7},
+                                                    protocol="paper") if "failed_above" in r]
+    assert scored_rows and {pipeline._match(r) for r in scored_rows} == {"not scorable"}
+    assert claims.effect_rows(pd.DataFrame([e_held]).set_index("architecture"),
+                              "medium")[0]["reproduced"] == "no"  # held-out: scorable here
     # the same quantity under two protocols: two lines of the README's table, not one
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
     (tmp_path / "comparison_medium.json").write_text(json.dumps(
