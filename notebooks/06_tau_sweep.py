@@ -273,9 +273,9 @@ if "D_stsp_paper" in results:
 else:
     effect_whole = None
     print(f"the {profile} table of {dataset} was scored under the held-out protocol only")
+cu.record_summary(f"06_tau_sweep_{dataset}" + ("" if profile == "quick" else f"_{profile}"),
+                  summary, source=numbers)
 with pd.option_context("display.max_colwidth", None):  # the reasons in full
     display(pd.concat({ex.PROTOCOL_WORDS[p]: claims.effect_table(e) for p, e in
                        (("heldout", effect), ("paper", effect_whole)) if e is not None},
                       names=["protocol"]))
-cu.record_summary(f"06_tau_sweep_{dataset}" + ("" if profile == "quick" else f"_{profile}"),
-                  summary, source=numbers)
