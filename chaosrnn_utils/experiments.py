@@ -220,7 +220,8 @@ def sweep_table(spec: SweepSpec, profile: str, source: str = "train", *, workers
     t0 = time.time()
     df = run_sweep(spec, out, workers=workers, progress=progress)
     if time.time() - t0 >= 60:  # it trained here: the machine, for provenance
-        _log_chunk(profile, spec, t0, workers, bool(df.attrs["complete"]))
+        log_training(profile, spec.name, spec.dataset, t0, workers,
+                     bool(df.attrs["complete"]))
     if not df.attrs["complete"]:
         raise RuntimeError(f"sweep {spec.name} incomplete: {df.attrs['pending']}")
     _publish(spec, profile)
@@ -327,7 +328,7 @@ def train_profile(profile: str, *, time_limit: float | None = None, workers: int
                 # finished ones only, with their final parameters
                 for part in sorted([*out.glob("parts/*.csv"), *out.glob("parts/*.models.pt")]):
                     shutil.copyfile(part, kept / part.name)
-                _log_chunk(profile, spec, t0, workers, done)
+                log_training(profile, spec.name, spec.dataset, t0, workers, done)
         complete[spec.name] = done
         if done:
             _publish(spec, profile)
@@ -409,10 +410,6 @@ def provenance(results: pd.DataFrame, profile: str, name: str, source: str) -> s
     how = "trained here" if source == "train" else "redrawn from the committed results"
     return (f"{profile} profile, commit{'s' if len(commits) > 1 else ''} "
             f"{', '.join(commits) or 'unknown'}, {machine}; {how}")
-
-
-def _log_chunk(profile: str, spec: SweepSpec, t0: float, workers: int, done: bool) -> None:
-    log_training(profile, spec.name, spec.dataset, t0, workers, done)
 
 
 def log_training(profile: str, name: str, dataset: str, t0: float, workers: int,
@@ -821,13 +818,19 @@ def sanity_check(refs: pd.DataFrame, metric: str = "D_stsp", *,
             "passes": passes}
 
 
+def protocol_sanity(dataset: str, protocol: str = "heldout", profile: str = "quick"
+                    ) -> dict[str, Any]:
+    """:func:`sanity_check` of ``dataset`` under ``protocol`` on the protocol's D_stsp
+    (:data:`PROTOCOL_METRIC`), from its references (:func:`dataset_references`)."""
+    refs = dataset_references(dataset, profile, protocol=protocol)
+    return sanity_check(refs, PROTOCOL_METRIC[protocol])
+
+
 def scorable(dataset: str, protocol: str = "heldout", profile: str = "quick") -> bool:
     """Whether ``dataset``'s runs can be scored under ``protocol``: the sanity rule
-    (:func:`sanity_check`) on the protocol's D_stsp (:data:`PROTOCOL_METRIC`). Where it
-    fails, the data's own other stretch already lies in the failed range: runs are "not
-    scorable under this protocol", never failed runs."""
-    refs = dataset_references(dataset, profile, protocol=protocol)
-    return sanity_check(refs, PROTOCOL_METRIC[protocol])["passes"]
+    (:func:`protocol_sanity`). Where it fails, the data's own other stretch already lies in
+    the failed range: runs are "not scorable under this protocol", never failed runs."""
+    return protocol_sanity(dataset, protocol, profile)["passes"]
 
 
 def sanity_table(datasets: list[str] | None = None,

@@ -4,6 +4,7 @@ processes, each part as soon as what it waits for is done (:func:`run_pool`)."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def _pool_job(spec_dict: dict[str, Any], out_dir: str, job: str, arch: str, inde
     return done, "\n".join([*notes, message])
 
 
-def _sweep_job_done(spec_dict: dict[str, Any], left: dict[str, int], start: dict[str, float],
+def _sweep_job_done(spec_dict: dict[str, Any], left: Counter[str], start: dict[str, float],
                     profile: str, lanes: int) -> None:
     """Count a finished job of a sweep; once its last job is done, and when publishing
     (``reproduce``), log the sweep's training (:func:`~.experiments.log_training`), so that
@@ -66,10 +67,7 @@ def run_pool(parts: Sequence[Part], lanes: int, profile: str, out_dir: Path) -> 
     prio = priorities(parts)
     pending = {p.name: p for p in parts}
     # per sweep: its jobs still to finish and when the first started (for the training log)
-    sweep_jobs_left = {}
-    for p in parts:
-        if p.job is not None:
-            sweep_jobs_left[p.job[0]["name"]] = sweep_jobs_left.get(p.job[0]["name"], 0) + 1
+    sweep_jobs_left = Counter(p.job[0]["name"] for p in parts if p.job is not None)
     sweep_start: dict[str, float] = {}
     done: set[str] = set()
     failed: list[str] = []

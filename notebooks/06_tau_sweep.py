@@ -113,7 +113,7 @@ for ax, metric, what in zip(axes, ("D_stsp", "D_H"), ("geometry", "power spectra
                             metric, clip=ex.clip_levels(agg, metric), tau_pred=tau_pred,
                             failed_above=thresholds[metric], title=f"{dataset}: {what}",
                             legend=metric == "D_H")
-sanity = ex.sanity_check(ex.dataset_references(dataset, profile), "D_stsp")
+sanity = ex.protocol_sanity(dataset, "heldout", profile)
 if not sanity["passes"]:  # the data itself lands in the failed range: no verdict on the runs
     plotting.mark_not_scorable(axes[0], ex.PROTOCOL_WORDS["heldout"], sanity["proxy"],
                                sanity["threshold"])
@@ -261,8 +261,7 @@ if "D_stsp_paper" in results:
                             clip=ex.clip_levels(agg_whole), tau_pred=tau_pred,
                             failed_above=thr_whole, legend=True,
                             title=f"{dataset}: geometry, the paper's protocol")
-    sanity = ex.sanity_check(ex.dataset_references(dataset, profile, protocol="paper"),
-                             ex.PROTOCOL_METRIC["paper"])
+    sanity = ex.protocol_sanity(dataset, "paper", profile)
     if not sanity["passes"]:
         plotting.mark_not_scorable(ax, ex.PROTOCOL_WORDS["paper"], sanity["proxy"],
                                    sanity["threshold"])
