@@ -127,8 +127,12 @@ def test_slurm_sweep_with_a_preempted_task_equals_the_local_run(cluster, local, 
         return f"{job_id} PENDING" in q or part.exists()
 
     _wait_for(requeued, 60, f"job {job_id} requeued ({cluster.logs()})")
-    # SLURM holds a requeued job back for two minutes (its begin time): release it now
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"],
+    # SLURM holds a requeued job back for two minutes (its begin time): release it after two
+    # seconds, not at once. slurmd revokes a killed job's credential with a timestamp in whole
+    # seconds, and refuses to launch a job whose new credential dates from the same second
+    # ("Job 1 already killed, do not launch batch job": the job then leaves the queue
+    # unfinished). Seen once when the release came 0.5 s after the kill.
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+2"],
                    env=cluster.env, capture_output=True)
     df = run_sweep(SweepSpec(**SPEC), out, device="cpu", executor="slurm",
                    slurm=SlurmOptions(time_min=10, poll_s=0.5))
