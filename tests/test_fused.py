@@ -196,3 +196,33 @@ def test_forcing_projection_equals_the_solved_coordinates(arch):
     # projection (a transposed P, a missing Gram inverse) gives O(1)
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_upstream_gradient_in_any_layout(arch):
+    """The engine computes in a feature-major layout and copies the incoming ∂L/∂x̂ into it:
+    a weighted loss Σ w ⊙ x̂ whose weights w (hence the incoming gradient) are stored in
+    other layouts (contiguous (E, T, B, N); a transposed (E, T, N, B) block; every
+    second element of a block) gives the autograd engine's predictions and gradients
+    (float64: agreement to rounding, ≈ 1e-13 here; a mixed-up layout gives O(1))."""
+    E, T = len(MEMBERS), 15
+    model = make_model(arch, 5, 3, n_models=E, seeds=list(range(E)), dtype=torch.float64)
+    x = torch.randn(E, 3, T + 1, 3, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(4))
+    masks = schedule_masks(MEMBERS, T, 2, 10, member_generators(MEMBERS))
+    w = torch.randn(E, T, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    layouts = {"contiguous": w.contiguous(), "transposed": w.transpose(2, 3).contiguous()
+               .transpose(2, 3), "strided": torch.stack([w, 0 * w], dim=-1)[..., 0]}
+    model.zero_grad()
+    ref = model.observe(training_rollout(model, x, masks)).transpose(1, 2)
+    (ref * w).sum().backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    for name, weights in layouts.items():
+        assert torch.equal(weights, w)
+        model.zero_grad()
+        pred = fused.fused_predictions(model, x, masks)
+        (pred * weights).sum().backward()
+        torch.testing.assert_close(pred, ref, rtol=1e-10, atol=1e-12, msg=name)
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(p.grad, want[n], rtol=1e-10, atol=1e-12,
+                                       msg=f"{name}: {n}")
