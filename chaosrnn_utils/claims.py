@@ -132,20 +132,36 @@ def tau_effect(results: pd.DataFrame, dataset: str, architecture: str,
     return dict(out, holds=not why, why=why)
 
 
+def _effect_word(e: pd.Series, holds: str) -> str:
+    """The verdict of one :func:`tau_effect` row: ``holds`` (the caller's word for it),
+    ``no``, or ``not scorable`` (the data set fails the sanity rule)."""
+    if not bool(e.get("scorable", True)):
+        return "not scorable"
+    return holds if e["holds"] else "no"
+
+
+def _num(v: float) -> str:
+    """A median D_stsp in words: 3 significant digits, ``all failed`` where none was scored."""
+    return f"{v:.3g}" if np.isfinite(v) else "all failed"
+
+
+def _compared(e: pd.Series) -> dict[str, str]:
+    """The comparison cells of one :func:`tau_effect` row, {"τ = 5": :func:`_num`, ...}."""
+    return {str(k)[len("D_stsp at "):]: _num(e[k])
+            for k in e.index if str(k).startswith("D_stsp at ")}
+
+
 def effect_rows(effect: pd.DataFrame, profile: str) -> list[dict[str, Any]]:
     """Comparison rows of :func:`tau_effect` (``effect``: one row per architecture, indexed
     by it): whether Fig. 2's effect holds, with the numbers behind it."""
     rows = []
     for a, e in effect.iterrows():
-        worse = ", ".join(f"{k[len('D_stsp at '):]} "
-                          + (f"{e[k]:.3g}" if np.isfinite(e[k]) else "all failed")
-                          for k in e.index if str(k).startswith("D_stsp at "))
+        worse = ", ".join(f"{k} {v}" for k, v in _compared(e).items())
         scorable = bool(e.get("scorable", True))
         rows.append(dict(quantity=f"{e['dataset']} {a}: τ effect (best τ near τ_pred, "
                                   f"≥ {EFFECT_FACTOR:g}× better than τ = 5, τ_max, clipping)",
                          paper="τ* ≈ τ_pred; clipping fails",
-                         reproduced=("holds" if e["holds"] else "no") if scorable
-                         else "not scorable",
+                         reproduced=_effect_word(e, "holds"),
                          match=bool(e["holds"]), profile=profile, convention="ours",
                          protocol=e.get("protocol", "heldout"), scorable=scorable,
                          note=((f"best τ {int(e['best_tau'])}: {e['best_D_stsp']:.3g} "
@@ -160,22 +176,16 @@ def effect_table(effect: pd.DataFrame) -> pd.DataFrame:
     Checks table, in words: best τ (``none scored`` when no τ was mostly scored), the median
     D_stsp there and at each comparison (``all failed`` where no run was scored), how many
     times better the best is, ``effect`` (``yes``/``no``) and why not."""
-    def num(v: Any) -> str:
-        return f"{v:.3g}" if np.isfinite(v) else "all failed"
-
     rows = []
     for a, e in effect.iterrows():
         row = {"architecture": a,
                "best τ": int(e["best_tau"]) if e["best_tau"] > 0 else NONE_SCORED,
-               "median D_stsp at best τ": num(e["best_D_stsp"]) if e["best_tau"] > 0 else "–"}
-        for k in e.index:
-            if str(k).startswith("D_stsp at "):
-                row[f"at {k[len('D_stsp at '):]}"] = num(e[k])
+               "median D_stsp at best τ": _num(e["best_D_stsp"]) if e["best_tau"] > 0 else "–"}
+        row.update({f"at {k}": v for k, v in _compared(e).items()})
         ratio = e["worst_ratio"]
         row["margin"] = "–" if not e["best_tau"] > 0 or np.isnan(ratio) else \
             f"{ratio:.3g}×" if np.isfinite(ratio) else "the others all failed"
-        row["effect"] = ("yes" if e["holds"] else "no") if e.get("scorable", True) \
-            else "not scorable"
+        row["effect"] = _effect_word(e, "yes")
         row["why not"] = e["why"] or "–"
         rows.append(row)
     return pd.DataFrame(rows).set_index("architecture")
