@@ -48,6 +48,8 @@ from chaosrnn_utils.training import (  # noqa: E402
     SETTINGS,
     MemberConfig,
     TrainSettings,
+    all_windows,
+    batch_windows,
     new_state,
     schedule_masks,
     train,
@@ -197,14 +199,14 @@ def engine_update_fn(arch: str, engine: str, data: Tensor, device: torch.device,
     state = new_state(members, settings, data.shape[1], device=device)
     model, opt = state.model, state.optimizer
     T, nb = settings.seq_len, settings.batch_size
-    offsets = torch.arange(T + 1)
+    windows = all_windows(data.to(device), T)
 
     def update() -> None:
         t0 = time.perf_counter()
         starts = torch.stack([torch.randint(0, data.shape[0] - T, (nb,), generator=g)
                               for g in state.generators])
         masks = schedule_masks(members, T, 0, settings.epochs, state.generators)
-        x = data[(starts[..., None] + offsets).to(device)]  # (E, B, T + 1, N)
+        x = batch_windows(windows, starts.to(device))  # (E, B, T + 1, N), as train() draws
         pred, target = (training_predictions(model, x, masks, engine) if predict is None
                         else predict(model, x, masks))
         loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))

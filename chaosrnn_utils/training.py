@@ -431,7 +431,7 @@ def train(
     x_dev = torch.as_tensor(x_all, dtype=dtype, device=dev)
     E, T, nb = len(members), settings.seq_len, settings.batch_size
     n_starts = x_all.shape[0] - T  # window starts 0..n − T − 1
-    offsets = torch.arange(T + 1, device=dev)
+    windows = all_windows(x_dev, T)
     codes, alpha = (c.to(dev) for c in member_codes(members))
     start_time = clock() - state.wall_time
     bar, show = _epoch_bar(progress, settings, E, state.epoch)
@@ -448,7 +448,7 @@ def train(
                                                  n_starts, dev)
         for k in range(settings.batches_per_epoch):
             if static:
-                x = x_dev[starts_ep[k][..., None] + offsets]
+                x = batch_windows(windows, starts_ep[k])
                 masks = periodic_masks(codes, alpha, periods_ep[k], T)
                 if runner is None:
                     runner = _StaticRunner(update, model, x, masks)
@@ -457,7 +457,7 @@ def train(
                 continue
             starts = _draw_starts(state.generators, n_starts, nb)
             masks = schedule_masks(members, T, epoch, settings.epochs, state.generators)
-            x = x_dev[starts.to(dev)[..., None] + offsets]  # (E, B, T+1, N)
+            x = batch_windows(windows, starts.to(dev))  # (E, B, T+1, N)
             update(x, partial(training_predictions, model, masks=masks, engine=settings.engine))
         state.history.append((epoch_loss / settings.batches_per_epoch).cpu().numpy())
         state.epoch = epoch + 1
@@ -511,6 +511,23 @@ def _clip_thresholds(members: Sequence[MemberConfig], dtype: torch.dtype, device
 
     return (per_member([m.clip_norm for m in members]),
             per_member([m.clip_value for m in members]))
+
+
+def all_windows(x: Tensor, T: int) -> Tensor:
+    """Every window of T + 1 consecutive rows of the series ``x`` (n, N), as a view
+    (n − T, T + 1, N) whose row k is x_k..x_{k+T} (no copy)."""
+    x = x.contiguous()
+    n, N = x.shape
+    if n <= T:
+        raise ValueError(f"a series of {n} steps has no window of {T + 1}")
+    return x.as_strided((n - T, T + 1, N), (N, N, 1))
+
+
+def batch_windows(windows: Tensor, starts: Tensor) -> Tensor:
+    """The windows starting at ``starts`` (E, B): (E, B, T + 1, N), whole windows copied by
+    one ``index_select`` (measured 0.06 ms against 1.8 ms for an element-wise gather of
+    50 × 32 windows of 201 × 3, one thread)."""
+    return windows.index_select(0, starts.reshape(-1)).view(*starts.shape, *windows.shape[1:])
 
 
 def _draw_starts(generators: Sequence[torch.Generator], n_starts: int, nb: int) -> Tensor:

@@ -235,3 +235,22 @@ def test_bad_settings_and_data_fail_before_training(data):
     with pytest.raises(KeyError):
         train(data, [MemberConfig(tau=5)], dataclasses.replace(SETTINGS, model="gru"),
               progress=False)
+
+
+def test_batch_windows_equal_the_element_gather():
+    """A batch of whole windows (one index_select of a strided view of the series) equals
+    the element-wise gather x[s + (0..T)] it replaced, exactly (a copy, no arithmetic), for
+    starts that include the first and the last valid one; a series without a single window
+    of T + 1 steps is refused."""
+    from chaosrnn_utils.training import all_windows, batch_windows
+
+    T = 7
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+    starts = torch.randint(0, 40 - T, (4, 5), generator=torch.Generator().manual_seed(1))
+    starts[0, 0], starts[-1, -1] = 0, 40 - T - 1
+    got = batch_windows(all_windows(x, T), starts)
+    assert got.shape == (4, 5, T + 1, 3)
+    assert torch.equal(got, x[starts[..., None] + torch.arange(T + 1)])
+    assert torch.equal(got[-1, -1, -1], x[-1])
+    with pytest.raises(ValueError, match="no window"):
+        all_windows(x[:T], T)
