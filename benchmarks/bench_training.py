@@ -50,6 +50,7 @@ from chaosrnn_utils.training import (  # noqa: E402
     TrainSettings,
     all_windows,
     batch_windows,
+    member_mse,
     new_state,
     schedule_masks,
     train,
@@ -209,7 +210,7 @@ def engine_update_fn(arch: str, engine: str, data: Tensor, device: torch.device,
         x = batch_windows(windows, starts.to(device))  # (E, B, T + 1, N), as train() draws
         pred, target = (training_predictions(model, x, masks, engine) if predict is None
                         else predict(model, x, masks))
-        loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))
+        loss = member_mse(pred, target)  # as train() computes it
         sync()
         t1 = time.perf_counter()
         opt.zero_grad(set_to_none=False)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from tqdm import tqdm
 
 from . import fused, paths, triton_engine
@@ -248,6 +249,37 @@ def training_predictions(model: EnsembleRNN, x: Tensor, masks: dict[str, Tensor]
     if engine == "fused" and fused.supports(model):  # Triton kernels on CUDA when present
         return triton_engine.predictions(model, x, masks), x[:, :, 1:].transpose(1, 2)
     return model.observe(training_rollout(model, x, masks)), x[:, :, 1:]
+
+
+class _MemberMSE(torch.autograd.Function):
+    """L_e = mean over (t, b, n) of (x_t − x̂_t)², per member e; ∂L_e/∂x̂ = −2 (x − x̂) ḡ_e / n
+    in one pass (autograd's graph of the same formula takes about five passes over the
+    predictions; measured 1.3 against 5.4 ms for (50, 200, 32, 3), one thread). The same
+    formula as that graph: the same difference and reduction, and the gradient's factors in
+    autograd's rounding order (ḡ/n first; the 2 and the sign are exact), so on the CPUs
+    measured (Zen 5, native and portable kernels) the same bits."""
+
+    @staticmethod
+    def forward(ctx, pred: Tensor, target: Tensor) -> Tensor:
+        diff = target - pred
+        ctx.save_for_backward(diff)
+        return diff.pow(2).mean(dim=tuple(range(1, diff.dim())))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        (diff,) = ctx.saved_tensors
+        scale = (g / diff[0].numel()).mul_(-2).view(-1, *[1] * (diff.dim() - 1))
+        return diff * scale, None
+
+
+def member_mse(pred: Tensor, target: Tensor) -> Tensor:
+    """The training loss per member, (E,): the mean squared error over every other axis of
+    the predictions (E, ...) against their targets (any layouts; a target that needs a
+    gradient goes through autograd's graph instead)."""
+    if target.requires_grad:
+        return ((target - pred) ** 2).mean(dim=tuple(range(1, pred.dim())))
+    return _MemberMSE.apply(pred, target)
 
 
 def _per_member(v: Tensor, like: Tensor) -> Tensor:
@@ -560,7 +592,7 @@ def _update(state: TrainState, params: list[Tensor], clip_norm: Tensor, clip_val
     norm is not finite is frozen, its epoch recorded), Adam, and the epoch's loss sum; all
     bookkeeping in place on device tensors (no host sync)."""
     pred, target = predict(x)
-    loss = ((target - pred) ** 2).mean(dim=(1, 2, 3))  # (E,)
+    loss = member_mse(pred, target)  # (E,)
     alive = state.alive
     state.optimizer.zero_grad(set_to_none=False)
     torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()

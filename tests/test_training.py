@@ -254,3 +254,34 @@ def test_batch_windows_equal_the_element_gather():
     assert torch.equal(got[-1, -1, -1], x[-1])
     with pytest.raises(ValueError, match="no window"):
         all_windows(x[:T], T)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["engine", "contiguous"])
+def test_member_mse_equals_the_autograd_graph(dtype, layout):
+    """The one-pass per-member loss against autograd's graph of ((x − x̂)²).mean over every
+    axis but the member's: loss and ∂/∂x̂ for weights ḡ per member, with predictions laid
+    out as the fused engine returns them (a view of an (E, T, N, B) block) and contiguous.
+    Same formula and rounding order, so agreement to a few units of the last place (a
+    missing factor 2, sign or 1/n gives O(1)); a target that needs a gradient gets one."""
+    from chaosrnn_utils.training import member_mse
+
+    gen = torch.Generator().manual_seed(3)
+    E, T, B, N = 4, 9, 5, 3
+    x = torch.randn(E, B, T + 1, N, dtype=dtype, generator=gen)
+    target = x[:, :, 1:].transpose(1, 2)
+    block = torch.randn(E, T, N, B, dtype=dtype, generator=gen)
+    base = block.transpose(2, 3) if layout == "engine" else block.transpose(2, 3).contiguous()
+    w = torch.rand(E, dtype=dtype, generator=gen)
+    p_ref, p = base.clone().requires_grad_(), base.clone().requires_grad_()
+    ref = ((target - p_ref) ** 2).mean(dim=(1, 2, 3))
+    (ref * w).sum().backward()
+    got = member_mse(p, target)
+    (got * w).sum().backward()
+    tol = dict(rtol=4 * torch.finfo(dtype).eps, atol=0.0)
+    torch.testing.assert_close(got, ref, **tol)
+    torch.testing.assert_close(p.grad, p_ref.grad, **tol)
+    t = target.clone().requires_grad_()
+    member_mse(p.detach(), t).sum().backward()
+    torch.testing.assert_close(t.grad, -p_ref.grad / w[:, None, None, None], rtol=1e-5,
+                               atol=0.0)
