@@ -159,8 +159,10 @@ class _PLRNNCell:
         self.Wo = W * offdiag
 
     def forward(self, st: Tensor, ct: Tensor | None) -> tuple[Tensor, None, tuple]:
-        # in place on the fresh sum: an out-of-place baddbmm first copies its input
-        z = torch.addcmul(self.hb, self.Ab, st).baddbmm_(self.Wo, torch.relu(st))
+        # h + W_off relu(s̃) first, then A ⊙ s̃ in place: an out-of-place addcmul whose first
+        # operand is broadcast, (E, M, 1), runs an unvectorised loop (measured 25 against
+        # 4.6 µs in place at E = 50, M = 30, B = 32)
+        z = torch.baddbmm(self.hb, self.Wo, torch.relu(st)).addcmul_(self.Ab, st)
         return z, None, (st,)  # relu s̃ is recomputed in the backward: less memory traffic
 
     def zero_grads(self, like: Tensor) -> list[Tensor]:
@@ -232,9 +234,6 @@ class _LSTMCell:
         scale[2 * M: 3 * M] = 2.0
         self.W, self.M = W, M
         self.Ws, self.bb = W * scale[:, None], (b * scale)[:, :, None]
-        dscale = torch.ones(1, 4, 1, 1, dtype=W.dtype, device=W.device)
-        dscale[0, 2] = 4.0  # 1 − g² = 4σ(1 − σ) for σ = σ(2a_g)
-        self.dscale = dscale
 
     def forward(self, ht: Tensor, ct: Tensor) -> tuple[Tensor, Tensor, tuple]:
         E, M, nb = ht.shape
@@ -262,7 +261,9 @@ class _LSTMCell:
         da = torch.empty_like(G)  # ∂L/∂a, gate by gate: what multiplies each gate in c', h'
         for k, (u, v) in enumerate(((g, gc), (ct, gc), (i, gc), (tc, gh))):
             torch.mul(u, v, out=da[:, k])
-        da.mul_(torch.addcmul(G, G, G, value=-1.0).mul_(self.dscale))  # × ∂gate/∂a
+        dgate = torch.addcmul(G, G, G, value=-1.0)  # σ(1 − σ) per gate
+        dgate[:, 2].mul_(4.0)  # 1 − g² = 4σ(1 − σ) for σ = σ(2a_g) (a broadcast factor costs 3×)
+        da.mul_(dgate)  # × ∂gate/∂a
         da = da.view(E, 4 * M, nb)
         gWt.baddbmm_(ht, da.mT)
         gb.add_(da)
