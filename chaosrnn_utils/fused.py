@@ -262,7 +262,9 @@ class _LSTMCell:
         for k, (u, v) in enumerate(((g, gc), (ct, gc), (i, gc), (tc, gh))):
             torch.mul(u, v, out=da[:, k])
         dgate = torch.addcmul(G, G, G, value=-1.0)  # σ(1 − σ) per gate
-        dgate[:, 2].mul_(4.0)  # 1 − g² = 4σ(1 − σ) for σ = σ(2a_g) (a broadcast factor costs 3×)
+        # 1 − g² = 4σ(1 − σ) for σ = σ(2a_g), on the g block only (a (1, 4, 1, 1) factor
+        # broadcast over the whole block took 9 µs at E = 50, M = 30, B = 32)
+        dgate[:, 2].mul_(4.0)
         da.mul_(dgate)  # × ∂gate/∂a
         da = da.view(E, 4 * M, nb)
         gWt.baddbmm_(ht, da.mT)
