@@ -140,10 +140,11 @@ def _carry(plan: Plan, t: int, g: Tensor | None) -> Tensor | None:
     return g if kind == "pass" else g * plan.a_bwd[t]
 
 
-def _tanh(x: Tensor) -> Tensor:
+def _tanh(x: Tensor, native: bool | None = None) -> Tensor:
     """tanh x = 2σ(2x) − 1: on the CPU torch's tanh costs about 2.5 sigmoids (measured at
-    (50, 32, 30)); the identity costs one plus two in-place scalings. GPUs use tanh."""
-    if x.is_cuda:
+    (50, 32, 30)); the identity costs one plus two in-place scalings. ``native`` (default:
+    on a GPU) uses tanh itself."""
+    if x.is_cuda if native is None else native:
         return torch.tanh(x)
     return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
@@ -189,13 +190,14 @@ class _TanhCell:
 
     has_cell = False
 
-    def __init__(self, W: Tensor, h: Tensor) -> None:
+    def __init__(self, W: Tensor, h: Tensor, native: bool | None = None) -> None:
         self.W, self.hb = W, h[:, :, None]
-        if not W.is_cuda:  # tanh x = 2σ(2x) − 1 with the 2 in W and h (exact: a power of 2)
+        self.native = W.is_cuda if native is None else native  # torch.tanh (GPUs) or:
+        if not self.native:  # tanh x = 2σ(2x) − 1 with the 2 in W and h (exact: a power of 2)
             self.W2, self.hb2 = W * 2, self.hb * 2
 
     def forward(self, st: Tensor, ct: Tensor | None) -> tuple[Tensor, None, tuple]:
-        if st.is_cuda:
+        if self.native:
             z = torch.tanh(torch.baddbmm(self.hb, self.W, st))
         else:
             z = torch.sigmoid(torch.baddbmm(self.hb2, self.W2, st)).mul_(2).sub_(1)
@@ -228,7 +230,8 @@ class _LSTMCell:
 
     has_cell = True
 
-    def __init__(self, W: Tensor, b: Tensor) -> None:
+    def __init__(self, W: Tensor, b: Tensor, native: bool | None = None) -> None:
+        self.native = native  # tanh of the cell state: see _tanh
         M = W.shape[-1]
         scale = torch.ones(4 * M, dtype=W.dtype, device=W.device)
         scale[2 * M: 3 * M] = 2.0
@@ -241,7 +244,7 @@ class _LSTMCell:
         i, f, sg, o = G.unbind(1)
         g = sg * 2 - 1
         c = torch.addcmul(f * ct, i, g)
-        tc = _tanh(c)
+        tc = _tanh(c, self.native)
         return o * tc, c, (ht, ct, G, g, tc)
 
     def zero_grads(self, like: Tensor) -> list[Tensor]:

@@ -226,3 +226,33 @@ def test_upstream_gradient_in_any_layout(arch):
         for n, p in model.named_parameters():
             torch.testing.assert_close(p.grad, want[n], rtol=1e-10, atol=1e-12,
                                        msg=f"{name}: {n}")
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm"])
+def test_the_gpu_tanh_path_on_the_cpu(arch):
+    """On a GPU the tanh RNN and the LSTM's cell state use torch.tanh; on the CPU the
+    identity tanh x = 2σ(2x) − 1 (cheaper there). The GPU branch, forced on the CPU, against
+    the CPU branch: predictions and every gradient agree to float64 rounding (≈ 1e-15 per
+    step; a wrong factor 2 or a missing bias gives O(1)), with every mode in the ensemble."""
+    from functools import partial
+
+    E, T, M = len(MEMBERS), 13, 6
+    model = make_model(arch, M, 3, n_models=E, seeds=list(range(E)), dtype=torch.float64)
+    x = torch.randn(E, 4, T + 1, 3, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(6))
+    masks = schedule_masks(MEMBERS, T, 3, 10, member_generators(MEMBERS))
+    plan = fused.make_plan(masks, dtype=torch.float64, device=torch.device("cpu"))
+    cell = fused._TanhCell if arch == "rnn" else fused._LSTMCell
+    xs = x[:, :, :T].transpose(1, 2)
+    outs, grads = [], []
+    for native in (False, True):
+        model.zero_grad()
+        out = fused._FusedRollout.apply(xs, model.B, fused.forcing_projection(model), plan,
+                                        partial(cell, native=native),
+                                        *fused.cell_parameters(model))
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-10, atol=1e-12)
+    for g_native, g_cpu in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(g_native, g_cpu, rtol=1e-10, atol=1e-12)
