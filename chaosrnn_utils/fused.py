@@ -140,11 +140,11 @@ def _carry(plan: Plan, t: int, g: Tensor | None) -> Tensor | None:
     return g if kind == "pass" else g * plan.a_bwd[t]
 
 
-def _tanh(x: Tensor, native: bool | None = None) -> Tensor:
+def _tanh(x: Tensor, native: bool) -> Tensor:
     """tanh x = 2σ(2x) − 1: on the CPU torch's tanh costs about 2.5 sigmoids (measured at
-    (50, 32, 30)); the identity costs one plus two in-place scalings. ``native`` (default:
-    on a GPU) uses tanh itself."""
-    if x.is_cuda if native is None else native:
+    (50, 32, 30)); the identity costs one plus two in-place scalings. ``native`` (the cells
+    set it on a GPU) uses tanh itself."""
+    if native:
         return torch.tanh(x)
     return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
@@ -231,7 +231,7 @@ class _LSTMCell:
     has_cell = True
 
     def __init__(self, W: Tensor, b: Tensor, native: bool | None = None) -> None:
-        self.native = native  # tanh of the cell state: see _tanh
+        self.native = W.is_cuda if native is None else native  # tanh of c': see _tanh
         M = W.shape[-1]
         scale = torch.ones(4 * M, dtype=W.dtype, device=W.device)
         scale[2 * M: 3 * M] = 2.0

@@ -270,15 +270,13 @@ class _MemberMSE(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         (diff,) = ctx.saved_tensors
         scale = (g / diff[0].numel()).mul_(-2).view(-1, *[1] * (diff.dim() - 1))
-        return diff * scale, None
+        grad = diff * scale
+        return grad, -grad if ctx.needs_input_grad[1] else None
 
 
 def member_mse(pred: Tensor, target: Tensor) -> Tensor:
     """The training loss per member, (E,): the mean squared error over every other axis of
-    the predictions (E, ...) against their targets (any layouts; a target that needs a
-    gradient goes through autograd's graph instead)."""
-    if target.requires_grad:
-        return ((target - pred) ** 2).mean(dim=tuple(range(1, pred.dim())))
+    the predictions (E, ...) against their targets (any layouts)."""
     return _MemberMSE.apply(pred, target)
 
 

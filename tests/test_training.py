@@ -263,7 +263,8 @@ def test_member_mse_equals_the_autograd_graph(dtype, layout):
     axis but the member's: loss and ∂/∂x̂ for weights ḡ per member, with predictions laid
     out as the fused engine returns them (a view of an (E, T, N, B) block) and contiguous.
     Same formula and rounding order, so agreement to a few units of the last place (a
-    missing factor 2, sign or 1/n gives O(1)); a target that needs a gradient gets one."""
+    missing factor 2, sign or 1/n gives O(1)); a target that needs a gradient gets the
+    opposite one."""
     from chaosrnn_utils.training import member_mse
 
     gen = torch.Generator().manual_seed(3)
